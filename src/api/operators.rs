@@ -1,0 +1,265 @@
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{Json, Pagination, Path, Query, invalid};
+use crate::AppState;
+use crate::domain::{MaxLoad, Name};
+use crate::error::{AppError, ErrorBody};
+use crate::model::Operator;
+use crate::store::ops::{NewOperator, OperatorChanges};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_operator, list_operators))
+        .routes(routes!(get_operator, update_operator, delete_operator))
+        .routes(routes!(get_operator_stats))
+}
+
+/// A new operator.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateOperator {
+    /// 1 to 255 characters.
+    #[schema(example = "Оператор 1")]
+    pub name: String,
+    /// Whether the operator takes new contacts (default true).
+    #[serde(default)]
+    pub is_active: Option<bool>,
+    /// Most `active` contacts given to the operator automatically: 0 to 1,000,000 (default 10).
+    #[serde(default)]
+    #[schema(example = 10, minimum = 0, maximum = 1_000_000)]
+    pub max_load: Option<i64>,
+}
+
+/// Changes to an operator; absent (or null) fields keep their value.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UpdateOperator {
+    pub name: Option<String>,
+    pub is_active: Option<bool>,
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    pub max_load: Option<i64>,
+}
+
+/// An operator's load and what they have handled.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorStats {
+    pub operator_id: i64,
+    pub operator_name: String,
+    pub is_active: bool,
+    /// Contacts in status `active` assigned to the operator.
+    pub active_contacts_count: i64,
+    pub max_load: i64,
+    /// active_contacts_count / max_load × 100, two decimals; 0 when max_load is 0.
+    #[schema(example = 40.0)]
+    pub utilization_percent: f64,
+    /// All contacts assigned to the operator, in any status.
+    pub total_contacts: i64,
+    /// Contacts per status.
+    pub contacts_by_status: BTreeMap<String, i64>,
+    /// Contacts per source.
+    pub contacts_by_source: Vec<OperatorSourceStats>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorSourceStats {
+    pub source_id: i64,
+    pub source_name: String,
+    pub total_contacts: i64,
+    pub active_contacts: i64,
+}
+
+impl CreateOperator {
+    fn parse(self) -> Result<NewOperator, AppError> {
+        Ok(NewOperator {
+            name: Name::parse(&self.name).map_err(|e| invalid("name", e))?,
+            is_active: self.is_active.unwrap_or(true),
+            max_load: match self.max_load {
+                Some(value) => MaxLoad::parse(value).map_err(|e| invalid("max_load", e))?,
+                None => MaxLoad::DEFAULT,
+            },
+        })
+    }
+}
+
+impl UpdateOperator {
+    fn parse(self) -> Result<OperatorChanges, AppError> {
+        Ok(OperatorChanges {
+            name: self
+                .name
+                .map(|name| Name::parse(&name).map_err(|e| invalid("name", e)))
+                .transpose()?,
+            is_active: self.is_active,
+            max_load: self
+                .max_load
+                .map(|value| MaxLoad::parse(value).map_err(|e| invalid("max_load", e)))
+                .transpose()?,
+        })
+    }
+}
+
+/// Create an operator.
+#[utoipa::path(
+    post, path = "/operators", tag = "operators",
+    request_body = CreateOperator,
+    responses(
+        (status = 201, description = "Created", body = Operator),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+async fn create_operator(
+    State(state): State<AppState>,
+    Json(body): Json<CreateOperator>,
+) -> Result<(StatusCode, Json<Operator>), AppError> {
+    let operator = state.store.create_operator(body.parse()?).await?;
+    tracing::info!(operator_id = operator.id, "operator created");
+    Ok((StatusCode::CREATED, Json(operator)))
+}
+
+/// List operators, oldest first.
+#[utoipa::path(
+    get, path = "/operators", tag = "operators",
+    params(Pagination),
+    responses(
+        (status = 200, description = "Operators", body = [Operator]),
+        (status = 422, description = "Invalid skip or limit", body = ErrorBody),
+    )
+)]
+async fn list_operators(
+    State(state): State<AppState>,
+    Query(pagination): Query<Pagination>,
+) -> Result<Json<Vec<Operator>>, AppError> {
+    Ok(Json(state.store.list_operators(pagination.page()?).await?))
+}
+
+/// Get an operator.
+#[utoipa::path(
+    get, path = "/operators/{id}", tag = "operators",
+    params(("id" = i64, Path, description = "Operator id")),
+    responses(
+        (status = 200, description = "The operator", body = Operator),
+        (status = 404, description = "No such operator", body = ErrorBody),
+        (status = 422, description = "Invalid id", body = ErrorBody),
+    )
+)]
+async fn get_operator(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Operator>, AppError> {
+    Ok(Json(state.store.get_operator(id).await?))
+}
+
+/// Change an operator's name, activity or max_load. Lowering max_load below the current load takes nothing
+/// away from the operator; they just get no new contacts until they are below it.
+#[utoipa::path(
+    patch, path = "/operators/{id}", tag = "operators",
+    params(("id" = i64, Path, description = "Operator id")),
+    request_body = UpdateOperator,
+    responses(
+        (status = 200, description = "The changed operator", body = Operator),
+        (status = 404, description = "No such operator", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+async fn update_operator(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Json(body): Json<UpdateOperator>,
+) -> Result<Json<Operator>, AppError> {
+    Ok(Json(state.store.update_operator(id, body.parse()?).await?))
+}
+
+/// Delete an operator. Their weights go with them; their contacts stay, with `operator_id: null` and the status
+/// they had (active ones become unassigned).
+#[utoipa::path(
+    delete, path = "/operators/{id}", tag = "operators",
+    params(("id" = i64, Path, description = "Operator id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such operator", body = ErrorBody),
+        (status = 422, description = "Invalid id", body = ErrorBody),
+    )
+)]
+async fn delete_operator(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    state.store.delete_operator(id).await?;
+    tracing::info!(operator_id = id, "operator deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An operator's current load, utilisation, and contacts by status and by source.
+#[utoipa::path(
+    get, path = "/operators/{id}/stats", tag = "stats",
+    params(("id" = i64, Path, description = "Operator id")),
+    responses(
+        (status = 200, description = "The operator's stats", body = OperatorStats),
+        (status = 404, description = "No such operator", body = ErrorBody),
+        (status = 422, description = "Invalid id", body = ErrorBody),
+    )
+)]
+async fn get_operator_stats(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<OperatorStats>, AppError> {
+    let (operator, tallies) = state.store.operator_tallies(id).await?;
+    let mut contacts_by_status = BTreeMap::new();
+    let mut contacts_by_source: Vec<OperatorSourceStats> = Vec::new();
+    for tally in tallies {
+        *contacts_by_status.entry(tally.status.clone()).or_insert(0) += tally.contacts;
+        let active = if tally.status == crate::domain::Status::ACTIVE {
+            tally.contacts
+        } else {
+            0
+        };
+        match contacts_by_source.last_mut() {
+            Some(last) if last.source_id == tally.source_id => {
+                last.total_contacts += tally.contacts;
+                last.active_contacts += active;
+            }
+            _ => contacts_by_source.push(OperatorSourceStats {
+                source_id: tally.source_id,
+                source_name: tally.source_name,
+                total_contacts: tally.contacts,
+                active_contacts: active,
+            }),
+        }
+    }
+    Ok(Json(OperatorStats {
+        operator_id: operator.id,
+        utilization_percent: utilization_percent(operator.active_load, operator.max_load),
+        operator_name: operator.name,
+        is_active: operator.is_active,
+        active_contacts_count: operator.active_load,
+        max_load: operator.max_load,
+        total_contacts: contacts_by_status.values().sum(),
+        contacts_by_status,
+        contacts_by_source,
+    }))
+}
+
+fn utilization_percent(active: i64, max_load: i64) -> f64 {
+    if max_load == 0 {
+        return 0.0;
+    }
+    (active as f64 / max_load as f64 * 10_000.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utilization_has_two_decimals_and_is_zero_without_capacity() {
+        assert_eq!(super::utilization_percent(1, 3), 33.33);
+        assert_eq!(super::utilization_percent(2, 3), 66.67);
+        assert_eq!(super::utilization_percent(5, 0), 0.0);
+    }
+}

@@ -1,0 +1,261 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{Json, Pagination, Path, Query, invalid, nullable};
+use crate::AppState;
+use crate::domain::{Name, Text, Weight};
+use crate::error::{AppError, ErrorBody};
+use crate::model::{OperatorWeight, Source, SourceDetail};
+use crate::store::ops::{NewSource, SourceChanges};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_source, list_sources))
+        .routes(routes!(get_source, update_source, delete_source))
+        .routes(routes!(link_operator))
+        .routes(routes!(update_weight, unlink_operator))
+}
+
+/// A new source.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateSource {
+    /// 1 to 255 characters, unique among the sources.
+    #[schema(example = "Telegram Bot")]
+    pub name: String,
+    /// At most 10,000 characters.
+    #[schema(example = "Бот в Telegram")]
+    pub description: Option<String>,
+}
+
+/// Changes to a source; absent fields keep their value, `"description": null` clears the description.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct UpdateSource {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+}
+
+/// An operator to add to a source.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LinkOperator {
+    #[schema(example = 1)]
+    pub operator_id: i64,
+    /// Above 0, at most 1,000,000, fractions allowed (default 1).
+    #[serde(default)]
+    #[schema(example = 10.0, exclusive_minimum = 0.0, maximum = 1_000_000.0)]
+    pub weight: Option<f64>,
+}
+
+/// A new weight.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateWeight {
+    /// Above 0, at most 1,000,000, fractions allowed.
+    #[schema(example = 30.0, exclusive_minimum = 0.0, maximum = 1_000_000.0)]
+    pub weight: f64,
+}
+
+fn parse_description(raw: Option<&str>) -> Result<Option<Text>, AppError> {
+    raw.map(|d| Text::parse(d).map_err(|e| invalid("description", e)))
+        .transpose()
+}
+
+fn parse_weight(raw: f64) -> Result<Weight, AppError> {
+    Weight::parse(raw).map_err(|e| invalid("weight", e))
+}
+
+/// Create a source.
+#[utoipa::path(
+    post, path = "/sources", tag = "sources",
+    request_body = CreateSource,
+    responses(
+        (status = 201, description = "Created", body = Source),
+        (status = 409, description = "A source with this name exists", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+async fn create_source(
+    State(state): State<AppState>,
+    Json(body): Json<CreateSource>,
+) -> Result<(StatusCode, Json<Source>), AppError> {
+    let new = NewSource {
+        name: Name::parse(&body.name).map_err(|e| invalid("name", e))?,
+        description: parse_description(body.description.as_deref())?,
+    };
+    let source = state.store.create_source(new).await?;
+    tracing::info!(source_id = source.id, "source created");
+    Ok((StatusCode::CREATED, Json(source)))
+}
+
+/// List sources, oldest first.
+#[utoipa::path(
+    get, path = "/sources", tag = "sources",
+    params(Pagination),
+    responses(
+        (status = 200, description = "Sources", body = [Source]),
+        (status = 422, description = "Invalid skip or limit", body = ErrorBody),
+    )
+)]
+async fn list_sources(
+    State(state): State<AppState>,
+    Query(pagination): Query<Pagination>,
+) -> Result<Json<Vec<Source>>, AppError> {
+    Ok(Json(state.store.list_sources(pagination.page()?).await?))
+}
+
+/// Get a source with its operators and their weights.
+#[utoipa::path(
+    get, path = "/sources/{id}", tag = "sources",
+    params(("id" = i64, Path, description = "Source id")),
+    responses(
+        (status = 200, description = "The source and its weights", body = SourceDetail),
+        (status = 404, description = "No such source", body = ErrorBody),
+        (status = 422, description = "Invalid id", body = ErrorBody),
+    )
+)]
+async fn get_source(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<SourceDetail>, AppError> {
+    Ok(Json(state.store.get_source(id).await?))
+}
+
+/// Rename a source or change its description.
+#[utoipa::path(
+    patch, path = "/sources/{id}", tag = "sources",
+    params(("id" = i64, Path, description = "Source id")),
+    request_body = UpdateSource,
+    responses(
+        (status = 200, description = "The changed source", body = Source),
+        (status = 404, description = "No such source", body = ErrorBody),
+        (status = 409, description = "Another source has this name", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    )
+)]
+async fn update_source(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Json(body): Json<UpdateSource>,
+) -> Result<Json<Source>, AppError> {
+    let changes = SourceChanges {
+        name: body
+            .name
+            .map(|name| Name::parse(&name).map_err(|e| invalid("name", e)))
+            .transpose()?,
+        description: body
+            .description
+            .map(|d| parse_description(d.as_deref()))
+            .transpose()?,
+    };
+    Ok(Json(state.store.update_source(id, changes).await?))
+}
+
+/// Delete (retire) a source. It disappears from the API, takes no new contacts, and its weights are removed;
+/// its contacts are kept as they are — their operators, statuses and history — and still listed by
+/// `GET /contacts/?source_id=`. Its name becomes free for a new source.
+#[utoipa::path(
+    delete, path = "/sources/{id}", tag = "sources",
+    params(("id" = i64, Path, description = "Source id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such source", body = ErrorBody),
+        (status = 422, description = "Invalid id", body = ErrorBody),
+    )
+)]
+async fn delete_source(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    state.store.delete_source(id).await?;
+    tracing::info!(source_id = id, "source deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Add an operator to a source with a weight.
+#[utoipa::path(
+    post, path = "/sources/{id}/operators", tag = "sources",
+    params(("id" = i64, Path, description = "Source id")),
+    request_body = LinkOperator,
+    responses(
+        (status = 201, description = "Linked", body = OperatorWeight),
+        (status = 404, description = "No such source or operator", body = ErrorBody),
+        (status = 409, description = "The operator is already linked to the source", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid weight", body = ErrorBody),
+    )
+)]
+async fn link_operator(
+    State(state): State<AppState>,
+    Path(source_id): Path<i64>,
+    Json(body): Json<LinkOperator>,
+) -> Result<(StatusCode, Json<OperatorWeight>), AppError> {
+    let weight = match body.weight {
+        Some(raw) => parse_weight(raw)?,
+        None => Weight::DEFAULT,
+    };
+    let link = state
+        .store
+        .link_operator(source_id, body.operator_id, weight)
+        .await?;
+    Ok((StatusCode::CREATED, Json(link)))
+}
+
+/// Change an operator's weight on a source.
+#[utoipa::path(
+    patch, path = "/sources/{id}/operators/{operator_id}", tag = "sources",
+    params(
+        ("id" = i64, Path, description = "Source id"),
+        ("operator_id" = i64, Path, description = "Operator id"),
+    ),
+    request_body = UpdateWeight,
+    responses(
+        (status = 200, description = "The new weight", body = OperatorWeight),
+        (status = 404, description = "The operator is not linked to the source", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid weight", body = ErrorBody),
+    )
+)]
+async fn update_weight(
+    State(state): State<AppState>,
+    Path((source_id, operator_id)): Path<(i64, i64)>,
+    Json(body): Json<UpdateWeight>,
+) -> Result<Json<OperatorWeight>, AppError> {
+    let weight = parse_weight(body.weight)?;
+    Ok(Json(
+        state
+            .store
+            .update_weight(source_id, operator_id, weight)
+            .await?,
+    ))
+}
+
+/// Remove an operator from a source. Their contacts from it stay assigned to them.
+#[utoipa::path(
+    delete, path = "/sources/{id}/operators/{operator_id}", tag = "sources",
+    params(
+        ("id" = i64, Path, description = "Source id"),
+        ("operator_id" = i64, Path, description = "Operator id"),
+    ),
+    responses(
+        (status = 204, description = "Unlinked"),
+        (status = 404, description = "The operator is not linked to the source", body = ErrorBody),
+        (status = 422, description = "Invalid id", body = ErrorBody),
+    )
+)]
+async fn unlink_operator(
+    State(state): State<AppState>,
+    Path((source_id, operator_id)): Path<(i64, i64)>,
+) -> Result<StatusCode, AppError> {
+    state.store.unlink_operator(source_id, operator_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,99 @@
+//! Deployment configuration: one struct, every field settable by flag or environment variable, every default
+//! chosen so that `leadrouter` with no arguments just works on a laptop.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// leadrouter: routes incoming lead contacts to operators by weight, within their load limits.
+///
+/// Log verbosity follows `RUST_LOG` (default `leadrouter=info,tower_http=warn`; `tower_http=debug` logs every
+/// request).
+#[derive(Debug, Parser)]
+#[command(name = "leadrouter", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default when no command is given).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address and port the HTTP server listens on.
+    #[arg(
+        long,
+        env = "LEADROUTER_BIND",
+        default_value = "127.0.0.1:8000",
+        global = true
+    )]
+    pub bind: SocketAddr,
+
+    /// `sqlite://PATH` (created on first start) or `postgres://USER@HOST/DB`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://crm.db",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Region (ISO 3166 alpha-2) assumed for phone numbers written without a country code.
+    #[arg(
+        long,
+        env = "LEADROUTER_DEFAULT_REGION",
+        default_value = "RU",
+        global = true
+    )]
+    pub default_region: String,
+
+    /// Most database connections: SQLite readers, or the PostgreSQL pool.
+    #[arg(
+        long,
+        env = "LEADROUTER_DB_MAX_CONNECTIONS",
+        default_value_t = 8,
+        global = true
+    )]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a database connection before it is answered 503.
+    #[arg(
+        long,
+        env = "LEADROUTER_DB_ACQUIRE_TIMEOUT_SECS",
+        default_value_t = 5,
+        global = true
+    )]
+    pub db_acquire_timeout_secs: u64,
+
+    /// SQLite only: most write requests committed together in one transaction (group commit).
+    #[arg(
+        long,
+        env = "LEADROUTER_WRITE_BATCH_MAX",
+        default_value_t = 256,
+        global = true
+    )]
+    pub write_batch_max: usize,
+}
+
+impl Config {
+    /// The defaults, as `leadrouter` with no flags and no environment would use them, on another database.
+    pub fn with_database_url(database_url: impl Into<String>) -> Self {
+        let mut config = Cli::parse_from(["leadrouter"]).config;
+        config.database_url = database_url.into();
+        config
+    }
+
+    pub fn db_acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.db_acquire_timeout_secs)
+    }
+}

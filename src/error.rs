@@ -1,0 +1,113 @@
+//! The one error type of the service and its one way out: a status code and a JSON body `{"detail": …}`, the
+//! shape the reference implementation's clients already parse.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is well-formed but a value in it is not acceptable.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// A rejection produced by axum while reading the request (body too large, wrong content type, …).
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
+    /// The database could not be reached in time; the client may retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in words meant for the developer of the client.
+    #[schema(example = "Operator not found")]
+    pub detail: String,
+}
+
+impl AppError {
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(format!("{what} not found"))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Rejected { status, .. } => *status,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(error) if is_unavailability(error) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Whether the error is the client's doing; a batch of writes survives those, not the others.
+    pub fn is_client_error(&self) -> bool {
+        self.status().is_client_error()
+    }
+}
+
+fn is_unavailability(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+    )
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = match status {
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                tracing::error!(error = %self, "request failed");
+                "Internal server error".to_owned()
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(error = %self, "database unavailable");
+                "Database unavailable, retry later".to_owned()
+            }
+            _ => self.to_string(),
+        };
+        (status, Json(ErrorBody { detail })).into_response()
+    }
+}
+
+macro_rules! from_rejection {
+    ($rejection:ty) => {
+        impl From<$rejection> for AppError {
+            fn from(rejection: $rejection) -> Self {
+                let status = match rejection.status() {
+                    // A body that is JSON but not of the expected shape is a validation error, as in the
+                    // reference; so is a path or query parameter of the wrong type.
+                    StatusCode::BAD_REQUEST => StatusCode::UNPROCESSABLE_ENTITY,
+                    other => other,
+                };
+                Self::Rejected {
+                    status,
+                    message: rejection.body_text(),
+                }
+            }
+        }
+    };
+}
+
+from_rejection!(JsonRejection);
+from_rejection!(PathRejection);
+from_rejection!(QueryRejection);
+from_rejection!(BytesRejection);

@@ -1,0 +1,115 @@
+//! leadrouter: a lead-distribution service. A bot posts a contact; leadrouter identifies the lead, picks an
+//! operator by weight among those with free capacity, and stores the contact, all in one transaction.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod model;
+pub mod store;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use api::build_app;
+pub use config::Config;
+use domain::PhoneRegion;
+use store::Store;
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// The region assumed for phone numbers written without a country code.
+    pub phone_region: PhoneRegion,
+}
+
+/// A server that is accepting requests.
+pub struct Server {
+    local_addr: SocketAddr,
+    store: Store,
+    shutdown: oneshot::Sender<()>,
+    serving: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the database (migrating it), binds the configured address and starts serving.
+    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        let phone_region: PhoneRegion = config
+            .default_region
+            .parse()
+            .context("LEADROUTER_DEFAULT_REGION")?;
+        let store = Store::open(config).await.with_context(|| {
+            format!("opening the database at {}", redacted(&config.database_url))
+        })?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("binding {}", config.bind))?;
+        let local_addr = listener.local_addr()?;
+        let app = build_app(AppState {
+            store: store.clone(),
+            phone_region,
+        });
+        let (shutdown, stop_requested) = oneshot::channel::<()>();
+        let serving = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_requested.await;
+                })
+                .await
+        });
+        tracing::info!(address = %local_addr, backend = store.backend_name(), "leadrouter is serving");
+        Ok(Self {
+            local_addr,
+            store,
+            shutdown,
+            serving,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections, lets the requests under way finish, then closes the database.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        let served = self.serving.await;
+        self.store.close().await;
+        served??;
+        tracing::info!("leadrouter stopped");
+        Ok(())
+    }
+}
+
+/// The URL without its password, for logs and errors.
+fn redacted(database_url: &str) -> String {
+    match url_password_span(database_url) {
+        Some((start, end)) => format!("{}***{}", &database_url[..start], &database_url[end..]),
+        None => database_url.to_owned(),
+    }
+}
+
+/// Where the password of `scheme://user:password@host` is, if there is one.
+fn url_password_span(url: &str) -> Option<(usize, usize)> {
+    let authority_start = url.find("://")? + 3;
+    let at = authority_start + url[authority_start..].find('@')?;
+    let colon = authority_start + url[authority_start..at].find(':')?;
+    Some((colon + 1, at))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redacted("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redacted("sqlite://crm.db"), "sqlite://crm.db");
+    }
+}

@@ -1,0 +1,421 @@
+//! Persistence. One `Store` over either backend: SQLite (embedded, the default) or PostgreSQL (several
+//! instances on one database). Reads and writes are the same operations on both; what differs is how a write
+//! becomes a transaction:
+//! - SQLite: one writer task owns the write connection and commits concurrent writes in batches
+//!   ([`writer`]), reads use a pool of read-only connections and never wait for writes (WAL);
+//! - PostgreSQL: each write is its own transaction on the pool, retried when it collides with a concurrent
+//!   one (a unique violation, a deadlock); row locks and conditional updates keep the invariants across
+//!   processes.
+
+mod conn;
+pub mod ops;
+mod writer;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, Postgres, Sqlite};
+
+pub use conn::{Conn, ContactFilter, LeadFilter, OperatorTally, Page, SourceStatusTally};
+use ops::{NewContact, NewOperator, NewSource, OperatorChanges, SourceChanges};
+pub use writer::WriteFuture;
+use writer::WriterHandle;
+
+use crate::config::Config;
+use crate::domain::{Status, Weight};
+use crate::error::AppError;
+use crate::model::{Contact, Lead, LeadDetail, Operator, OperatorWeight, Source, SourceDetail};
+
+type Result<T> = std::result::Result<T, AppError>;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How many times a PostgreSQL write is tried when it keeps colliding with concurrent writes.
+const POSTGRES_WRITE_ATTEMPTS: usize = 8;
+
+/// The contacts `GET /leads/{id}` returns at most; the rest are paged through `GET /contacts/?lead_id=`.
+pub const LEAD_DETAIL_CONTACTS: i64 = 1000;
+
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite {
+        readers: SqlitePool,
+        writer: WriterHandle,
+    },
+    Postgres {
+        pool: PgPool,
+    },
+}
+
+enum ReadConn {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl ReadConn {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            ReadConn::Sqlite(c) => Conn::Sqlite(&mut *c),
+            ReadConn::Postgres(c) => Conn::Postgres(&mut *c),
+        }
+    }
+}
+
+/// The database a URL names.
+enum Target {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
+fn target(database_url: &str) -> anyhow::Result<Target> {
+    if database_url.starts_with("sqlite:") {
+        if database_url.contains(":memory:") || database_url.contains("mode=memory") {
+            anyhow::bail!(
+                "an in-memory SQLite database cannot be shared by the writer and the readers; use a file"
+            );
+        }
+        Ok(Target::Sqlite(SqliteConnectOptions::from_str(
+            database_url,
+        )?))
+    } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+        Ok(Target::Postgres(PgConnectOptions::from_str(database_url)?))
+    } else {
+        anyhow::bail!("DATABASE_URL must start with sqlite: or postgres:, not {database_url:?}")
+    }
+}
+
+impl Store {
+    /// Opens the database, creating it (SQLite) and applying the migrations first.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let backend = match target(&config.database_url)? {
+            Target::Sqlite(options) => {
+                let options = options
+                    .busy_timeout(Duration::from_secs(5))
+                    .log_statements(tracing::log::LevelFilter::Trace);
+                let mut write_connection = options
+                    .clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // Every commit reaches the disk before it is acknowledged.
+                    .synchronous(SqliteSynchronous::Full)
+                    .connect()
+                    .await?;
+                SQLITE_MIGRATIONS.run(&mut write_connection).await?;
+                let readers = SqlitePoolOptions::new()
+                    .max_connections(config.db_max_connections.max(1))
+                    .acquire_timeout(config.db_acquire_timeout())
+                    .connect_with(options.read_only(true))
+                    .await?;
+                Backend::Sqlite {
+                    readers,
+                    writer: WriterHandle::start(write_connection, config.write_batch_max),
+                }
+            }
+            Target::Postgres(options) => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(config.db_max_connections.max(1))
+                    .acquire_timeout(config.db_acquire_timeout())
+                    .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
+                    .await?;
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                Backend::Postgres { pool }
+            }
+        };
+        Ok(Self { backend })
+    }
+
+    /// Applies the migrations and returns, without starting anything.
+    pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+        match target(&config.database_url)? {
+            Target::Sqlite(options) => {
+                let mut connection = options
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .connect()
+                    .await?;
+                SQLITE_MIGRATIONS.run(&mut connection).await?;
+                connection.close().await?;
+            }
+            Target::Postgres(options) => {
+                let mut connection = options.connect().await?;
+                POSTGRES_MIGRATIONS.run(&mut connection).await?;
+                connection.close().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the writes under way, then closes every connection.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { readers, writer } => {
+                writer.stop().await;
+                readers.close().await;
+            }
+            Backend::Postgres { pool } => pool.close().await,
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
+    }
+
+    async fn reader(&self) -> Result<ReadConn> {
+        Ok(match &self.backend {
+            Backend::Sqlite { readers, .. } => ReadConn::Sqlite(readers.acquire().await?),
+            Backend::Postgres { pool } => ReadConn::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// Runs `op` as one transaction and returns once it is durably committed.
+    async fn write<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> Fn(Conn<'c>) -> WriteFuture<'c, T> + Send + Sync + 'static,
+    {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => writer.write(op).await,
+            Backend::Postgres { pool } => {
+                let mut attempt = 1;
+                loop {
+                    let mut transaction = pool.begin().await?;
+                    let result = match op(Conn::Postgres(&mut transaction)).await {
+                        Ok(value) => transaction
+                            .commit()
+                            .await
+                            .map(|()| value)
+                            .map_err(AppError::from),
+                        Err(error) => Err(error), // dropping the transaction rolls it back
+                    };
+                    match result {
+                        Err(AppError::Database(error))
+                            if is_transient_conflict(&error)
+                                && attempt < POSTGRES_WRITE_ATTEMPTS =>
+                        {
+                            tracing::debug!(%error, attempt, "write collided with a concurrent one; retrying");
+                            attempt += 1;
+                        }
+                        other => return other,
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- operators ----
+
+    pub async fn create_operator(&self, new: NewOperator) -> Result<Operator> {
+        self.write(move |mut tx| {
+            let new = new.clone();
+            Box::pin(async move { ops::create_operator(&mut tx, &new).await })
+        })
+        .await
+    }
+
+    pub async fn list_operators(&self, page: Page) -> Result<Vec<Operator>> {
+        self.reader().await?.conn().operators(page).await
+    }
+
+    pub async fn get_operator(&self, id: i64) -> Result<Operator> {
+        let found = self.reader().await?.conn().operator(id).await?;
+        found.ok_or_else(|| AppError::not_found("Operator"))
+    }
+
+    pub async fn update_operator(&self, id: i64, changes: OperatorChanges) -> Result<Operator> {
+        self.write(move |mut tx| {
+            let changes = changes.clone();
+            Box::pin(async move { ops::update_operator(&mut tx, id, &changes).await })
+        })
+        .await
+    }
+
+    pub async fn delete_operator(&self, id: i64) -> Result<()> {
+        self.write(move |mut tx| Box::pin(async move { ops::delete_operator(&mut tx, id).await }))
+            .await
+    }
+
+    /// The operator and their contacts per source and status.
+    pub async fn operator_tallies(&self, id: i64) -> Result<(Operator, Vec<SourceStatusTally>)> {
+        let mut reader = self.reader().await?;
+        let mut conn = reader.conn();
+        let operator = conn
+            .operator(id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Operator"))?;
+        Ok((operator, conn.operator_tallies(id).await?))
+    }
+
+    // ---- sources ----
+
+    pub async fn create_source(&self, new: NewSource) -> Result<Source> {
+        self.write(move |mut tx| {
+            let new = new.clone();
+            Box::pin(async move { ops::create_source(&mut tx, &new).await })
+        })
+        .await
+    }
+
+    pub async fn list_sources(&self, page: Page) -> Result<Vec<Source>> {
+        self.reader().await?.conn().sources(page).await
+    }
+
+    pub async fn get_source(&self, id: i64) -> Result<SourceDetail> {
+        let mut reader = self.reader().await?;
+        let mut conn = reader.conn();
+        let source = conn
+            .source(id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Source"))?;
+        let operator_weights = conn.weights_of_source(id).await?;
+        Ok(SourceDetail {
+            source,
+            operator_weights,
+        })
+    }
+
+    pub async fn update_source(&self, id: i64, changes: SourceChanges) -> Result<Source> {
+        self.write(move |mut tx| {
+            let changes = changes.clone();
+            Box::pin(async move { ops::update_source(&mut tx, id, &changes).await })
+        })
+        .await
+    }
+
+    pub async fn delete_source(&self, id: i64) -> Result<()> {
+        self.write(move |mut tx| Box::pin(async move { ops::delete_source(&mut tx, id).await }))
+            .await
+    }
+
+    pub async fn link_operator(
+        &self,
+        source_id: i64,
+        operator_id: i64,
+        weight: Weight,
+    ) -> Result<OperatorWeight> {
+        self.write(move |mut tx| {
+            Box::pin(
+                async move { ops::link_operator(&mut tx, source_id, operator_id, weight).await },
+            )
+        })
+        .await
+    }
+
+    pub async fn update_weight(
+        &self,
+        source_id: i64,
+        operator_id: i64,
+        weight: Weight,
+    ) -> Result<OperatorWeight> {
+        self.write(move |mut tx| {
+            Box::pin(
+                async move { ops::update_weight(&mut tx, source_id, operator_id, weight).await },
+            )
+        })
+        .await
+    }
+
+    pub async fn unlink_operator(&self, source_id: i64, operator_id: i64) -> Result<()> {
+        self.write(move |mut tx| {
+            Box::pin(async move { ops::unlink_operator(&mut tx, source_id, operator_id).await })
+        })
+        .await
+    }
+
+    /// The source, its weights, and its contacts per operator (0 = unassigned).
+    pub async fn source_tallies(&self, id: i64) -> Result<(SourceDetail, Vec<OperatorTally>)> {
+        let mut reader = self.reader().await?;
+        let mut conn = reader.conn();
+        let source = conn
+            .source(id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Source"))?;
+        let operator_weights = conn.weights_of_source(id).await?;
+        let tallies = conn.source_tallies(id).await?;
+        Ok((
+            SourceDetail {
+                source,
+                operator_weights,
+            },
+            tallies,
+        ))
+    }
+
+    // ---- contacts ----
+
+    pub async fn create_contact(&self, new: NewContact) -> Result<Contact> {
+        self.write(move |mut tx| {
+            let new = new.clone();
+            Box::pin(async move { ops::create_contact(&mut tx, &new).await })
+        })
+        .await
+    }
+
+    pub async fn list_contacts(&self, filter: &ContactFilter, page: Page) -> Result<Vec<Contact>> {
+        self.reader().await?.conn().contacts(filter, page).await
+    }
+
+    pub async fn get_contact(&self, id: i64) -> Result<Contact> {
+        let found = self.reader().await?.conn().contact(id).await?;
+        found.ok_or_else(|| AppError::not_found("Contact"))
+    }
+
+    pub async fn set_contact_status(&self, id: i64, status: Status) -> Result<Contact> {
+        self.write(move |mut tx| {
+            let status = status.clone();
+            Box::pin(async move { ops::set_contact_status(&mut tx, id, &status).await })
+        })
+        .await
+    }
+
+    // ---- leads ----
+
+    pub async fn list_leads(&self, filter: &LeadFilter, page: Page) -> Result<Vec<Lead>> {
+        self.reader().await?.conn().leads(filter, page).await
+    }
+
+    pub async fn get_lead(&self, id: i64) -> Result<LeadDetail> {
+        let mut reader = self.reader().await?;
+        let mut conn = reader.conn();
+        let lead = conn
+            .lead(id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Lead"))?;
+        let filter = ContactFilter {
+            lead_id: Some(id),
+            ..Default::default()
+        };
+        let page = Page {
+            skip: 0,
+            limit: LEAD_DETAIL_CONTACTS,
+        };
+        let contacts = conn.contacts(&filter, page).await?;
+        Ok(LeadDetail { lead, contacts })
+    }
+}
+
+/// A PostgreSQL error that a fresh attempt of the same transaction may not meet: it lost a race for a unique
+/// value or a row lock, or a row it referenced went away meanwhile.
+fn is_transient_conflict(error: &sqlx::Error) -> bool {
+    let Some(database_error) = error.as_database_error() else {
+        return false;
+    };
+    matches!(
+        database_error.code().as_deref(),
+        // unique_violation, foreign_key_violation, serialization_failure, deadlock_detected
+        Some("23505" | "23503" | "40001" | "40P01")
+    )
+}

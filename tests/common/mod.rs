@@ -1,0 +1,226 @@
+//! The test harness: the real server on 127.0.0.1:0 over a fresh database, and an HTTP client for it.
+//!
+//! Every test runs on a fresh SQLite file; with `LEADROUTER_TEST_POSTGRES_URL` set, on a fresh PostgreSQL
+//! schema of that database instead. One suite, both backends.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use leadrouter::{Config, Server};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+pub const POSTGRES_URL_VAR: &str = "LEADROUTER_TEST_POSTGRES_URL";
+
+/// A fresh, empty database for one test; the PostgreSQL schema is dropped when it goes.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: tempfile::TempDir,
+    postgres_schema: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        match std::env::var(POSTGRES_URL_VAR) {
+            Ok(base) if !base.is_empty() => {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                let schema = format!(
+                    "lr_test_{}_{}_{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed),
+                    rand::random::<u32>()
+                );
+                let mut admin = sqlx::PgConnection::connect(&base)
+                    .await
+                    .expect("connecting to LEADROUTER_TEST_POSTGRES_URL");
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&mut admin)
+                    .await
+                    .expect("creating the test schema");
+                let separator = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{separator}options[search_path]={schema}");
+                Self {
+                    url,
+                    _dir: dir,
+                    postgres_schema: Some((base, schema)),
+                }
+            }
+            _ => {
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                Self {
+                    url,
+                    _dir: dir,
+                    postgres_schema: None,
+                }
+            }
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres_schema.is_some()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((base, schema)) = self.postgres_schema.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot be blocked on; a thread of its own can.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut admin = sqlx::PgConnection::connect(&base).await.ok()?;
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&mut admin)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// A running leadrouter and a client for it.
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub database: TestDatabase,
+    server: Option<Server>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_on(TestDatabase::new().await).await
+    }
+
+    pub async fn spawn_on(database: TestDatabase) -> Self {
+        let server = start_server(&database.url).await;
+        let base_url = format!("http://{}", server.local_addr());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client");
+        Self {
+            base_url,
+            client,
+            database,
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server gracefully (as SIGTERM would) and gives the database back, to start another on it.
+    pub async fn stop(mut self) -> TestDatabase {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("graceful stop");
+        }
+        self.database
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// Sends a request (with a JSON body when given) and returns the status and the parsed JSON body
+    /// (`Value::Null` for an empty body).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let bytes = response.bytes().await.expect("response body");
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "{status} body is not JSON: {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Creates an operator and returns its id.
+    pub async fn operator(&self, name: &str, max_load: i64) -> i64 {
+        let (status, body) = self
+            .post("/operators/", json!({ "name": name, "max_load": max_load }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
+    /// Creates a source and returns its id.
+    pub async fn source(&self, name: &str) -> i64 {
+        let (status, body) = self.post("/sources/", json!({ "name": name })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
+    /// Links an operator to a source with a weight.
+    pub async fn link(&self, source_id: i64, operator_id: i64, weight: f64) {
+        let (status, body) = self
+            .post(
+                &format!("/sources/{source_id}/operators"),
+                json!({ "operator_id": operator_id, "weight": weight }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// Posts a contact, expects 201, and returns the contact.
+    pub async fn contact(&self, body: Value) -> Value {
+        let (status, body) = self.post("/contacts/", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Sets a contact's status through the query parameter, expects 200.
+    pub async fn set_status(&self, contact_id: i64, status: &str) -> Value {
+        let (code, body) = self
+            .call(
+                Method::PATCH,
+                &format!("/contacts/{contact_id}/status?status={status}"),
+                None,
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+pub async fn start_server(database_url: &str) -> Server {
+    let mut config = Config::with_database_url(database_url);
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.default_region = "RU".to_owned();
+    Server::start(&config).await.expect("server starts")
+}
