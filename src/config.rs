@@ -66,7 +66,7 @@ pub struct Config {
     )]
     pub db_max_connections: u32,
 
-    /// How long a request waits for a database connection before it is answered 503.
+    /// How long a request waits for a database connection (including connecting) before it is answered 503.
     #[arg(
         long,
         env = "LEADROUTER_DB_ACQUIRE_TIMEOUT_SECS",
@@ -74,6 +74,15 @@ pub struct Config {
         global = true
     )]
     pub db_acquire_timeout_secs: u64,
+
+    /// PostgreSQL only: a statement running longer than this is cancelled and its request answered 503.
+    #[arg(
+        long,
+        env = "LEADROUTER_DB_STATEMENT_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub db_statement_timeout_secs: u64,
 
     /// SQLite only: most write requests committed together in one transaction (group commit).
     #[arg(

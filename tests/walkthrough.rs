@@ -2,14 +2,10 @@
 
 mod common;
 
-use common::TestApp;
 use reqwest::StatusCode;
 use serde_json::json;
 
-#[tokio::test]
-async fn the_seed_walkthrough_works_as_documented() {
-    let app = TestApp::spawn().await;
-
+backend_test!(the_seed_walkthrough_works_as_documented, |app| {
     // 1. Operators.
     let (status, operator1) = app
         .post(
@@ -86,4 +82,4 @@ async fn the_seed_walkthrough_works_as_documented() {
     let (status, operator_stats) = app.get(&format!("/operators/{operator_id}/stats")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(operator_stats["active_contacts_count"].as_i64().unwrap() >= 1);
-}
+});

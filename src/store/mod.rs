@@ -123,6 +123,8 @@ impl Store {
                 }
             }
             Target::Postgres(options) => {
+                let statement_timeout = format!("{}s", config.db_statement_timeout_secs);
+                let options = options.options([("statement_timeout", statement_timeout.as_str())]);
                 let pool = PgPoolOptions::new()
                     .max_connections(config.db_max_connections.max(1))
                     .acquire_timeout(config.db_acquire_timeout())

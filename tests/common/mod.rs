@@ -1,7 +1,8 @@
 //! The test harness: the real server on 127.0.0.1:0 over a fresh database, and an HTTP client for it.
 //!
-//! Every test runs on a fresh SQLite file; with `LEADROUTER_TEST_POSTGRES_URL` set, on a fresh PostgreSQL
-//! schema of that database instead. One suite, both backends.
+//! Each test is written once with [`backend_test!`] and runs twice: `name::sqlite` on a fresh SQLite file, and
+//! `name::postgres` on a fresh schema of the PostgreSQL database named by `LEADROUTER_TEST_POSTGRES_URL`
+//! (skipped, with a line on stderr, when that is not set).
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,46 @@ use sqlx::Connection;
 
 pub const POSTGRES_URL_VAR: &str = "LEADROUTER_TEST_POSTGRES_URL";
 
+/// Defines a test that runs on both backends: `backend_test!(name, |app| { … })` makes the tests
+/// `name::sqlite` and `name::postgres`, each handing a fresh [`TestApp`] to the body.
+#[macro_export]
+macro_rules! backend_test {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: common::TestApp) $body
+
+            #[tokio::test]
+            async fn sqlite() {
+                run(common::TestApp::spawn_backend(common::Backend::Sqlite).await.unwrap()).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                match common::TestApp::spawn_backend(common::Backend::Postgres).await {
+                    Some(app) => run(app).await,
+                    None => eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR),
+                }
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the tests may use, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
 /// A fresh, empty database for one test; the PostgreSQL schema is dropped when it goes.
 pub struct TestDatabase {
     pub url: String,
@@ -21,10 +62,12 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    pub async fn new() -> Self {
+    /// A fresh database of the backend; `None` for PostgreSQL when no server is configured.
+    pub async fn new(backend: Backend) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temporary directory");
-        match std::env::var(POSTGRES_URL_VAR) {
-            Ok(base) if !base.is_empty() => {
+        match backend {
+            Backend::Postgres => {
+                let base = postgres_url()?;
                 static NEXT: AtomicU64 = AtomicU64::new(0);
                 let schema = format!(
                     "lr_test_{}_{}_{}",
@@ -41,19 +84,19 @@ impl TestDatabase {
                     .expect("creating the test schema");
                 let separator = if base.contains('?') { '&' } else { '?' };
                 let url = format!("{base}{separator}options[search_path]={schema}");
-                Self {
+                Some(Self {
                     url,
                     _dir: dir,
                     postgres_schema: Some((base, schema)),
-                }
+                })
             }
-            _ => {
+            Backend::Sqlite => {
                 let url = format!("sqlite://{}", dir.path().join("test.db").display());
-                Self {
+                Some(Self {
                     url,
                     _dir: dir,
                     postgres_schema: None,
-                }
+                })
             }
         }
     }
@@ -95,8 +138,19 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    pub async fn spawn_backend(backend: Backend) -> Option<Self> {
+        Some(Self::spawn_on(TestDatabase::new(backend).await?).await)
+    }
+
+    /// PostgreSQL when `LEADROUTER_TEST_POSTGRES_URL` is set, else SQLite (for tests not yet written with
+    /// [`backend_test!`]).
     pub async fn spawn() -> Self {
-        Self::spawn_on(TestDatabase::new().await).await
+        let backend = if postgres_url().is_some() {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        Self::spawn_backend(backend).await.expect("database")
     }
 
     pub async fn spawn_on(database: TestDatabase) -> Self {

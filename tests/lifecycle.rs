@@ -1,0 +1,89 @@
+//! Start, stop and restart: what a 201 promised is still there afterwards.
+
+mod common;
+
+use common::TestApp;
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::json;
+
+backend_test!(
+    every_acknowledged_contact_survives_a_graceful_stop_during_a_burst,
+    |app| {
+        let source = app.source("burst").await;
+        let operator = app.operator("o", 1_000).await;
+        app.link(source, operator, 1.0).await;
+
+        // Requests race the shutdown: each either gets its 201 or never reaches the server, and no other answer.
+        let client = app.client.clone();
+        let url = app.url("/contacts/");
+        let burst = tokio::spawn(async move {
+            join_all((0..200).map(|i| {
+                let request = client
+                    .post(&url)
+                    .json(&json!({ "source_id": source, "lead_external_id": format!("lead-{i}") }));
+                async move {
+                    match request.send().await {
+                        Ok(response) => Some((
+                            response.status(),
+                            response.json::<serde_json::Value>().await.ok(),
+                        )),
+                        Err(_) => None,
+                    }
+                }
+            }))
+            .await
+        });
+        tokio::task::yield_now().await;
+        let database = app.stop().await;
+        let answers = burst.await.unwrap();
+
+        let acknowledged: Vec<i64> = answers
+            .iter()
+            .flatten()
+            .map(|(status, body)| {
+                assert_eq!(*status, StatusCode::CREATED, "{body:?}");
+                body.as_ref().unwrap()["id"].as_i64().unwrap()
+            })
+            .collect();
+
+        let app = TestApp::spawn_on(database).await;
+        for id in &acknowledged {
+            let (status, contact) = app.get(&format!("/contacts/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "acknowledged contact {id} lost");
+            assert_eq!(contact["source_id"], source);
+        }
+        let (_, stats) = app.get(&format!("/operators/{operator}/stats")).await;
+        let (_, all) = app
+            .get(&format!("/contacts/?source_id={source}&limit=1000"))
+            .await;
+        assert_eq!(
+            all.as_array().unwrap().len(),
+            acknowledged.len(),
+            "nothing unacknowledged was kept either"
+        );
+        assert_eq!(stats["active_contacts_count"], acknowledged.len());
+    }
+);
+
+backend_test!(data_persists_across_a_restart_on_the_same_database, |app| {
+    let source = app.source("Telegram").await;
+    let operator = app.operator("Ann", 3).await;
+    app.link(source, operator, 2.5).await;
+    let contact = app
+        .contact(json!({ "source_id": source, "lead_phone": "+79990001122" }))
+        .await;
+    let database = app.stop().await;
+
+    let app = TestApp::spawn_on(database).await;
+    let (status, again) = app.get(&format!("/contacts/{}", contact["id"])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, contact);
+    let (_, detail) = app.get(&format!("/sources/{source}")).await;
+    assert_eq!(detail["operator_weights"][0]["weight"], 2.5);
+    // The load counter survived too: two more contacts fill the operator, a third does not fit.
+    app.contact(json!({ "source_id": source })).await;
+    app.contact(json!({ "source_id": source })).await;
+    let overflow = app.contact(json!({ "source_id": source })).await;
+    assert_eq!(overflow["operator_id"], serde_json::Value::Null);
+});

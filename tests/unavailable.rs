@@ -1,0 +1,133 @@
+//! While PostgreSQL is unreachable, requests are answered 503 with a detail and nothing is half-written; once
+//! it is back, the same instance serves again without a restart. The database is cut off by a TCP proxy
+//! between leadrouter and PostgreSQL. (PostgreSQL only: an embedded SQLite file cannot become unreachable.)
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::{Backend, TestDatabase};
+use leadrouter::{Config, Server};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+/// Forwards TCP connections to `target` until cut; while cut, closes new connections at once.
+struct Proxy {
+    addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (accept_up, accept_links) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accept_up.load(Ordering::SeqCst) {
+                    continue; // dropping the socket closes it
+                }
+                let target = target.clone();
+                accept_links.lock().await.push(tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                }));
+            }
+        });
+        Self { addr, up, links }
+    }
+
+    async fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().await.drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// `host:port` of a `postgres://user@host:port/db…` URL.
+fn host_port(url: &str) -> &str {
+    let authority = &url[url.find('@').unwrap() + 1..];
+    &authority[..authority.find('/').unwrap()]
+}
+
+#[tokio::test]
+async fn requests_get_503_while_postgres_is_unreachable_and_succeed_once_it_is_back() {
+    let Some(database) = TestDatabase::new(Backend::Postgres).await else {
+        eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
+        return;
+    };
+    let target = host_port(&database.url).to_owned();
+    let proxy = Proxy::start(target.clone()).await;
+    let mut config =
+        Config::with_database_url(database.url.replacen(&target, &proxy.addr.to_string(), 1));
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.db_acquire_timeout_secs = 1;
+    let server = Server::start(&config).await.unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = client.request(method, format!("{base}{path}"));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status(),
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, source) = call(
+        reqwest::Method::POST,
+        "/sources/",
+        Some(json!({ "name": "bot" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let contact = json!({ "source_id": source["id"], "lead_external_id": "during-outage" });
+
+    proxy.cut().await;
+    let (status, body) = call(reqwest::Method::POST, "/contacts/", Some(contact.clone())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["detail"].is_string(), "{body}");
+    let (status, _) = call(reqwest::Method::GET, "/operators/", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    proxy.restore();
+    // The pool reconnects on its own; allow it a bounded number of tries.
+    let mut recovered = false;
+    for _ in 0..50 {
+        if call(reqwest::Method::GET, "/operators/", None).await.0 == StatusCode::OK {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the instance did not recover");
+    let (_, leads) = call(
+        reqwest::Method::GET,
+        "/leads/?external_id=during-outage",
+        None,
+    )
+    .await;
+    assert_eq!(leads, json!([]), "the refused contact left nothing behind");
+    let (status, _) = call(reqwest::Method::POST, "/contacts/", Some(contact)).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    server.stop().await.unwrap();
+}
