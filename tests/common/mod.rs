@@ -142,17 +142,6 @@ impl TestApp {
         Some(Self::spawn_on(TestDatabase::new(backend).await?).await)
     }
 
-    /// PostgreSQL when `LEADROUTER_TEST_POSTGRES_URL` is set, else SQLite (for tests not yet written with
-    /// [`backend_test!`]).
-    pub async fn spawn() -> Self {
-        let backend = if postgres_url().is_some() {
-            Backend::Postgres
-        } else {
-            Backend::Sqlite
-        };
-        Self::spawn_backend(backend).await.expect("database")
-    }
-
     pub async fn spawn_on(database: TestDatabase) -> Self {
         let server = start_server(&database.url).await;
         let base_url = format!("http://{}", server.local_addr());
