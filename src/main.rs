@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use clap::Parser;
 use leadrouter::Server;
 use leadrouter::config::{Cli, Command};
@@ -12,6 +14,8 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("leadrouter=info,tower_http=warn")),
         )
+        // Colour only for a person at a terminal; log files and collectors get plain text.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
