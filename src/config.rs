@@ -84,6 +84,15 @@ pub struct Config {
     )]
     pub db_statement_timeout_secs: u64,
 
+    /// On SIGINT/SIGTERM, how long requests under way may take to finish before their connections are closed.
+    #[arg(
+        long,
+        env = "LEADROUTER_SHUTDOWN_GRACE_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub shutdown_grace_secs: u64,
+
     /// SQLite only: most write requests committed together in one transaction (group commit).
     #[arg(
         long,

@@ -25,6 +25,9 @@ pub enum AppError {
     Unavailable(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// An error of SQLite's write connection.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -50,7 +53,10 @@ impl AppError {
             Self::Rejected { status, .. } => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(error) if is_unavailability(error) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Sqlite(error) if is_sqlite_busy(error) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Sqlite(_) | Self::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -67,6 +73,13 @@ fn is_unavailability(error: &sqlx::Error) -> bool {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
+    )
+}
+
+fn is_sqlite_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
 }
 

@@ -9,6 +9,7 @@ pub mod model;
 pub mod store;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -34,6 +35,7 @@ pub struct Server {
     store: Store,
     shutdown: oneshot::Sender<()>,
     serving: JoinHandle<std::io::Result<()>>,
+    grace: Duration,
 }
 
 impl Server {
@@ -68,6 +70,7 @@ impl Server {
             store,
             shutdown,
             serving,
+            grace: Duration::from_secs(config.shutdown_grace_secs),
         })
     }
 
@@ -75,12 +78,21 @@ impl Server {
         self.local_addr
     }
 
-    /// Stops accepting connections, lets the requests under way finish, then closes the database.
+    /// Stops accepting connections, lets the requests under way finish (for at most the grace period; then
+    /// their connections are closed), waits for the writes already handed to the database, and closes it.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
-        let served = self.serving.await;
+        let mut serving = self.serving;
+        let served = match tokio::time::timeout(self.grace, &mut serving).await {
+            Ok(served) => served?,
+            Err(_) => {
+                tracing::warn!(grace = ?self.grace, "connections still open after the grace period; closing them");
+                serving.abort();
+                Ok(())
+            }
+        };
         self.store.close().await;
-        served??;
+        served?;
         tracing::info!("leadrouter stopped");
         Ok(())
     }

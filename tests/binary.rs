@@ -99,6 +99,7 @@ fn help_documents_every_setting_and_its_environment_variable() {
         "LEADROUTER_DB_ACQUIRE_TIMEOUT_SECS",
         "LEADROUTER_DB_STATEMENT_TIMEOUT_SECS",
         "LEADROUTER_WRITE_BATCH_MAX",
+        "LEADROUTER_SHUTDOWN_GRACE_SECS",
         "RUST_LOG",
         "migrate",
     ] {

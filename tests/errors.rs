@@ -375,3 +375,30 @@ backend_test!(
         );
     }
 );
+
+backend_test!(nul_characters_are_refused_alike_on_both_backends, |app| {
+    let source = app.source("bot").await;
+    for (path, body) in [
+        ("/operators/", json!({ "name": "a\u{0}b" })),
+        ("/sources/", json!({ "name": "a\u{0}b" })),
+        (
+            "/contacts/",
+            json!({ "source_id": source, "lead_external_id": "x\u{0}" }),
+        ),
+        (
+            "/contacts/",
+            json!({ "source_id": source, "message": "hello\u{0}" }),
+        ),
+        (
+            "/contacts/",
+            json!({ "source_id": source, "lead_name": "\u{0}" }),
+        ),
+    ] {
+        let answer = app.post(path, body.clone()).await;
+        assert_unprocessable(&answer, &format!("POST {path} {body}"));
+    }
+    for path in ["/leads/?external_id=%00", "/contacts/?status=a%00"] {
+        assert_unprocessable(&app.get(path).await, path);
+    }
+    assert_still_serving(&app).await;
+});

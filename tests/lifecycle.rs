@@ -2,6 +2,9 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use common::TestApp;
 use futures::future::join_all;
 use reqwest::StatusCode;
@@ -15,28 +18,36 @@ backend_test!(
         app.link(source, operator, 1.0).await;
 
         // Requests race the shutdown: each either gets its 201 or never reaches the server, and no other answer.
-        let client = app.client.clone();
-        let url = app.url("/contacts/");
-        let burst = tokio::spawn(async move {
-            join_all((0..200).map(|i| {
-                let request = client
-                    .post(&url)
-                    .json(&json!({ "source_id": source, "lead_external_id": format!("lead-{i}") }));
-                async move {
-                    match request.send().await {
-                        Ok(response) => Some((
-                            response.status(),
-                            response.json::<serde_json::Value>().await.ok(),
-                        )),
-                        Err(_) => None,
-                    }
-                }
-            }))
-            .await
+        // The stop comes once a fifth of them are acknowledged, so that it lands in the middle of the burst.
+        let acknowledged_so_far = Arc::new(AtomicUsize::new(0));
+        let burst = (0..200).map(|i| {
+            let request = app
+                .client
+                .post(app.url("/contacts/"))
+                .json(&json!({ "source_id": source, "lead_external_id": format!("lead-{i}") }));
+            let acknowledged_so_far = acknowledged_so_far.clone();
+            tokio::spawn(async move {
+                let response = request.send().await.ok()?;
+                let answer = (
+                    response.status(),
+                    response.json::<serde_json::Value>().await.ok(),
+                );
+                acknowledged_so_far.fetch_add(1, Ordering::SeqCst);
+                Some(answer)
+            })
         });
-        tokio::task::yield_now().await;
+        let burst: Vec<_> = burst.collect();
+        while acknowledged_so_far.load(Ordering::SeqCst) < 40
+            && !burst.iter().all(|task| task.is_finished())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         let database = app.stop().await;
-        let answers = burst.await.unwrap();
+        let answers: Vec<_> = join_all(burst)
+            .await
+            .into_iter()
+            .map(|joined| joined.unwrap())
+            .collect();
 
         let acknowledged: Vec<i64> = answers
             .iter()
@@ -46,6 +57,11 @@ backend_test!(
                 body.as_ref().unwrap()["id"].as_i64().unwrap()
             })
             .collect();
+        assert!(
+            acknowledged.len() >= 40,
+            "the stop came mid-burst: {}",
+            acknowledged.len()
+        );
 
         let app = TestApp::spawn_on(database).await;
         for id in &acknowledged {

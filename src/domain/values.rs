@@ -74,9 +74,14 @@ pub fn optional_short_text(raw: Option<&str>) -> Result<Option<String>, ValueErr
     }
 }
 
+/// Every text a client sends passes here: bounded in characters, and free of NUL, which PostgreSQL cannot
+/// store in text (both backends refuse it alike).
 fn check_length(value: &str, max_chars: usize) -> Result<(), ValueError> {
     if value.chars().count() > max_chars {
         return Err(error(format!("must be at most {max_chars} characters")));
+    }
+    if value.contains('\0') {
+        return Err(error("must not contain the NUL character"));
     }
     Ok(())
 }
@@ -129,10 +134,6 @@ pub struct Status(String);
 impl Status {
     pub const ACTIVE: &'static str = "active";
 
-    pub fn active() -> Self {
-        Self(Self::ACTIVE.to_owned())
-    }
-
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
@@ -184,6 +185,14 @@ mod tests {
         assert!(Status::parse("").is_err());
         assert!(Status::parse(&"x".repeat(33)).is_err());
         assert!(Status::parse(" active ").unwrap().is_active());
+    }
+
+    #[test]
+    fn nul_characters_are_refused_everywhere() {
+        assert!(Name::parse("a\0b").is_err());
+        assert!(Text::parse("a\0b").is_err());
+        assert!(Status::parse("a\0b").is_err());
+        assert!(optional_short_text(Some("a\0b")).is_err());
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! Persistence. One `Store` over either backend: SQLite (embedded, the default) or PostgreSQL (several
 //! instances on one database). Reads and writes are the same operations on both; what differs is how a write
 //! becomes a transaction:
-//! - SQLite: one writer task owns the write connection and commits concurrent writes in batches
-//!   ([`writer`]), reads use a pool of read-only connections and never wait for writes (WAL);
+//! - SQLite: one writer thread owns the write connection and commits concurrent writes in batches
+//!   ([`writer`], [`sqlite_tx`]), reads use a pool of read-only connections and never wait for writes (WAL);
 //! - PostgreSQL: each write is its own transaction on the pool, retried when it collides with a concurrent
 //!   one (a unique violation, a deadlock); row locks and conditional updates keep the invariants across
 //!   processes.
 
 mod conn;
 pub mod ops;
+mod sql;
+mod sqlite_tx;
+mod tx;
 mod writer;
 
 use std::str::FromStr;
@@ -16,14 +19,13 @@ use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, Postgres, Sqlite};
 
 pub use conn::{Conn, ContactFilter, LeadFilter, OperatorTally, Page, SourceStatusTally};
 use ops::{NewContact, NewOperator, NewSource, OperatorChanges, SourceChanges};
-pub use writer::WriteFuture;
+use sqlx::Transaction;
+use tx::WriteTx;
 use writer::WriterHandle;
 
 use crate::config::Config;
@@ -95,6 +97,67 @@ fn target(database_url: &str) -> anyhow::Result<Target> {
     }
 }
 
+/// Runs `$body` — an expression over `$tx: &mut impl WriteTx` — as one transaction, and evaluates to its
+/// result once that is durably committed: on SQLite in the writer's next batch, on PostgreSQL as a transaction
+/// of its own, retried when it collides with a concurrent one. A macro, so that the body is compiled for each
+/// backend's transaction type.
+macro_rules! transaction {
+    ($store:expr, |$tx:ident| $body:expr) => {
+        match &$store.backend {
+            Backend::Sqlite { writer, .. } => {
+                writer
+                    .write(move |$tx| Box::pin(async move { $body }))
+                    .await
+            }
+            Backend::Postgres { pool } => {
+                let mut attempt = 1;
+                loop {
+                    let mut transaction = pool.begin().await?;
+                    let result = {
+                        let mut conn = Conn::Postgres(&mut transaction);
+                        let $tx = &mut conn;
+                        $body
+                    };
+                    match finish_postgres(transaction, result, attempt).await {
+                        Some(result) => break result,
+                        None => attempt += 1,
+                    }
+                }
+            }
+        }
+    };
+}
+
+/// Commits the transaction if its work succeeded. `None`: it collided with a concurrent transaction and
+/// should be tried again.
+async fn finish_postgres<T>(
+    transaction: Transaction<'_, Postgres>,
+    result: Result<T>,
+    attempt: usize,
+) -> Option<Result<T>> {
+    let result = match result {
+        Ok(value) => transaction
+            .commit()
+            .await
+            .map(|()| value)
+            .map_err(AppError::from),
+        Err(error) => Err(error), // dropping the transaction rolls it back
+    };
+    match result {
+        Err(AppError::Database(error)) if is_transient_conflict(&error) => {
+            if attempt < POSTGRES_WRITE_ATTEMPTS {
+                tracing::debug!(%error, attempt, "write collided with a concurrent one; retrying");
+                return None;
+            }
+            tracing::warn!(%error, attempt, "write kept colliding with concurrent ones; giving up");
+            Some(Err(AppError::Unavailable(
+                "too much contention; retry".to_owned(),
+            )))
+        }
+        other => Some(other),
+    }
+}
+
 impl Store {
     /// Opens the database, creating it (SQLite) and applying the migrations first.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
@@ -103,24 +166,25 @@ impl Store {
                 let options = options
                     .busy_timeout(Duration::from_secs(5))
                     .log_statements(tracing::log::LevelFilter::Trace);
-                let mut write_connection = options
+                let mut migrating = options
                     .clone()
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    // Every commit reaches the disk before it is acknowledged.
-                    .synchronous(SqliteSynchronous::Full)
                     .connect()
                     .await?;
-                SQLITE_MIGRATIONS.run(&mut write_connection).await?;
+                SQLITE_MIGRATIONS.run(&mut migrating).await?;
+                migrating.close().await?;
+                let writer = WriterHandle::start(
+                    options.get_filename(),
+                    config.write_batch_max,
+                    config.db_acquire_timeout(),
+                )?;
                 let readers = SqlitePoolOptions::new()
                     .max_connections(config.db_max_connections.max(1))
                     .acquire_timeout(config.db_acquire_timeout())
                     .connect_with(options.read_only(true))
                     .await?;
-                Backend::Sqlite {
-                    readers,
-                    writer: WriterHandle::start(write_connection, config.write_batch_max),
-                }
+                Backend::Sqlite { readers, writer }
             }
             Target::Postgres(options) => {
                 let statement_timeout = format!("{}s", config.db_statement_timeout_secs);
@@ -183,49 +247,10 @@ impl Store {
         })
     }
 
-    /// Runs `op` as one transaction and returns once it is durably committed.
-    async fn write<T, F>(&self, op: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: for<'c> Fn(Conn<'c>) -> WriteFuture<'c, T> + Send + Sync + 'static,
-    {
-        match &self.backend {
-            Backend::Sqlite { writer, .. } => writer.write(op).await,
-            Backend::Postgres { pool } => {
-                let mut attempt = 1;
-                loop {
-                    let mut transaction = pool.begin().await?;
-                    let result = match op(Conn::Postgres(&mut transaction)).await {
-                        Ok(value) => transaction
-                            .commit()
-                            .await
-                            .map(|()| value)
-                            .map_err(AppError::from),
-                        Err(error) => Err(error), // dropping the transaction rolls it back
-                    };
-                    match result {
-                        Err(AppError::Database(error))
-                            if is_transient_conflict(&error)
-                                && attempt < POSTGRES_WRITE_ATTEMPTS =>
-                        {
-                            tracing::debug!(%error, attempt, "write collided with a concurrent one; retrying");
-                            attempt += 1;
-                        }
-                        other => return other,
-                    }
-                }
-            }
-        }
-    }
-
     // ---- operators ----
 
     pub async fn create_operator(&self, new: NewOperator) -> Result<Operator> {
-        self.write(move |mut tx| {
-            let new = new.clone();
-            Box::pin(async move { ops::create_operator(&mut tx, &new).await })
-        })
-        .await
+        transaction!(self, |tx| ops::create_operator(tx, &new).await)
     }
 
     pub async fn list_operators(&self, page: Page) -> Result<Vec<Operator>> {
@@ -238,16 +263,11 @@ impl Store {
     }
 
     pub async fn update_operator(&self, id: i64, changes: OperatorChanges) -> Result<Operator> {
-        self.write(move |mut tx| {
-            let changes = changes.clone();
-            Box::pin(async move { ops::update_operator(&mut tx, id, &changes).await })
-        })
-        .await
+        transaction!(self, |tx| ops::update_operator(tx, id, &changes).await)
     }
 
     pub async fn delete_operator(&self, id: i64) -> Result<()> {
-        self.write(move |mut tx| Box::pin(async move { ops::delete_operator(&mut tx, id).await }))
-            .await
+        transaction!(self, |tx| ops::delete_operator(tx, id).await)
     }
 
     /// The operator and their contacts per source and status.
@@ -264,11 +284,7 @@ impl Store {
     // ---- sources ----
 
     pub async fn create_source(&self, new: NewSource) -> Result<Source> {
-        self.write(move |mut tx| {
-            let new = new.clone();
-            Box::pin(async move { ops::create_source(&mut tx, &new).await })
-        })
-        .await
+        transaction!(self, |tx| ops::create_source(tx, &new).await)
     }
 
     pub async fn list_sources(&self, page: Page) -> Result<Vec<Source>> {
@@ -290,16 +306,11 @@ impl Store {
     }
 
     pub async fn update_source(&self, id: i64, changes: SourceChanges) -> Result<Source> {
-        self.write(move |mut tx| {
-            let changes = changes.clone();
-            Box::pin(async move { ops::update_source(&mut tx, id, &changes).await })
-        })
-        .await
+        transaction!(self, |tx| ops::update_source(tx, id, &changes).await)
     }
 
     pub async fn delete_source(&self, id: i64) -> Result<()> {
-        self.write(move |mut tx| Box::pin(async move { ops::delete_source(&mut tx, id).await }))
-            .await
+        transaction!(self, |tx| ops::delete_source(tx, id).await)
     }
 
     pub async fn link_operator(
@@ -308,12 +319,13 @@ impl Store {
         operator_id: i64,
         weight: Weight,
     ) -> Result<OperatorWeight> {
-        self.write(move |mut tx| {
-            Box::pin(
-                async move { ops::link_operator(&mut tx, source_id, operator_id, weight).await },
-            )
-        })
-        .await
+        transaction!(self, |tx| ops::link_operator(
+            tx,
+            source_id,
+            operator_id,
+            weight
+        )
+        .await)
     }
 
     pub async fn update_weight(
@@ -322,19 +334,18 @@ impl Store {
         operator_id: i64,
         weight: Weight,
     ) -> Result<OperatorWeight> {
-        self.write(move |mut tx| {
-            Box::pin(
-                async move { ops::update_weight(&mut tx, source_id, operator_id, weight).await },
-            )
-        })
-        .await
+        transaction!(self, |tx| ops::update_weight(
+            tx,
+            source_id,
+            operator_id,
+            weight
+        )
+        .await)
     }
 
     pub async fn unlink_operator(&self, source_id: i64, operator_id: i64) -> Result<()> {
-        self.write(move |mut tx| {
-            Box::pin(async move { ops::unlink_operator(&mut tx, source_id, operator_id).await })
-        })
-        .await
+        transaction!(self, |tx| ops::unlink_operator(tx, source_id, operator_id)
+            .await)
     }
 
     /// The source, its weights, and its contacts per operator (0 = unassigned).
@@ -359,11 +370,7 @@ impl Store {
     // ---- contacts ----
 
     pub async fn create_contact(&self, new: NewContact) -> Result<Contact> {
-        self.write(move |mut tx| {
-            let new = new.clone();
-            Box::pin(async move { ops::create_contact(&mut tx, &new).await })
-        })
-        .await
+        transaction!(self, |tx| ops::create_contact(tx, &new).await)
     }
 
     pub async fn list_contacts(&self, filter: &ContactFilter, page: Page) -> Result<Vec<Contact>> {
@@ -376,11 +383,7 @@ impl Store {
     }
 
     pub async fn set_contact_status(&self, id: i64, status: Status) -> Result<Contact> {
-        self.write(move |mut tx| {
-            let status = status.clone();
-            Box::pin(async move { ops::set_contact_status(&mut tx, id, &status).await })
-        })
-        .await
+        transaction!(self, |tx| ops::set_contact_status(tx, id, &status).await)
     }
 
     // ---- leads ----

@@ -1,9 +1,9 @@
-//! The write operations, each one transaction, written once for both backends. They run inside whatever
-//! transaction the store gives them (a savepoint in a SQLite batch, or a PostgreSQL transaction that is retried
-//! on conflict), so each reads what it needs and checks it itself: nothing here trusts an earlier read made
-//! outside the transaction.
+//! The write operations, each one transaction, written once for both backends against [`WriteTx`]. They run
+//! inside whatever transaction the store gives them (a savepoint in a SQLite batch, or a PostgreSQL
+//! transaction that is retried on conflict), so each reads what it needs and checks it itself: nothing here
+//! trusts an earlier read made outside the transaction.
 
-use super::conn::{Conn, count_key};
+use super::tx::{WriteTx, count_key};
 use crate::domain::{
     Candidate, LeadIdentity, MaxLoad, Name, Status, Text, Weight, choose_operator,
 };
@@ -49,7 +49,7 @@ pub struct NewContact {
 
 // ---- operators ----
 
-pub async fn create_operator(tx: &mut Conn<'_>, new: &NewOperator) -> Result<Operator> {
+pub async fn create_operator(tx: &mut impl WriteTx, new: &NewOperator) -> Result<Operator> {
     tx.insert_operator(
         new.name.as_str(),
         new.is_active,
@@ -60,7 +60,7 @@ pub async fn create_operator(tx: &mut Conn<'_>, new: &NewOperator) -> Result<Ope
 }
 
 pub async fn update_operator(
-    tx: &mut Conn<'_>,
+    tx: &mut impl WriteTx,
     id: i64,
     changes: &OperatorChanges,
 ) -> Result<Operator> {
@@ -75,7 +75,7 @@ pub async fn update_operator(
 }
 
 /// Removes the operator and its weights; its contacts stay, without an operator, in the status they had.
-pub async fn delete_operator(tx: &mut Conn<'_>, id: i64) -> Result<()> {
+pub async fn delete_operator(tx: &mut impl WriteTx, id: i64) -> Result<()> {
     tx.operator_for_update(id)
         .await?
         .ok_or_else(|| AppError::not_found("Operator"))?;
@@ -87,14 +87,18 @@ pub async fn delete_operator(tx: &mut Conn<'_>, id: i64) -> Result<()> {
 
 // ---- sources and weights ----
 
-pub async fn create_source(tx: &mut Conn<'_>, new: &NewSource) -> Result<Source> {
+pub async fn create_source(tx: &mut impl WriteTx, new: &NewSource) -> Result<Source> {
     ensure_name_free(tx, new.name.as_str(), None).await?;
     let description = new.description.as_ref().map(Text::as_str);
     tx.insert_source(new.name.as_str(), description, model::now())
         .await
 }
 
-pub async fn update_source(tx: &mut Conn<'_>, id: i64, changes: &SourceChanges) -> Result<Source> {
+pub async fn update_source(
+    tx: &mut impl WriteTx,
+    id: i64,
+    changes: &SourceChanges,
+) -> Result<Source> {
     if let Some(name) = &changes.name {
         ensure_name_free(tx, name.as_str(), Some(id)).await?;
     }
@@ -107,7 +111,7 @@ pub async fn update_source(tx: &mut Conn<'_>, id: i64, changes: &SourceChanges) 
         .ok_or_else(|| AppError::not_found("Source"))
 }
 
-async fn ensure_name_free(tx: &mut Conn<'_>, name: &str, except_id: Option<i64>) -> Result<()> {
+async fn ensure_name_free(tx: &mut impl WriteTx, name: &str, except_id: Option<i64>) -> Result<()> {
     match tx.source_named(name).await? {
         Some(existing) if Some(existing.id) != except_id => Err(AppError::Conflict(format!(
             "A source named {name:?} already exists (id {})",
@@ -119,7 +123,7 @@ async fn ensure_name_free(tx: &mut Conn<'_>, name: &str, except_id: Option<i64>)
 
 /// Retires the source: it disappears from the API and takes no new contacts, its weights are removed, and its
 /// contacts stay as they are (with their operators and statuses), still listed and counted.
-pub async fn delete_source(tx: &mut Conn<'_>, id: i64) -> Result<()> {
+pub async fn delete_source(tx: &mut impl WriteTx, id: i64) -> Result<()> {
     if !tx.retire_source(id, model::now()).await? {
         return Err(AppError::not_found("Source"));
     }
@@ -127,12 +131,12 @@ pub async fn delete_source(tx: &mut Conn<'_>, id: i64) -> Result<()> {
 }
 
 pub async fn link_operator(
-    tx: &mut Conn<'_>,
+    tx: &mut impl WriteTx,
     source_id: i64,
     operator_id: i64,
     weight: Weight,
 ) -> Result<OperatorWeight> {
-    tx.source(source_id)
+    tx.source_for_share(source_id)
         .await?
         .ok_or_else(|| AppError::not_found("Source"))?;
     tx.operator(operator_id)
@@ -147,7 +151,7 @@ pub async fn link_operator(
 }
 
 pub async fn update_weight(
-    tx: &mut Conn<'_>,
+    tx: &mut impl WriteTx,
     source_id: i64,
     operator_id: i64,
     weight: Weight,
@@ -157,7 +161,11 @@ pub async fn update_weight(
         .ok_or_else(not_linked)
 }
 
-pub async fn unlink_operator(tx: &mut Conn<'_>, source_id: i64, operator_id: i64) -> Result<()> {
+pub async fn unlink_operator(
+    tx: &mut impl WriteTx,
+    source_id: i64,
+    operator_id: i64,
+) -> Result<()> {
     if !tx.delete_weight(source_id, operator_id).await? {
         return Err(not_linked());
     }
@@ -172,7 +180,7 @@ fn not_linked() -> AppError {
 
 /// Identifies the lead, picks an operator, claims one unit of their capacity and stores the contact: all in
 /// the caller's transaction, so that either all of it is committed or none of it.
-pub async fn create_contact(tx: &mut Conn<'_>, new: &NewContact) -> Result<Contact> {
+pub async fn create_contact(tx: &mut impl WriteTx, new: &NewContact) -> Result<Contact> {
     let source = tx
         .source(new.source_id)
         .await?
@@ -203,7 +211,7 @@ pub async fn create_contact(tx: &mut Conn<'_>, new: &NewContact) -> Result<Conta
 
 /// Finds the lead by external_id, then phone, then email (the first that matches wins), filling in the fields
 /// it lacks unless another lead holds them; creates the lead when nothing matches.
-async fn resolve_lead(tx: &mut Conn<'_>, identity: &LeadIdentity) -> Result<Lead> {
+async fn resolve_lead(tx: &mut impl WriteTx, identity: &LeadIdentity) -> Result<Lead> {
     if !identity.has_identifier() {
         return tx.insert_lead(identity, model::now()).await;
     }
@@ -247,7 +255,7 @@ async fn resolve_lead(tx: &mut Conn<'_>, identity: &LeadIdentity) -> Result<Lead
 /// Draws among the free operators of the source and claims capacity on the one drawn. The claim re-checks
 /// capacity as committed; should a concurrent transaction have taken the last slot, that operator is dropped
 /// and the draw repeated among the rest, as if they had been the candidates all along.
-async fn assign_operator(tx: &mut Conn<'_>, source_id: i64) -> Result<Option<Operator>> {
+async fn assign_operator(tx: &mut impl WriteTx, source_id: i64) -> Result<Option<Operator>> {
     let mut candidates = tx.candidates(source_id).await?;
     while let Some(pick) = draw(&candidates) {
         if let Some(operator) = tx.claim_capacity(pick.operator_id).await? {
@@ -265,7 +273,11 @@ fn draw(candidates: &[Candidate]) -> Option<Candidate> {
 /// Sets the contact's status, moving one unit of load when it enters or leaves `active`. Reopening a contact
 /// gives it back to its operator even when that takes them over max_load: max_load bounds automatic
 /// assignment, not an operator's own decision.
-pub async fn set_contact_status(tx: &mut Conn<'_>, id: i64, status: &Status) -> Result<Contact> {
+pub async fn set_contact_status(
+    tx: &mut impl WriteTx,
+    id: i64,
+    status: &Status,
+) -> Result<Contact> {
     let current = tx
         .contact_state_for_update(id)
         .await?

@@ -1,16 +1,22 @@
 //! SQLite's single writer. SQLite lets one connection write at a time, so rather than have request tasks queue
-//! for the write lock, one task owns the write connection and takes the writes waiting for it in batches: one
+//! for the write lock, one thread owns the write connection and takes the writes waiting for it in batches: one
 //! transaction and one durable commit per batch (group commit), a savepoint per write so that a write refused
 //! for the client's reasons (404, 409) leaves the rest of the batch alone. A write is answered only after the
 //! commit that holds it; should the commit fail, its waiters are answered 503 and nothing of it remains.
+//!
+//! The thread runs the batch's writes one after the other, synchronously: a request task hands its write
+//! over once and is woken once, whatever the number of statements the write runs.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
-use sqlx::{Connection, Executor, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::conn::Conn;
+use super::sqlite_tx::SqliteTx;
 use crate::error::AppError;
 
 /// Sends the write's answer once the fate of its batch is known (`true`: committed).
@@ -31,66 +37,90 @@ enum Outcome {
     Failed,
 }
 
-type Job =
-    Box<dyn for<'c> FnOnce(Conn<'c>) -> Pin<Box<dyn Future<Output = Ran> + Send + 'c>> + Send>;
+type Job = Box<dyn FnOnce(&mut SqliteTx) -> Ran + Send>;
 
 enum Message {
     Write(Job),
     Stop(oneshot::Sender<()>),
 }
 
-/// The handle through which request tasks send writes to the writer task.
+/// A write operation over the writer's connection.
+pub type WriteFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T, AppError>> + Send + 't>>;
+
+/// How many batches' worth of writes may wait for the writer before new ones are turned away.
+const QUEUED_BATCHES: usize = 16;
+
+/// The handle through which request tasks send writes to the writer thread.
 #[derive(Clone)]
 pub struct WriterHandle {
-    sender: mpsc::UnboundedSender<Message>,
+    sender: mpsc::Sender<Message>,
+    /// How long a write may wait for room in the queue before it is answered 503.
+    queue_timeout: Duration,
 }
 
-pub type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, AppError>> + Send + 'c>>;
-
 impl WriterHandle {
-    /// Starts the writer task on the connection, which must have the schema already.
-    pub fn start(connection: SqliteConnection, batch_max: usize) -> Self {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(connection, receiver, batch_max.max(1)));
-        Self { sender }
+    /// Opens the write connection on the database file (which must have its schema) and starts the thread.
+    pub fn start(path: &Path, batch_max: usize, queue_timeout: Duration) -> anyhow::Result<Self> {
+        let connection = SqliteTx::open(path)?;
+        let batch_max = batch_max.max(1);
+        let (sender, receiver) = mpsc::channel(batch_max * QUEUED_BATCHES);
+        std::thread::Builder::new()
+            .name("sqlite-writer".to_owned())
+            .spawn(move || run(connection, receiver, batch_max))?;
+        Ok(Self {
+            sender,
+            queue_timeout,
+        })
     }
 
     /// Runs `op` in the writer's next batch and answers once that batch is committed.
     pub async fn write<T, F>(&self, op: F) -> Result<T, AppError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(Conn<'c>) -> WriteFuture<'c, T> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut SqliteTx) -> WriteFuture<'t, T> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            Box::pin(async move {
-                let result = op(conn).await;
-                let outcome = match &result {
-                    Ok(_) => Outcome::Done,
-                    Err(error) if error.is_client_error() => Outcome::Refused,
-                    Err(_) => Outcome::Failed,
-                };
-                let reply: Reply = Box::new(move |committed| {
-                    // A success is reported only once committed; a refusal or failure is true either way.
-                    if committed || result.is_err() {
-                        let _ = answer.send(result);
-                    }
-                });
-                Ran { outcome, reply }
-            })
+        let job: Job = Box::new(move |tx| {
+            let result = ready(op(tx)).unwrap_or_else(|| {
+                Err(AppError::Internal(anyhow::anyhow!(
+                    "a SQLite write waited for something"
+                )))
+            });
+            let outcome = match &result {
+                Ok(_) => Outcome::Done,
+                Err(error) if error.is_client_error() => Outcome::Refused,
+                Err(_) => Outcome::Failed,
+            };
+            let reply: Reply = Box::new(move |committed| {
+                // A success is reported only once committed; a refusal or failure is true either way.
+                if committed || result.is_err() {
+                    let _ = answer.send(result);
+                }
+            });
+            Ran { outcome, reply }
         });
         self.sender
-            .send(Message::Write(job))
-            .map_err(|_| not_committed())?;
+            .send_timeout(Message::Write(job), self.queue_timeout)
+            .await
+            .map_err(|_| AppError::Unavailable("too many writes waiting; retry".to_owned()))?;
         answered.await.map_err(|_| not_committed())?
     }
 
     /// Finishes the batch under way, then closes the connection; writes sent later are answered 503.
     pub async fn stop(&self) {
         let (done, stopped) = oneshot::channel();
-        if self.sender.send(Message::Stop(done)).is_ok() {
+        if self.sender.send(Message::Stop(done)).await.is_ok() {
             let _ = stopped.await;
         }
+    }
+}
+
+/// The output of a future that completes without waiting, as the writes on [`SqliteTx`] do (every statement
+/// is a synchronous call); `None` should one ever wait.
+fn ready<F: Future>(future: F) -> Option<F::Output> {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
     }
 }
 
@@ -98,50 +128,52 @@ fn not_committed() -> AppError {
     AppError::Unavailable("the write was not committed".to_owned())
 }
 
-async fn run(
-    mut connection: SqliteConnection,
-    mut receiver: mpsc::UnboundedReceiver<Message>,
-    batch_max: usize,
-) {
-    let mut messages = Vec::with_capacity(batch_max);
-    while receiver.recv_many(&mut messages, batch_max).await > 0 {
-        let mut jobs = Vec::with_capacity(messages.len());
+fn run(mut tx: SqliteTx, mut receiver: mpsc::Receiver<Message>, batch_max: usize) {
+    let mut jobs = Vec::with_capacity(batch_max);
+    while let Some(first) = receiver.blocking_recv() {
         let mut stop = None;
-        for message in messages.drain(..) {
-            match message {
+        let mut message = Some(first);
+        while let Some(next) = message.take() {
+            match next {
                 Message::Write(job) => jobs.push(job),
                 Message::Stop(done) => stop = Some(done),
             }
+            if jobs.len() < batch_max && stop.is_none() {
+                message = receiver.try_recv().ok();
+            }
         }
         if !jobs.is_empty() {
-            run_batch(&mut connection, jobs).await;
+            run_batch(&mut tx, jobs.drain(..));
         }
         if let Some(done) = stop {
             receiver.close();
-            if let Err(error) = connection.close().await {
-                tracing::warn!(%error, "closing the SQLite write connection failed");
-            }
+            drop(tx); // closes the connection, checkpointing the WAL
             let _ = done.send(());
             return;
         }
     }
 }
 
-async fn run_batch(connection: &mut SqliteConnection, jobs: Vec<Job>) {
+fn run_batch(tx: &mut SqliteTx, jobs: impl ExactSizeIterator<Item = Job>) {
     let batch_size = jobs.len();
-    if let Err(error) = connection.execute("BEGIN IMMEDIATE").await {
+    if let Err(error) = tx.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(%error, batch_size, "could not begin a write transaction");
         return; // dropping the jobs answers their writers 503
     }
     let mut replies = Vec::with_capacity(batch_size);
     let mut failed = false;
     for job in jobs {
-        if let Err(error) = connection.execute("SAVEPOINT write").await {
+        if let Err(error) = tx.execute_batch("SAVEPOINT write") {
             tracing::error!(%error, "could not open a savepoint");
             failed = true;
             break;
         }
-        let ran = job(Conn::Sqlite(&mut *connection)).await;
+        // A bug that panics in one write must not take the writer, and every later write, down with it.
+        let Ok(ran) = catch_unwind(AssertUnwindSafe(|| job(tx))) else {
+            tracing::error!("a write panicked; its batch is rolled back");
+            failed = true;
+            break;
+        };
         replies.push(ran.reply);
         let closing = match ran.outcome {
             Outcome::Done => "RELEASE write",
@@ -151,14 +183,14 @@ async fn run_batch(connection: &mut SqliteConnection, jobs: Vec<Job>) {
                 break;
             }
         };
-        if let Err(error) = connection.execute(closing).await {
+        if let Err(error) = tx.execute_batch(closing) {
             tracing::error!(%error, "could not close a savepoint");
             failed = true;
             break;
         }
     }
-    let committed = !failed && commit(connection).await;
-    if !committed && let Err(error) = connection.execute("ROLLBACK").await {
+    let committed = !failed && commit(tx);
+    if !committed && let Err(error) = tx.execute_batch("ROLLBACK") {
         tracing::warn!(%error, "rollback after a failed batch failed");
     }
     for reply in replies {
@@ -166,9 +198,9 @@ async fn run_batch(connection: &mut SqliteConnection, jobs: Vec<Job>) {
     }
 }
 
-async fn commit(connection: &mut SqliteConnection) -> bool {
-    match connection.execute("COMMIT").await {
-        Ok(_) => true,
+fn commit(tx: &SqliteTx) -> bool {
+    match tx.execute_batch("COMMIT") {
+        Ok(()) => true,
         Err(error) => {
             tracing::error!(%error, "committing a write batch failed");
             false

@@ -1,0 +1,147 @@
+//! Every statement leadrouter runs, written once. SQLite and PostgreSQL both accept `$N` placeholders and the
+//! SQL below; where the dialects differ, the two versions stand side by side (`…_SQLITE`, `…_POSTGRES`).
+//! Both the sqlx connections ([`super::conn`]) and SQLite's writer ([`super::sqlite_tx`]) run these strings.
+
+// ---- operators ----
+
+pub const OPERATORS_PAGE: &str = "SELECT id, name, is_active, max_load, active_load, created_at FROM operators \
+     ORDER BY id LIMIT $1 OFFSET $2";
+
+pub const OPERATOR_BY_ID: &str =
+    "SELECT id, name, is_active, max_load, active_load, created_at FROM operators WHERE id = $1";
+
+pub const OPERATOR_BY_ID_FOR_UPDATE_POSTGRES: &str = "SELECT id, name, is_active, max_load, active_load, created_at FROM operators WHERE id = $1 FOR UPDATE";
+
+pub const INSERT_OPERATOR: &str = "INSERT INTO operators (name, is_active, max_load, created_at) \
+     VALUES ($1, $2, $3, $4) RETURNING id, name, is_active, max_load, active_load, created_at";
+
+pub const UPDATE_OPERATOR: &str = "UPDATE operators SET name = COALESCE($2, name), \
+     is_active = COALESCE($3, is_active), max_load = COALESCE($4, max_load) WHERE id = $1 \
+     RETURNING id, name, is_active, max_load, active_load, created_at";
+
+pub const DELETE_OPERATOR: &str = "DELETE FROM operators WHERE id = $1";
+
+/// Takes one unit of the operator's capacity if, as committed right now, the operator is active and below
+/// max_load. This conditional update is what keeps max_load exact under concurrency, across processes too:
+/// PostgreSQL re-checks the condition on the latest row version after waiting for a concurrent writer.
+pub const CLAIM_CAPACITY: &str = "UPDATE operators SET active_load = active_load + 1 \
+     WHERE id = $1 AND is_active AND active_load < max_load \
+     RETURNING id, name, is_active, max_load, active_load, created_at";
+
+/// No clamping: a load that would go below 0 means the counter drifted, which the CHECK constraint reports.
+pub const ADJUST_LOAD: &str = "UPDATE operators SET active_load = active_load + $2 WHERE id = $1";
+
+// ---- sources and weights ----
+
+pub const SOURCES_PAGE: &str = "SELECT id, name, description, created_at FROM sources \
+     WHERE deleted_at IS NULL ORDER BY id LIMIT $1 OFFSET $2";
+
+pub const SOURCE_BY_ID: &str =
+    "SELECT id, name, description, created_at FROM sources WHERE id = $1 AND deleted_at IS NULL";
+
+pub const SOURCE_BY_ID_FOR_SHARE_POSTGRES: &str = "SELECT id, name, description, created_at FROM sources \
+     WHERE id = $1 AND deleted_at IS NULL FOR SHARE";
+
+pub const SOURCE_BY_NAME: &str =
+    "SELECT id, name, description, created_at FROM sources WHERE name = $1 AND deleted_at IS NULL";
+
+pub const INSERT_SOURCE: &str = "INSERT INTO sources (name, description, created_at) VALUES ($1, $2, $3) \
+     RETURNING id, name, description, created_at";
+
+/// `$3` says whether to set the description to `$4` (which may be NULL, clearing it).
+pub const UPDATE_SOURCE: &str = "UPDATE sources SET name = COALESCE($2, name), \
+     description = CASE WHEN $3 THEN $4 ELSE description END \
+     WHERE id = $1 AND deleted_at IS NULL RETURNING id, name, description, created_at";
+
+pub const RETIRE_SOURCE: &str =
+    "UPDATE sources SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
+
+pub const WEIGHTS_OF_SOURCE: &str = "SELECT w.id, w.source_id, w.operator_id, w.weight, o.name AS operator_name \
+     FROM source_operator_weights w JOIN operators o ON o.id = w.operator_id \
+     WHERE w.source_id = $1 ORDER BY w.operator_id";
+
+pub const WEIGHT: &str = "SELECT id, source_id, operator_id, weight FROM source_operator_weights \
+     WHERE source_id = $1 AND operator_id = $2";
+
+pub const INSERT_WEIGHT: &str = "INSERT INTO source_operator_weights (source_id, operator_id, weight) \
+     VALUES ($1, $2, $3) RETURNING id, source_id, operator_id, weight";
+
+pub const UPDATE_WEIGHT: &str = "UPDATE source_operator_weights SET weight = $3 \
+     WHERE source_id = $1 AND operator_id = $2 RETURNING id, source_id, operator_id, weight";
+
+pub const DELETE_WEIGHT: &str =
+    "DELETE FROM source_operator_weights WHERE source_id = $1 AND operator_id = $2";
+
+pub const DELETE_WEIGHTS_OF_SOURCE: &str =
+    "DELETE FROM source_operator_weights WHERE source_id = $1";
+
+/// The operators that may take a contact of the source now: linked, active, below max_load.
+pub const CANDIDATES: &str = "SELECT w.operator_id, w.weight FROM source_operator_weights w \
+     JOIN operators o ON o.id = w.operator_id \
+     WHERE w.source_id = $1 AND o.is_active AND o.active_load < o.max_load ORDER BY w.operator_id";
+
+// ---- leads ----
+
+/// Every lead holding any of the identifiers: at most three, one per identifier.
+pub const LEADS_MATCHING: &str = "SELECT id, external_id, phone, email, name, created_at FROM leads \
+     WHERE external_id = $1 OR phone = $2 OR email = $3 ORDER BY id";
+
+pub const INSERT_LEAD: &str = "INSERT INTO leads (external_id, phone, email, name, created_at) \
+     VALUES ($1, $2, $3, $4, $5) RETURNING id, external_id, phone, email, name, created_at";
+
+/// Sets the lead's empty fields; fields it already has stay as they are.
+pub const FILL_LEAD: &str = "UPDATE leads SET external_id = COALESCE(external_id, $2), \
+     phone = COALESCE(phone, $3), email = COALESCE(email, $4), name = COALESCE(name, $5) \
+     WHERE id = $1 RETURNING id, external_id, phone, email, name, created_at";
+
+pub const LEAD_BY_ID: &str =
+    "SELECT id, external_id, phone, email, name, created_at FROM leads WHERE id = $1";
+
+// ---- contacts ----
+
+pub const INSERT_CONTACT: &str = "INSERT INTO contacts \
+     (lead_id, source_id, operator_id, status, message, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+
+/// A contact joined with its lead, source and operator; callers append WHERE, ORDER BY and LIMIT.
+pub const CONTACT_SELECT: &str = "SELECT c.id, c.lead_id, c.source_id, c.operator_id, c.status, c.message, \
+     c.created_at, l.external_id AS lead_external_id, l.phone AS lead_phone, l.email AS lead_email, \
+     l.name AS lead_name, l.created_at AS lead_created_at, s.name AS source_name, \
+     s.description AS source_description, s.created_at AS source_created_at, o.name AS operator_name, \
+     o.is_active AS operator_is_active, o.max_load AS operator_max_load, \
+     o.active_load AS operator_active_load, o.created_at AS operator_created_at \
+     FROM contacts c JOIN leads l ON l.id = c.lead_id JOIN sources s ON s.id = c.source_id \
+     LEFT JOIN operators o ON o.id = c.operator_id";
+
+pub const CONTACT_STATE: &str = "SELECT source_id, operator_id, status FROM contacts WHERE id = $1";
+pub const CONTACT_STATE_FOR_UPDATE_POSTGRES: &str =
+    "SELECT source_id, operator_id, status FROM contacts WHERE id = $1 FOR UPDATE";
+
+pub const SET_CONTACT_STATUS: &str = "UPDATE contacts SET status = $2 WHERE id = $1";
+
+pub const UNASSIGN_CONTACTS_OF: &str =
+    "UPDATE contacts SET operator_id = NULL WHERE operator_id = $1";
+
+// ---- contact counts (what the stats read) ----
+
+pub const COUNT_CONTACTS: &str = "INSERT INTO contact_counts (source_id, operator_id, status, contacts) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (source_id, operator_id, status) \
+     DO UPDATE SET contacts = contact_counts.contacts + excluded.contacts";
+
+pub const MERGE_COUNTS_INTO_UNASSIGNED: &str = "INSERT INTO contact_counts \
+     (source_id, operator_id, status, contacts) \
+     SELECT source_id, 0, status, contacts FROM contact_counts WHERE operator_id = $1 \
+     ON CONFLICT (source_id, operator_id, status) \
+     DO UPDATE SET contacts = contact_counts.contacts + excluded.contacts";
+
+pub const DELETE_COUNTS_OF_OPERATOR: &str = "DELETE FROM contact_counts WHERE operator_id = $1";
+
+pub const SOURCE_TALLIES: &str = "SELECT cc.operator_id, o.name AS operator_name, \
+     CAST(SUM(cc.contacts) AS BIGINT) AS contacts, \
+     CAST(SUM(CASE WHEN cc.status = 'active' THEN cc.contacts ELSE 0 END) AS BIGINT) AS active_contacts \
+     FROM contact_counts cc LEFT JOIN operators o ON o.id = cc.operator_id \
+     WHERE cc.source_id = $1 GROUP BY cc.operator_id, o.name ORDER BY cc.operator_id";
+
+pub const OPERATOR_TALLIES: &str = "SELECT cc.source_id, s.name AS source_name, cc.status, cc.contacts \
+     FROM contact_counts cc JOIN sources s ON s.id = cc.source_id \
+     WHERE cc.operator_id = $1 AND cc.contacts > 0 ORDER BY cc.source_id, cc.status";

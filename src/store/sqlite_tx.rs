@@ -1,0 +1,459 @@
+//! SQLite's write connection, driven synchronously with rusqlite on the writer's own thread. The statements
+//! are those of [`sql`], as PostgreSQL runs them through sqlx; what differs is that each one is a plain
+//! function call here, where a sqlx SQLite connection sends every statement to a worker thread and waits for
+//! the answer: at several statements per contact, those thread switches were most of a write's cost.
+
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::Type;
+use rusqlite::{CachedStatement, Connection, OpenFlags, Row, ToSql};
+
+use super::conn::ContactRow;
+use super::sql;
+use super::tx::{ContactState, WriteTx};
+use crate::domain::{Candidate, LeadIdentity, Status};
+use crate::error::AppError;
+use crate::model::{Contact, Lead, Operator, OperatorWeight, Source};
+
+type Result<T> = std::result::Result<T, AppError>;
+
+/// The placeholders of [`sql`], in order; rusqlite binds them by name, as SQLite numbers named parameters by
+/// first appearance rather than by the number in their name.
+const PLACEHOLDERS: [&str; 8] = ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8"];
+
+/// The write connection. Transactions (BEGIN, savepoints, COMMIT) are the writer's business.
+pub struct SqliteTx {
+    connection: Connection,
+}
+
+impl SqliteTx {
+    /// Opens the database file (which must exist, with its schema) for writing: WAL, and every commit synced
+    /// to disk before it is acknowledged.
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+             PRAGMA busy_timeout = 5000;",
+        )?;
+        connection.set_prepared_statement_cache_capacity(64);
+        Ok(Self { connection })
+    }
+
+    /// Runs statements that take no parameters and return nothing (BEGIN, SAVEPOINT, COMMIT…).
+    pub fn execute_batch(&self, sql: &str) -> rusqlite::Result<()> {
+        self.connection.execute_batch(sql)
+    }
+
+    fn prepare(
+        &self,
+        sql: &str,
+        parameters: &[&dyn ToSql],
+    ) -> rusqlite::Result<CachedStatement<'_>> {
+        let mut statement = self.connection.prepare_cached(sql)?;
+        for (placeholder, value) in PLACEHOLDERS.iter().zip(parameters) {
+            if let Some(index) = statement.parameter_index(placeholder)? {
+                statement.raw_bind_parameter(index, value)?;
+            }
+        }
+        Ok(statement)
+    }
+
+    fn optional<T>(
+        &self,
+        sql: &str,
+        parameters: &[&dyn ToSql],
+        read: fn(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        let mut statement = self.prepare(sql, parameters)?;
+        let mut rows = statement.raw_query();
+        Ok(match rows.next()? {
+            Some(row) => Some(read(row)?),
+            None => None,
+        })
+    }
+
+    fn one<T>(
+        &self,
+        sql: &str,
+        parameters: &[&dyn ToSql],
+        read: fn(&Row) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        self.optional(sql, parameters, read)?
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no row returned by {sql}")))
+    }
+
+    fn all<T>(
+        &self,
+        sql: &str,
+        parameters: &[&dyn ToSql],
+        read: fn(&Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut statement = self.prepare(sql, parameters)?;
+        let mut rows = statement.raw_query();
+        let mut found = Vec::new();
+        while let Some(row) = rows.next()? {
+            found.push(read(row)?);
+        }
+        Ok(found)
+    }
+
+    /// Runs the statement and returns how many rows it changed.
+    fn execute(&self, sql: &str, parameters: &[&dyn ToSql]) -> Result<usize> {
+        Ok(self.prepare(sql, parameters)?.raw_execute()?)
+    }
+}
+
+/// A timestamp as sqlx writes it to SQLite, so that the read side (sqlx) reads both alike.
+fn timestamp_text(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+fn timestamp(row: &Row, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = row.get(index)?;
+    parse_timestamp(&text, index)
+}
+
+fn optional_timestamp(row: &Row, index: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let text: Option<String> = row.get(index)?;
+    text.map(|text| parse_timestamp(&text, index)).transpose()
+}
+
+fn parse_timestamp(text: &str, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(error))
+        })
+}
+
+/// Rows in the column order of [`sql`]'s operator statements.
+fn read_operator(row: &Row) -> rusqlite::Result<Operator> {
+    Ok(Operator {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        is_active: row.get(2)?,
+        max_load: row.get(3)?,
+        active_load: row.get(4)?,
+        created_at: timestamp(row, 5)?,
+    })
+}
+
+fn read_source(row: &Row) -> rusqlite::Result<Source> {
+    Ok(Source {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        description: row.get(2)?,
+        created_at: timestamp(row, 3)?,
+    })
+}
+
+fn read_weight(row: &Row) -> rusqlite::Result<OperatorWeight> {
+    Ok(OperatorWeight {
+        id: row.get(0)?,
+        source_id: row.get(1)?,
+        operator_id: row.get(2)?,
+        weight: row.get(3)?,
+    })
+}
+
+fn read_lead(row: &Row) -> rusqlite::Result<Lead> {
+    Ok(Lead {
+        id: row.get(0)?,
+        external_id: row.get(1)?,
+        phone: row.get(2)?,
+        email: row.get(3)?,
+        name: row.get(4)?,
+        created_at: timestamp(row, 5)?,
+    })
+}
+
+/// A row of [`sql::CONTACT_SELECT`].
+fn read_contact(row: &Row) -> rusqlite::Result<ContactRow> {
+    Ok(ContactRow {
+        id: row.get(0)?,
+        lead_id: row.get(1)?,
+        source_id: row.get(2)?,
+        operator_id: row.get(3)?,
+        status: row.get(4)?,
+        message: row.get(5)?,
+        created_at: timestamp(row, 6)?,
+        lead_external_id: row.get(7)?,
+        lead_phone: row.get(8)?,
+        lead_email: row.get(9)?,
+        lead_name: row.get(10)?,
+        lead_created_at: timestamp(row, 11)?,
+        source_name: row.get(12)?,
+        source_description: row.get(13)?,
+        source_created_at: timestamp(row, 14)?,
+        operator_name: row.get(15)?,
+        operator_is_active: row.get(16)?,
+        operator_max_load: row.get(17)?,
+        operator_active_load: row.get(18)?,
+        operator_created_at: optional_timestamp(row, 19)?,
+    })
+}
+
+fn read_state(row: &Row) -> rusqlite::Result<ContactState> {
+    Ok(ContactState {
+        source_id: row.get(0)?,
+        operator_id: row.get(1)?,
+        status: row.get(2)?,
+    })
+}
+
+fn read_candidate(row: &Row) -> rusqlite::Result<Candidate> {
+    Ok(Candidate {
+        operator_id: row.get(0)?,
+        weight: row.get(1)?,
+    })
+}
+
+fn read_id(row: &Row) -> rusqlite::Result<i64> {
+    row.get(0)
+}
+
+// Every statement is a synchronous call: these futures are ready at their first poll.
+impl WriteTx for SqliteTx {
+    async fn operator(&mut self, id: i64) -> Result<Option<Operator>> {
+        self.optional(sql::OPERATOR_BY_ID, &[&id], read_operator)
+    }
+
+    async fn operator_for_update(&mut self, id: i64) -> Result<Option<Operator>> {
+        // The single writer already excludes every other write.
+        self.optional(sql::OPERATOR_BY_ID, &[&id], read_operator)
+    }
+
+    async fn insert_operator(
+        &mut self,
+        name: &str,
+        is_active: bool,
+        max_load: i64,
+        created_at: DateTime<Utc>,
+    ) -> Result<Operator> {
+        let created_at = timestamp_text(created_at);
+        self.one(
+            sql::INSERT_OPERATOR,
+            &[&name, &is_active, &max_load, &created_at],
+            read_operator,
+        )
+    }
+
+    async fn update_operator(
+        &mut self,
+        id: i64,
+        name: Option<&str>,
+        is_active: Option<bool>,
+        max_load: Option<i64>,
+    ) -> Result<Option<Operator>> {
+        self.optional(
+            sql::UPDATE_OPERATOR,
+            &[&id, &name, &is_active, &max_load],
+            read_operator,
+        )
+    }
+
+    async fn delete_operator(&mut self, id: i64) -> Result<bool> {
+        Ok(self.execute(sql::DELETE_OPERATOR, &[&id])? > 0)
+    }
+
+    async fn claim_capacity(&mut self, operator_id: i64) -> Result<Option<Operator>> {
+        self.optional(sql::CLAIM_CAPACITY, &[&operator_id], read_operator)
+    }
+
+    async fn adjust_load(&mut self, operator_id: i64, delta: i64) -> Result<()> {
+        self.execute(sql::ADJUST_LOAD, &[&operator_id, &delta])?;
+        Ok(())
+    }
+
+    async fn source(&mut self, id: i64) -> Result<Option<Source>> {
+        self.optional(sql::SOURCE_BY_ID, &[&id], read_source)
+    }
+
+    async fn source_for_share(&mut self, id: i64) -> Result<Option<Source>> {
+        // The single writer already excludes every other write.
+        self.optional(sql::SOURCE_BY_ID, &[&id], read_source)
+    }
+
+    async fn source_named(&mut self, name: &str) -> Result<Option<Source>> {
+        self.optional(sql::SOURCE_BY_NAME, &[&name], read_source)
+    }
+
+    async fn insert_source(
+        &mut self,
+        name: &str,
+        description: Option<&str>,
+        created_at: DateTime<Utc>,
+    ) -> Result<Source> {
+        let created_at = timestamp_text(created_at);
+        self.one(
+            sql::INSERT_SOURCE,
+            &[&name, &description, &created_at],
+            read_source,
+        )
+    }
+
+    async fn update_source(
+        &mut self,
+        id: i64,
+        name: Option<&str>,
+        description: Option<Option<&str>>,
+    ) -> Result<Option<Source>> {
+        let (set_description, new_description) = (description.is_some(), description.flatten());
+        self.optional(
+            sql::UPDATE_SOURCE,
+            &[&id, &name, &set_description, &new_description],
+            read_source,
+        )
+    }
+
+    async fn retire_source(&mut self, id: i64, at: DateTime<Utc>) -> Result<bool> {
+        Ok(self.execute(sql::RETIRE_SOURCE, &[&id, &timestamp_text(at)])? > 0)
+    }
+
+    async fn weight(&mut self, source_id: i64, operator_id: i64) -> Result<Option<OperatorWeight>> {
+        self.optional(sql::WEIGHT, &[&source_id, &operator_id], read_weight)
+    }
+
+    async fn insert_weight(
+        &mut self,
+        source_id: i64,
+        operator_id: i64,
+        weight: f64,
+    ) -> Result<OperatorWeight> {
+        self.one(
+            sql::INSERT_WEIGHT,
+            &[&source_id, &operator_id, &weight],
+            read_weight,
+        )
+    }
+
+    async fn update_weight(
+        &mut self,
+        source_id: i64,
+        operator_id: i64,
+        weight: f64,
+    ) -> Result<Option<OperatorWeight>> {
+        self.optional(
+            sql::UPDATE_WEIGHT,
+            &[&source_id, &operator_id, &weight],
+            read_weight,
+        )
+    }
+
+    async fn delete_weight(&mut self, source_id: i64, operator_id: i64) -> Result<bool> {
+        Ok(self.execute(sql::DELETE_WEIGHT, &[&source_id, &operator_id])? > 0)
+    }
+
+    async fn delete_weights_of_source(&mut self, source_id: i64) -> Result<()> {
+        self.execute(sql::DELETE_WEIGHTS_OF_SOURCE, &[&source_id])?;
+        Ok(())
+    }
+
+    async fn candidates(&mut self, source_id: i64) -> Result<Vec<Candidate>> {
+        self.all(sql::CANDIDATES, &[&source_id], read_candidate)
+    }
+
+    async fn leads_matching(&mut self, identity: &LeadIdentity) -> Result<Vec<Lead>> {
+        let phone = identity.phone.as_ref().map(|p| p.as_str());
+        let email = identity.email.as_ref().map(|e| e.as_str());
+        self.all(
+            sql::LEADS_MATCHING,
+            &[&identity.external_id, &phone, &email],
+            read_lead,
+        )
+    }
+
+    async fn insert_lead(
+        &mut self,
+        identity: &LeadIdentity,
+        created_at: DateTime<Utc>,
+    ) -> Result<Lead> {
+        let phone = identity.phone.as_ref().map(|p| p.as_str());
+        let email = identity.email.as_ref().map(|e| e.as_str());
+        let created_at = timestamp_text(created_at);
+        let parameters: [&dyn ToSql; 5] = [
+            &identity.external_id,
+            &phone,
+            &email,
+            &identity.name,
+            &created_at,
+        ];
+        self.one(sql::INSERT_LEAD, &parameters, read_lead)
+    }
+
+    async fn fill_lead(&mut self, id: i64, fill: &LeadIdentity) -> Result<Lead> {
+        let phone = fill.phone.as_ref().map(|p| p.as_str());
+        let email = fill.email.as_ref().map(|e| e.as_str());
+        self.one(
+            sql::FILL_LEAD,
+            &[&id, &fill.external_id, &phone, &email, &fill.name],
+            read_lead,
+        )
+    }
+
+    async fn insert_contact(
+        &mut self,
+        lead_id: i64,
+        source_id: i64,
+        operator_id: Option<i64>,
+        message: Option<&str>,
+        created_at: DateTime<Utc>,
+    ) -> Result<i64> {
+        let created_at = timestamp_text(created_at);
+        let parameters: [&dyn ToSql; 6] = [
+            &lead_id,
+            &source_id,
+            &operator_id,
+            &Status::ACTIVE,
+            &message,
+            &created_at,
+        ];
+        self.one(sql::INSERT_CONTACT, &parameters, read_id)
+    }
+
+    async fn contact(&mut self, id: i64) -> Result<Option<Contact>> {
+        let sql = format!("{} WHERE c.id = $1", sql::CONTACT_SELECT);
+        Ok(self
+            .optional(&sql, &[&id], read_contact)?
+            .map(Contact::from))
+    }
+
+    async fn contact_state_for_update(&mut self, id: i64) -> Result<Option<ContactState>> {
+        // The single writer already excludes every other write.
+        self.optional(sql::CONTACT_STATE, &[&id], read_state)
+    }
+
+    async fn set_contact_status(&mut self, id: i64, status: &str) -> Result<()> {
+        self.execute(sql::SET_CONTACT_STATUS, &[&id, &status])?;
+        Ok(())
+    }
+
+    async fn unassign_contacts_of(&mut self, operator_id: i64) -> Result<()> {
+        self.execute(sql::UNASSIGN_CONTACTS_OF, &[&operator_id])?;
+        Ok(())
+    }
+
+    async fn count_contacts(
+        &mut self,
+        source_id: i64,
+        operator_key: i64,
+        status: &str,
+        delta: i64,
+    ) -> Result<()> {
+        self.execute(
+            sql::COUNT_CONTACTS,
+            &[&source_id, &operator_key, &status, &delta],
+        )?;
+        Ok(())
+    }
+
+    async fn move_counts_to_unassigned(&mut self, operator_id: i64) -> Result<()> {
+        self.execute(sql::MERGE_COUNTS_INTO_UNASSIGNED, &[&operator_id])?;
+        self.execute(sql::DELETE_COUNTS_OF_OPERATOR, &[&operator_id])?;
+        Ok(())
+    }
+}

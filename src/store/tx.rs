@@ -1,0 +1,174 @@
+//! What a write transaction can do, whichever backend runs it. The write operations ([`super::ops`]) are
+//! written once against this trait; [`super::conn::Conn`] implements it with sqlx (PostgreSQL), and
+//! [`super::sqlite_tx::SqliteTx`] with rusqlite on SQLite's writer thread, where a whole batch runs without
+//! a thread hop per statement.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Candidate, LeadIdentity};
+use crate::error::AppError;
+use crate::model::{Contact, Lead, Operator, OperatorWeight, Source};
+
+type Result<T> = std::result::Result<T, AppError>;
+
+/// What a status change needs to know about a contact.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ContactState {
+    pub source_id: i64,
+    pub operator_id: Option<i64>,
+    pub status: String,
+}
+
+/// `operator_id` as `contact_counts` keys it: 0 for unassigned contacts.
+pub fn count_key(operator_id: Option<i64>) -> i64 {
+    operator_id.unwrap_or(0)
+}
+
+/// The statements of the write operations. Each runs inside the caller's transaction.
+pub trait WriteTx: Send {
+    fn operator(&mut self, id: i64) -> impl Future<Output = Result<Option<Operator>>> + Send;
+    /// The operator, locked until the transaction ends where the database locks rows.
+    fn operator_for_update(
+        &mut self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<Operator>>> + Send;
+    fn insert_operator(
+        &mut self,
+        name: &str,
+        is_active: bool,
+        max_load: i64,
+        created_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Operator>> + Send;
+    fn update_operator(
+        &mut self,
+        id: i64,
+        name: Option<&str>,
+        is_active: Option<bool>,
+        max_load: Option<i64>,
+    ) -> impl Future<Output = Result<Option<Operator>>> + Send;
+    fn delete_operator(&mut self, id: i64) -> impl Future<Output = Result<bool>> + Send;
+    /// One unit of the operator's capacity, if the operator is active and below max_load as committed now.
+    fn claim_capacity(
+        &mut self,
+        operator_id: i64,
+    ) -> impl Future<Output = Result<Option<Operator>>> + Send;
+    /// Changes the active load by `delta`, without a capacity check (a contact closed or reopened).
+    fn adjust_load(
+        &mut self,
+        operator_id: i64,
+        delta: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// A source that has not been deleted.
+    fn source(&mut self, id: i64) -> impl Future<Output = Result<Option<Source>>> + Send;
+    /// A source that has not been deleted, kept from being deleted until the transaction ends where the
+    /// database locks rows (so that a link cannot be added to a source being deleted).
+    fn source_for_share(&mut self, id: i64) -> impl Future<Output = Result<Option<Source>>> + Send;
+    fn source_named(&mut self, name: &str) -> impl Future<Output = Result<Option<Source>>> + Send;
+    fn insert_source(
+        &mut self,
+        name: &str,
+        description: Option<&str>,
+        created_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Source>> + Send;
+    /// `description`: `None` keeps it, `Some(None)` clears it.
+    fn update_source(
+        &mut self,
+        id: i64,
+        name: Option<&str>,
+        description: Option<Option<&str>>,
+    ) -> impl Future<Output = Result<Option<Source>>> + Send;
+    /// Marks the source deleted; its contacts keep pointing at it.
+    fn retire_source(
+        &mut self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    fn weight(
+        &mut self,
+        source_id: i64,
+        operator_id: i64,
+    ) -> impl Future<Output = Result<Option<OperatorWeight>>> + Send;
+    fn insert_weight(
+        &mut self,
+        source_id: i64,
+        operator_id: i64,
+        weight: f64,
+    ) -> impl Future<Output = Result<OperatorWeight>> + Send;
+    fn update_weight(
+        &mut self,
+        source_id: i64,
+        operator_id: i64,
+        weight: f64,
+    ) -> impl Future<Output = Result<Option<OperatorWeight>>> + Send;
+    fn delete_weight(
+        &mut self,
+        source_id: i64,
+        operator_id: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    fn delete_weights_of_source(
+        &mut self,
+        source_id: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The operators that may take a contact of the source now: linked, active, below max_load.
+    fn candidates(&mut self, source_id: i64)
+    -> impl Future<Output = Result<Vec<Candidate>>> + Send;
+
+    /// Every lead holding any of the identity's identifiers: at most three.
+    fn leads_matching(
+        &mut self,
+        identity: &LeadIdentity,
+    ) -> impl Future<Output = Result<Vec<Lead>>> + Send;
+    fn insert_lead(
+        &mut self,
+        identity: &LeadIdentity,
+        created_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Lead>> + Send;
+    /// Sets the lead's empty fields to the given values.
+    fn fill_lead(
+        &mut self,
+        id: i64,
+        fill: &LeadIdentity,
+    ) -> impl Future<Output = Result<Lead>> + Send;
+
+    /// Inserts an `active` contact and returns its id.
+    fn insert_contact(
+        &mut self,
+        lead_id: i64,
+        source_id: i64,
+        operator_id: Option<i64>,
+        message: Option<&str>,
+        created_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<i64>> + Send;
+    fn contact(&mut self, id: i64) -> impl Future<Output = Result<Option<Contact>>> + Send;
+    /// The contact's state, locked until the transaction ends where the database locks rows, so that two
+    /// concurrent status changes cannot both move the same load.
+    fn contact_state_for_update(
+        &mut self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<ContactState>>> + Send;
+    fn set_contact_status(
+        &mut self,
+        id: i64,
+        status: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Leaves the operator's contacts without an operator (they keep their status).
+    fn unassign_contacts_of(&mut self, operator_id: i64)
+    -> impl Future<Output = Result<()>> + Send;
+
+    /// Adds `delta` to the number of contacts of (source, operator or 0, status).
+    fn count_contacts(
+        &mut self,
+        source_id: i64,
+        operator_key: i64,
+        status: &str,
+        delta: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Moves the operator's counts to "unassigned" (operator 0), as its contacts just were.
+    fn move_counts_to_unassigned(
+        &mut self,
+        operator_id: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
