@@ -1,0 +1,153 @@
+//! leadrouter-bench: a load generator and invariant checker for leadrouter, over HTTP.
+//!
+//! set up a scenario (scenario.rs) → preload history → the measured run (run.rs, driven by workload.rs) →
+//! read the server's memory → check the invariants (invariants.rs) → print the summary (report.rs).
+
+mod api;
+mod cli;
+mod invariants;
+mod report;
+mod run;
+mod scenario;
+mod server;
+mod workload;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use api::Api;
+use cli::{Args, Stop, Workload};
+use report::{Invariants, Measured, ScenarioSummary, Summary};
+use scenario::Scenario;
+use server::LocalServer;
+use workload::Plan;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    // Dropping `bench` on Ctrl-C drops the local server's guard inside it, which stops the server.
+    let outcome = tokio::select! {
+        outcome = bench(&args) => outcome,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("leadrouter-bench: interrupted");
+            return ExitCode::from(130);
+        }
+    };
+    match outcome {
+        Ok(summary) => {
+            if args.json {
+                match serde_json::to_string_pretty(&summary) {
+                    Ok(json) => println!("{json}"),
+                    Err(error) => eprintln!("leadrouter-bench: encoding the summary: {error}"),
+                }
+            } else {
+                print!("{}", summary.to_table());
+            }
+            if summary.invariants.passed {
+                ExitCode::SUCCESS
+            } else {
+                announce_broken_invariants(&summary);
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("leadrouter-bench: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench(args: &Args) -> anyhow::Result<Summary> {
+    let weights = args.operator_weights()?;
+    let concurrency = args.concurrency as usize;
+    let (base, local) = match &args.url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let server = LocalServer::start().await?;
+            (server.url.clone(), Some(server))
+        }
+    };
+    let api = Api::new(&base, concurrency)?;
+    let scenario = Scenario::create(&api, args.sources, &weights, args.max_load).await?;
+    let sources = scenario.source_ids.len();
+    let show_progress = !args.quiet;
+
+    let preloaded = if args.preload > 0 {
+        let plan = Arc::new(Plan::preload(&scenario));
+        let stop = Stop::AfterRequests(args.preload);
+        let outcome = run::run(
+            &api,
+            plan,
+            sources,
+            concurrency,
+            stop,
+            "preload",
+            show_progress,
+        )
+        .await;
+        if outcome.tally.error_count() > 0 {
+            anyhow::bail!("the preload failed: {:?}", outcome.tally.errors);
+        }
+        outcome.tally.created_per_source
+    } else {
+        vec![0; sources]
+    };
+
+    let plan = Arc::new(Plan::new(args.workload, args.lead_pool, &scenario));
+    let outcome = run::run(
+        &api,
+        plan,
+        sources,
+        concurrency,
+        args.stop(),
+        args.workload.name(),
+        show_progress,
+    )
+    .await;
+    // Read before the checks add their own requests.
+    let server_memory = local.as_ref().and_then(LocalServer::memory);
+    let checks = invariants::check(&api, &scenario, &preloaded, &outcome.tally).await?;
+
+    let measured = Measured::of(&outcome);
+    let per_sec = |count: u64| count as f64 / measured.elapsed_secs.max(1e-9);
+    Ok(Summary {
+        workload: args.workload.name(),
+        server: base,
+        local_server: local.is_some(),
+        scenario: ScenarioSummary {
+            sources,
+            operators: weights.len(),
+            weights,
+            max_load: args.max_load,
+            preload: args.preload,
+            lead_pool: (args.workload == Workload::ReturningLeads).then_some(args.lead_pool),
+        },
+        concurrency: args.concurrency,
+        elapsed_secs: measured.elapsed_secs,
+        requests: measured.requests,
+        errors: measured.errors,
+        throughput_per_sec: per_sec(measured.requests),
+        contacts_created: measured.contacts_created,
+        contacts_per_sec: per_sec(measured.contacts_created),
+        latency_ms: measured.latency_ms,
+        by_kind: measured.by_kind,
+        errors_by_status: measured.errors_by_status,
+        server_memory,
+        invariants: Invariants {
+            passed: invariants::all_passed(&checks),
+            checks,
+        },
+    })
+}
+
+/// On stderr, so that it shows even under --json, and impossible to miss in a CI log.
+fn announce_broken_invariants(summary: &Summary) {
+    eprintln!("\n!!!!!!!! leadrouter-bench: INVARIANT BROKEN !!!!!!!!");
+    for check in &summary.invariants.checks {
+        if check.verdict == invariants::Verdict::Failed {
+            eprintln!("!!! {}: {}", check.name, check.detail);
+        }
+    }
+}

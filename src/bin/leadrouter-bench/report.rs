@@ -1,0 +1,227 @@
+//! The summary of a run: built once, printed as a table for people or as one JSON object for machines.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::invariants::{Check, Verdict};
+use crate::run::{Outcome, new_histogram};
+use crate::server::Memory;
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub workload: &'static str,
+    /// The server's base URL; `local_server` when the bench started it.
+    pub server: String,
+    pub local_server: bool,
+    pub scenario: ScenarioSummary,
+    pub concurrency: u64,
+    pub elapsed_secs: f64,
+    /// Requests sent in the measured run, answered or not.
+    pub requests: u64,
+    pub errors: u64,
+    pub throughput_per_sec: f64,
+    /// 201s to POST /contacts/ in the measured run.
+    pub contacts_created: u64,
+    pub contacts_per_sec: f64,
+    /// Over every answered request.
+    pub latency_ms: Latency,
+    pub by_kind: BTreeMap<&'static str, KindSummary>,
+    /// Status code (or "connection", "timeout") → count, for answers other than the expected 201/200.
+    pub errors_by_status: BTreeMap<String, u64>,
+    /// Only when the bench started the server: /proc can be read for a local process only.
+    pub server_memory: Option<Memory>,
+    pub invariants: Invariants,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScenarioSummary {
+    pub sources: usize,
+    pub operators: usize,
+    pub weights: Vec<f64>,
+    pub max_load: u64,
+    pub preload: u64,
+    pub lead_pool: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KindSummary {
+    pub requests: u64,
+    pub latency_ms: Latency,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Invariants {
+    pub passed: bool,
+    pub checks: Vec<Check>,
+}
+
+/// The parts of a summary that come from the measured run.
+pub struct Measured {
+    pub elapsed_secs: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub contacts_created: u64,
+    pub latency_ms: Latency,
+    pub by_kind: BTreeMap<&'static str, KindSummary>,
+    pub errors_by_status: BTreeMap<String, u64>,
+}
+
+impl Measured {
+    pub fn of(outcome: &Outcome) -> Self {
+        let tally = &outcome.tally;
+        let mut all = new_histogram();
+        let mut by_kind = BTreeMap::new();
+        for (kind, histogram) in &tally.latency {
+            let _ = all.add(histogram);
+            by_kind.insert(
+                kind.label(),
+                KindSummary {
+                    requests: histogram.len(),
+                    latency_ms: Latency::of(histogram),
+                },
+            );
+        }
+        Self {
+            elapsed_secs: outcome.elapsed.as_secs_f64(),
+            requests: tally.requests(),
+            errors: tally.error_count(),
+            contacts_created: tally.created_per_source.iter().sum(),
+            latency_ms: Latency::of(&all),
+            by_kind,
+            errors_by_status: tally.errors.clone(),
+        }
+    }
+}
+
+impl Latency {
+    /// The histogram holds microseconds.
+    fn of(histogram: &Histogram<u64>) -> Self {
+        let ms = |micros: u64| micros as f64 / 1_000.0;
+        Self {
+            mean: histogram.mean() / 1_000.0,
+            p50: ms(histogram.value_at_quantile(0.50)),
+            p90: ms(histogram.value_at_quantile(0.90)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            max: ms(histogram.max()),
+        }
+    }
+}
+
+impl Summary {
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let target = match self.local_server {
+            true => format!("local server {} on a fresh SQLite database", self.server),
+            false => self.server.clone(),
+        };
+        let s = &self.scenario;
+        let _ = writeln!(
+            out,
+            "leadrouter-bench: {}, {} client{}, {}",
+            self.workload,
+            self.concurrency,
+            if self.concurrency == 1 { "" } else { "s" },
+            target
+        );
+        let _ = writeln!(
+            out,
+            "scenario: {} sources, {} operators (weights {}), max_load {}, {} preloaded contacts{}",
+            s.sources,
+            s.operators,
+            s.weights
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            s.max_load,
+            s.preload,
+            s.lead_pool
+                .map_or(String::new(), |pool| format!(", a pool of {pool} leads")),
+        );
+        let _ = writeln!(
+            out,
+            "\n  {:<27} {:>8} {:>10} {:>9} {:>9} {:>9} {:>9}",
+            "request", "count", "req/s", "p50", "p90", "p99", "max"
+        );
+        let per_sec = |count: u64| count as f64 / self.elapsed_secs.max(1e-9);
+        let mut row = |name: &str, count: u64, latency: &Latency| {
+            let _ = writeln!(
+                out,
+                "  {name:<27} {count:>8} {:>10.0} {:>9} {:>9} {:>9} {:>9}",
+                per_sec(count),
+                millis(latency.p50),
+                millis(latency.p90),
+                millis(latency.p99),
+                millis(latency.max),
+            );
+        };
+        // The writes first, then the reads.
+        let mut kinds: Vec<_> = self.by_kind.iter().collect();
+        kinds.sort_by_key(|(label, _)| (!label.starts_with("POST"), **label));
+        for (label, summary) in kinds {
+            row(label, summary.requests, &summary.latency_ms);
+        }
+        if self.by_kind.len() > 1 {
+            row("all", self.requests, &self.latency_ms);
+        }
+        let _ = writeln!(
+            out,
+            "\n  {} requests in {:.2} s: {:.0} requests/s, {} contacts created ({:.0}/s)",
+            self.requests,
+            self.elapsed_secs,
+            self.throughput_per_sec,
+            self.contacts_created,
+            self.contacts_per_sec
+        );
+        let errors = if self.errors_by_status.is_empty() {
+            "none".to_owned()
+        } else {
+            let each: Vec<_> = self
+                .errors_by_status
+                .iter()
+                .map(|(k, n)| format!("{k} × {n}"))
+                .collect();
+            format!("{} ({})", self.errors, each.join(", "))
+        };
+        let _ = writeln!(out, "  errors: {errors}");
+        if let Some(memory) = self.server_memory {
+            let _ = writeln!(
+                out,
+                "  server memory: {:.1} MiB resident at the end, {:.1} MiB at most",
+                memory.rss_kib as f64 / 1024.0,
+                memory.peak_rss_kib as f64 / 1024.0
+            );
+        }
+        let _ = writeln!(out, "\ninvariants:");
+        for check in &self.invariants.checks {
+            let mark = match check.verdict {
+                Verdict::Passed => "ok     ",
+                Verdict::Skipped => "skipped",
+                Verdict::Failed => "BROKEN ",
+            };
+            let _ = writeln!(out, "  {mark} {}: {}", check.name, check.detail);
+        }
+        out
+    }
+}
+
+/// Three significant digits are all an HDR histogram at this precision holds.
+fn millis(ms: f64) -> String {
+    match ms {
+        ms if ms < 10.0 => format!("{ms:.3} ms"),
+        ms if ms < 100.0 => format!("{ms:.2} ms"),
+        ms => format!("{ms:.0} ms"),
+    }
+}

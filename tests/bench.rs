@@ -1,0 +1,147 @@
+//! The load generator end to end: the real `leadrouter-bench` binary starts its own server (the `leadrouter`
+//! binary cargo builds beside it), runs a small scenario and reports JSON. Only counts and verdicts are
+//! asserted, never timings.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_leadrouter-bench"))
+        .args(args)
+        .args(["--json", "--quiet"])
+        .output()
+        .expect("running leadrouter-bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "leadrouter-bench {args:?} failed ({}):\n{stderr}",
+        output.status
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "not JSON ({error}):\n{}\n{stderr}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn assert_clean_run(report: &Value, requests: u64) {
+    for key in [
+        "workload",
+        "scenario",
+        "elapsed_secs",
+        "throughput_per_sec",
+        "contacts_per_sec",
+        "latency_ms",
+        "by_kind",
+        "errors_by_status",
+        "server_memory",
+        "invariants",
+    ] {
+        assert!(report.get(key).is_some(), "no `{key}` in {report:#}");
+    }
+    for key in ["p50", "p90", "p99", "max"] {
+        assert!(
+            report["latency_ms"][key].is_number(),
+            "latency_ms.{key} in {report:#}"
+        );
+    }
+    assert_eq!(report["requests"], requests, "{report:#}");
+    assert_eq!(report["errors"], 0, "{report:#}");
+    assert_eq!(
+        report["errors_by_status"],
+        serde_json::json!({}),
+        "{report:#}"
+    );
+    assert_eq!(report["local_server"], true);
+    assert!(
+        report["server_memory"]["rss_kib"].as_u64().unwrap_or(0) > 0,
+        "{report:#}"
+    );
+    assert_eq!(report["invariants"]["passed"], true, "{report:#}");
+    let checks = report["invariants"]["checks"].as_array().expect("checks");
+    assert!(
+        checks.iter().all(|check| check["verdict"] != "failed"),
+        "{report:#}"
+    );
+}
+
+fn verdict_of<'a>(report: &'a Value, name: &str) -> Vec<&'a str> {
+    report["invariants"]["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|check| check["name"].as_str().unwrap_or("").contains(name))
+        .map(|check| check["verdict"].as_str().unwrap_or(""))
+        .collect()
+}
+
+#[test]
+fn mixed_workload_runs_clean_and_keeps_the_invariants() {
+    let report = bench(&[
+        "--requests",
+        "300",
+        "--concurrency",
+        "8",
+        "--workload",
+        "mixed",
+        "--sources",
+        "2",
+        "--weights",
+        "10,30",
+        "--preload",
+        "50",
+    ]);
+    assert_clean_run(&report, 300);
+    assert_eq!(report["workload"], "mixed");
+    // Every fifth request is a read: 240 contacts, 60 reads over the three read endpoints.
+    assert_eq!(report["contacts_created"], 240);
+    let by_kind = &report["by_kind"];
+    assert_eq!(by_kind["POST /contacts/"]["requests"], 240, "{report:#}");
+    for read in [
+        "GET /stats/sources/{id}",
+        "GET /operators/{id}/stats",
+        "GET /contacts/?limit=20",
+    ] {
+        assert_eq!(by_kind[read]["requests"], 20, "{read} in {report:#}");
+    }
+    // Ample capacity: the shares are judged, and hold.
+    assert_eq!(
+        verdict_of(&report, "shares follow the weights"),
+        ["passed", "passed"]
+    );
+    assert_eq!(verdict_of(&report, "counts add up"), ["passed", "passed"]);
+}
+
+#[test]
+fn returning_leads_keep_one_lead_each_and_respect_max_load() {
+    // 4 operators × max_load 10 = 40 slots for 200 contacts: capacity runs out, so max_load is tested.
+    let report = bench(&[
+        "--requests",
+        "200",
+        "--concurrency",
+        "8",
+        "--workload",
+        "returning-leads",
+        "--lead-pool",
+        "30",
+        "--operators",
+        "4",
+        "--max-load",
+        "10",
+    ]);
+    assert_clean_run(&report, 200);
+    assert_eq!(report["contacts_created"], 200);
+    assert_eq!(report["scenario"]["lead_pool"], 30);
+    assert_eq!(verdict_of(&report, "no operator over max_load"), ["passed"]);
+    assert_eq!(
+        verdict_of(&report, "one lead per returning identity"),
+        ["passed"]
+    );
+    // Capacity ran out, so the shares cannot follow the weights and are not judged.
+    assert_eq!(
+        verdict_of(&report, "shares follow the weights"),
+        ["skipped", "skipped"]
+    );
+}
