@@ -73,6 +73,8 @@ pub enum Workload {
     ReturningLeads,
     /// 80 % new leads, 20 % reads: source stats, operator stats, the latest contacts.
     Mixed,
+    /// Only the two stats endpoints, in turn: what a dashboard polls. Use with --preload for history.
+    Stats,
 }
 
 /// When the measured run ends.
@@ -114,6 +116,7 @@ impl Workload {
             Workload::NewLeads => "new-leads",
             Workload::ReturningLeads => "returning-leads",
             Workload::Mixed => "mixed",
+            Workload::Stats => "stats",
         }
     }
 }

@@ -102,6 +102,8 @@ impl Plan {
             Workload::Mixed if number % 5 == 4 => self.read(number / 5),
             // Numbering the contacts apart from the reads keeps the round robin over sources even.
             Workload::Mixed => self.new_lead(number - number / 5),
+            // The reads' rotation without its contact list: source stats and operator stats in turn.
+            Workload::Stats => self.read(number / 2 * 3 + number % 2),
         }
     }
 
