@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::domain::Scope;
+use crate::telemetry::LogFormat;
+
 /// leadrouter: routes incoming lead contacts to operators by weight, within their load limits.
 ///
 /// Log verbosity follows `RUST_LOG` (default `leadrouter=info,tower_http=warn`; `tower_http=debug` logs every
@@ -26,6 +29,31 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Manage API keys (on the database of DATABASE_URL; a running server sees changes at once).
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its token (shown this once; only a hash of it is stored).
+    Create {
+        /// What the key may do: admin (everything), ingest (post contacts, read back its own), read (every GET).
+        #[arg(long, value_enum)]
+        scope: Scope,
+        /// Who holds the key, e.g. telegram-bot.
+        #[arg(long)]
+        name: String,
+    },
+    /// List the keys (never their tokens).
+    List,
+    /// Revoke a key, by id or by name; requests with it are refused at once.
+    Revoke {
+        /// The key's id or name.
+        key: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -92,6 +120,19 @@ pub struct Config {
         global = true
     )]
     pub shutdown_grace_secs: u64,
+
+    /// A request not answered within this time is answered 503.
+    #[arg(
+        long,
+        env = "LEADROUTER_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub request_timeout_secs: u64,
+
+    /// `text`, or `json`: one JSON object per line, for log collectors.
+    #[arg(long, env = "LEADROUTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
 
     /// SQLite only: most write requests committed together in one transaction (group commit).
     #[arg(

@@ -21,7 +21,7 @@ pub enum AppError {
     #[error("{message}")]
     Rejected { status: StatusCode, message: String },
     /// The database could not be reached in time; the client may retry.
-    #[error("database unavailable: {0}")]
+    #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -86,16 +86,23 @@ fn is_sqlite_busy(error: &rusqlite::Error) -> bool {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let detail = match status {
-            StatusCode::INTERNAL_SERVER_ERROR => {
-                tracing::error!(error = %self, "request failed");
-                "Internal server error".to_owned()
+        // A database's own error text is for the log, not for clients; every other message is written for them.
+        let detail = match &self {
+            Self::Database(_) | Self::Sqlite(_) | Self::Internal(_) if status.is_server_error() => {
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    tracing::warn!(error = %self, "database unavailable");
+                    "Database unavailable, retry later".to_owned()
+                } else {
+                    tracing::error!(error = %self, "request failed");
+                    "Internal server error".to_owned()
+                }
             }
-            StatusCode::SERVICE_UNAVAILABLE => {
-                tracing::warn!(error = %self, "database unavailable");
-                "Database unavailable, retry later".to_owned()
+            _ => {
+                if status.is_server_error() {
+                    tracing::warn!(error = %self, "request not served");
+                }
+                self.to_string()
             }
-            _ => self.to_string(),
         };
         (status, Json(ErrorBody { detail })).into_response()
     }

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod error;
 pub mod model;
 pub mod store;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub store: Store,
     /// The region assumed for phone numbers written without a country code.
     pub phone_region: PhoneRegion,
+    /// How long a request may take before it is answered 503.
+    pub request_timeout: Duration,
 }
 
 /// A server that is accepting requests.
@@ -55,7 +58,9 @@ impl Server {
         let app = build_app(AppState {
             store: store.clone(),
             phone_region,
+            request_timeout: Duration::from_secs(config.request_timeout_secs),
         });
+        crate::telemetry::prometheus();
         let (shutdown, stop_requested) = oneshot::channel::<()>();
         let serving = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -64,6 +69,11 @@ impl Server {
                 })
                 .await
         });
+        if !store.api_keys_exist().await? {
+            tracing::warn!(
+                "no API key exists: the API is open to anyone who can reach it (`leadrouter keys create`)"
+            );
+        }
         tracing::info!(address = %local_addr, backend = store.backend_name(), "leadrouter is serving");
         Ok(Self {
             local_addr,

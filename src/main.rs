@@ -1,22 +1,13 @@
-use std::io::IsTerminal;
-
 use clap::Parser;
 use leadrouter::Server;
-use leadrouter::config::{Cli, Command};
+use leadrouter::config::{Cli, Command, Config, KeysCommand};
+use leadrouter::domain::Name;
 use leadrouter::store::Store;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("leadrouter=info,tower_http=warn")),
-        )
-        // Colour only for a person at a terminal; log files and collectors get plain text.
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+    leadrouter::telemetry::init_logging(cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let stop_requested = shutdown_signal()?;
@@ -25,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("shutting down: finishing the requests under way");
             server.stop().await
         }
+        Command::Keys { action } => manage_keys(&cli.config, action).await,
         Command::Migrate => {
             Store::migrate(&cli.config).await?;
             tracing::info!("migrations applied");
@@ -52,4 +44,50 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })
+}
+
+async fn manage_keys(config: &Config, action: KeysCommand) -> anyhow::Result<()> {
+    let store = Store::open(config).await?;
+    let outcome = run_keys_command(&store, action).await;
+    store.close().await;
+    outcome
+}
+
+async fn run_keys_command(store: &Store, action: KeysCommand) -> anyhow::Result<()> {
+    match action {
+        KeysCommand::Create { scope, name } => {
+            let name = Name::parse(&name).map_err(|error| anyhow::anyhow!("--name: {error}"))?;
+            let (key, token) = store.create_api_key(name, scope).await?;
+            println!(
+                "Created key {} ({}, scope {}). Its token, shown this once:",
+                key.id, key.name, key.scope
+            );
+            println!("{token}");
+        }
+        KeysCommand::List => {
+            println!(
+                "{:>5}  {:<8} {:<27} {:<27} name",
+                "id", "scope", "created", "revoked"
+            );
+            for key in store.list_api_keys().await? {
+                let revoked = key
+                    .revoked_at
+                    .map(|at| at.to_rfc3339())
+                    .unwrap_or_else(|| "-".to_owned());
+                println!(
+                    "{:>5}  {:<8} {:<27} {:<27} {}",
+                    key.id,
+                    key.scope,
+                    key.created_at.to_rfc3339(),
+                    revoked,
+                    key.name
+                );
+            }
+        }
+        KeysCommand::Revoke { key } => {
+            store.revoke_api_key(key.clone()).await?;
+            println!("Revoked key {key}.");
+        }
+    }
+    Ok(())
 }

@@ -402,3 +402,19 @@ backend_test!(nul_characters_are_refused_alike_on_both_backends, |app| {
     }
     assert_still_serving(&app).await;
 });
+
+backend_test!(
+    ids_written_with_a_zero_fraction_are_read_as_integers,
+    |app| {
+        let operator = app.operator("Ann", 3).await;
+        let (status, body) = app.get(&format!("/operators/{operator}.0")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["id"], operator);
+        let (status, _) = app.get(&format!("/operators/{operator}.5")).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a real fraction is still refused"
+        );
+    }
+);

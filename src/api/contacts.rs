@@ -1,49 +1,62 @@
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access::Caller;
 use super::{Json, Path, Query, invalid, to_page};
 use crate::AppState;
 use crate::domain::identity::RawLeadIdentity;
 use crate::domain::{LeadIdentity, Status, Text};
 use crate::error::{AppError, ErrorBody};
-use crate::model::Contact;
+use crate::model::{
+    Contact, EmailString, PhoneString, ShortTextString, StatusString, deserialize_whole_number,
+};
 use crate::store::ContactFilter;
-use crate::store::ops::NewContact;
+use crate::store::ops::{CreatedContact, IdempotencyKey, NewContact};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::with_openapi(QuerySchemas::openapi())
         .routes(routes!(create_contact, list_contacts))
         .routes(routes!(get_contact))
         .routes(routes!(set_contact_status))
 }
 
+/// The schemas only query parameters refer to, which the routes do not collect.
+#[derive(OpenApi)]
+#[openapi(components(schemas(StatusString)))]
+struct QuerySchemas;
+
 /// A lead's message through a source. The lead is found by `lead_external_id`, then `lead_phone`, then
 /// `lead_email` (the first that matches wins), or created; blank identifiers count as absent.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateContact {
+    #[serde(deserialize_with = "deserialize_whole_number")]
     #[schema(example = 1)]
     pub source_id: i64,
-    /// The lead's id in the source's system; at most 255 characters.
-    #[schema(example = "user123")]
+    /// The lead's id in the source's system.
+    #[schema(value_type = Option<ShortTextString>, example = "user123")]
     pub lead_external_id: Option<String>,
-    /// Any common notation; stored in E.164. Numbers without a country code are read in the configured
-    /// default region (RU unless set otherwise).
-    #[schema(example = "+79991234567")]
+    /// Stored in E.164.
+    #[schema(value_type = Option<PhoneString>, example = "+79991234567")]
     pub lead_phone: Option<String>,
     /// Stored trimmed and lower-cased.
-    #[schema(example = "ivan@example.com")]
+    #[schema(value_type = Option<EmailString>, example = "ivan@example.com")]
     pub lead_email: Option<String>,
-    /// At most 255 characters; fills the lead's name if it has none.
-    #[schema(example = "Иван Иванов")]
+    /// Fills the lead's name if it has none.
+    #[schema(value_type = Option<ShortTextString>, example = "Иван Иванов")]
     pub lead_name: Option<String>,
-    /// At most 10,000 characters.
-    #[schema(example = "Хочу узнать о продукте")]
+    /// At most 10,000 characters; no NUL.
+    #[schema(
+        example = "Хочу узнать о продукте",
+        max_length = 10_000,
+        pattern = r"^[^\x00]*$"
+    )]
     pub message: Option<String>,
 }
 
@@ -53,6 +66,7 @@ pub struct ContactQuery {
     pub lead_id: Option<i64>,
     pub source_id: Option<i64>,
     pub operator_id: Option<i64>,
+    #[param(value_type = Option<StatusString>)]
     pub status: Option<String>,
     /// `true`: only contacts without an operator; `false`: only contacts with one.
     pub unassigned: Option<bool>,
@@ -64,18 +78,18 @@ pub struct ContactQuery {
     pub limit: Option<i64>,
 }
 
+/// `?status=`, required by the document; a client may send `{"status": …}` as the body instead.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatusQuery {
-    /// The new status (as the reference implementation takes it); or send `{"status": …}` as the body.
+    /// The new status. Only `active` counts towards the operator's load.
+    #[param(value_type = StatusString, required = true, example = "closed")]
     pub status: Option<String>,
 }
 
-/// The new status of a contact.
-#[derive(Debug, Deserialize, ToSchema)]
+/// The new status of a contact, as a body instead of the query parameter.
+#[derive(Debug, Deserialize)]
 pub struct SetStatus {
-    /// Non-blank, at most 32 characters. Only `active` counts towards the operator's load.
-    #[schema(example = "closed")]
     pub status: String,
 }
 
@@ -97,6 +111,8 @@ impl CreateContact {
             source_id: self.source_id,
             lead,
             message,
+            idempotency: None,
+            created_by_key_id: None,
         })
     }
 }
@@ -104,32 +120,79 @@ impl CreateContact {
 /// Register a contact: identify (or create) the lead, pick an operator by weight among the source's operators
 /// that are active and below max_load, and store the contact — unassigned (`operator_id: null`) when nobody is
 /// free. A 201 means all of it is durably committed.
+///
+/// With an `Idempotency-Key` header, a retry of the same request within 24 hours creates nothing and answers
+/// the contact the first request created (201, with `Idempotent-Replayed: true`); the same key with a
+/// different request is refused with 422.
 #[utoipa::path(
     post, path = "/contacts", tag = "contacts",
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "Makes retries safe: 1 to 255 printable ASCII characters (spaces only inside), unique per request",
+         pattern = r"^[!-~]([ -~]{0,253}[!-~])?$"),
+    ),
     request_body = CreateContact,
     responses(
-        (status = 201, description = "Created and routed", body = Contact),
+        (status = 201, description = "Created and routed (or replayed for a known Idempotency-Key)", body = Contact),
         (status = 404, description = "No such source", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid field (the detail names it)", body = ErrorBody),
-        (status = 503, description = "Database unavailable; nothing was stored", body = ErrorBody),
+        (status = 422, description = "Invalid field (the detail names it), or an Idempotency-Key reused with another request", body = ErrorBody),
+        (status = 503, description = "Database unavailable or timed out; retry, with an Idempotency-Key to be safe", body = ErrorBody),
     )
 )]
 async fn create_contact(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     Json(body): Json<CreateContact>,
-) -> Result<(StatusCode, Json<Contact>), AppError> {
-    let new = body.parse(&state)?;
-    let contact = state.store.create_contact(new).await?;
-    tracing::debug!(
-        contact_id = contact.id,
-        lead_id = contact.lead_id,
-        source_id = contact.source_id,
-        operator_id = contact.operator_id,
-        "contact created"
-    );
-    Ok((StatusCode::CREATED, Json(contact)))
+) -> Result<(StatusCode, HeaderMap, Json<Contact>), AppError> {
+    let mut new = body.parse(&state)?;
+    new.created_by_key_id = caller.key_id;
+    if let Some(key) = idempotency_key(&headers)? {
+        let fingerprint = new.fingerprint();
+        new.idempotency = Some(IdempotencyKey {
+            client: caller.idempotency_client(),
+            key,
+            fingerprint,
+        });
+    }
+    let CreatedContact { contact, replayed } = state.store.create_contact(new).await?;
+    let mut response_headers = HeaderMap::new();
+    if replayed {
+        response_headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    } else {
+        crate::telemetry::contact_created(contact.source_id, contact.operator_id.is_some());
+        tracing::debug!(
+            contact_id = contact.id,
+            lead_id = contact.lead_id,
+            source_id = contact.source_id,
+            operator_id = contact.operator_id,
+            "contact created"
+        );
+    }
+    Ok((StatusCode::CREATED, response_headers, Json(contact)))
+}
+
+/// The `Idempotency-Key` header, if sent: 1 to 255 printable ASCII characters, spaces only inside — exactly
+/// what the OpenAPI document's pattern says.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    let visible_edges = bytes.first().is_some_and(u8::is_ascii_graphic)
+        && bytes.last().is_some_and(u8::is_ascii_graphic);
+    if !visible_edges
+        || bytes.len() > 255
+        || !bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ')
+    {
+        return Err(AppError::Unprocessable(
+            "Idempotency-Key: must be 1 to 255 printable ASCII characters, spaces only inside"
+                .to_owned(),
+        ));
+    }
+    Ok(value.to_str().ok().map(str::to_owned))
 }
 
 /// List contacts, newest first, filtered by any of the parameters.
@@ -176,13 +239,16 @@ async fn get_contact(
     Ok(Json(state.store.get_contact(id).await?))
 }
 
-/// Change a contact's status, given as the query parameter `status` or as the body `{"status": …}`. Leaving
-/// `active` frees a unit of the operator's capacity; returning to `active` takes one back (even past max_load:
-/// reopening is the operator's call, not automatic assignment).
+/// Change a contact's status, given as the query parameter `status` (as the reference implementation takes it).
+/// Leaving `active` frees a unit of the operator's capacity; returning to `active` takes one back (even past
+/// max_load: reopening is the operator's call, not automatic assignment).
+///
+/// Instead of the query parameter, the body may be `{"status": "closed"}` (`Content-Type: application/json`);
+/// a request with both is refused with 422 unless they agree. (OpenAPI cannot say "this query parameter or
+/// that body", so the document describes the query parameter, the form the reference's clients use.)
 #[utoipa::path(
     patch, path = "/contacts/{id}/status", tag = "contacts",
     params(("id" = i64, Path, description = "Contact id"), StatusQuery),
-    request_body(content = Option<SetStatus>, description = "Instead of the query parameter"),
     responses(
         (status = 200, description = "The changed contact", body = Contact),
         (status = 404, description = "No such contact", body = ErrorBody),
@@ -194,15 +260,22 @@ async fn set_contact_status(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(query): Query<StatusQuery>,
-    body: Result<Bytes, BytesRejection>,
+    // Read by hand: as an argument, `Bytes` would be taken for the documented body.
+    request: Request,
 ) -> Result<Json<Contact>, AppError> {
-    let body = body?;
+    let body = Bytes::from_request(request, &state).await?;
     let from_body = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        let parsed: SetStatus = serde_json::from_slice(&body).map_err(|e| {
+        let expected = |e: &dyn std::fmt::Display| {
             AppError::Unprocessable(format!("body: expected {{\"status\": …}}: {e}"))
-        })?;
+        };
+        // Serde would also read the struct from an array (`["closed"]`); only an object is `{"status": …}`.
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| expected(&e))?;
+        if !value.is_object() {
+            return Err(expected(&"not an object"));
+        }
+        let parsed = SetStatus::deserialize(value).map_err(|e| expected(&e))?;
         Some(parsed.status)
     };
     let raw = match (query.status, from_body) {

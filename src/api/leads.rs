@@ -1,6 +1,6 @@
 use axum::extract::State;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -9,22 +9,30 @@ use crate::AppState;
 use crate::domain::LeadIdentity;
 use crate::domain::identity::RawLeadIdentity;
 use crate::error::{AppError, ErrorBody};
-use crate::model::{Lead, LeadDetail};
+use crate::model::{EmailString, Lead, LeadDetail, PhoneString, ShortTextString};
 use crate::store::LeadFilter;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    OpenApiRouter::with_openapi(QuerySchemas::openapi())
         .routes(routes!(list_leads))
         .routes(routes!(get_lead))
 }
 
+/// The schemas only query parameters refer to, which the routes do not collect.
+#[derive(OpenApi)]
+#[openapi(components(schemas(ShortTextString, PhoneString, EmailString)))]
+struct QuerySchemas;
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LeadQuery {
+    #[param(value_type = Option<ShortTextString>)]
     pub external_id: Option<String>,
     /// Normalised as on input: `8 999 123-45-67` finds `+79991234567`.
+    #[param(value_type = Option<PhoneString>)]
     pub phone: Option<String>,
     /// Normalised as on input (trimmed, lower-cased).
+    #[param(value_type = Option<EmailString>)]
     pub email: Option<String>,
     /// Rows to pass over (default 0).
     #[param(minimum = 0)]

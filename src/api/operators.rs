@@ -11,7 +11,7 @@ use super::{Json, Pagination, Path, Query, invalid};
 use crate::AppState;
 use crate::domain::{MaxLoad, Name};
 use crate::error::{AppError, ErrorBody};
-use crate::model::Operator;
+use crate::model::{NameString, Operator, deserialize_optional_whole_number};
 use crate::store::ops::{NewOperator, OperatorChanges};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,14 +24,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A new operator.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateOperator {
-    /// 1 to 255 characters.
-    #[schema(example = "Оператор 1")]
+    #[schema(value_type = NameString, example = "Оператор 1")]
     pub name: String,
     /// Whether the operator takes new contacts (default true).
     #[serde(default)]
     pub is_active: Option<bool>,
     /// Most `active` contacts given to the operator automatically: 0 to 1,000,000 (default 10).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "deserialize_optional_whole_number")]
     #[schema(example = 10, minimum = 0, maximum = 1_000_000)]
     pub max_load: Option<i64>,
 }
@@ -39,8 +38,10 @@ pub struct CreateOperator {
 /// Changes to an operator; absent (or null) fields keep their value.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateOperator {
+    #[schema(value_type = Option<NameString>)]
     pub name: Option<String>,
     pub is_active: Option<bool>,
+    #[serde(default, deserialize_with = "deserialize_optional_whole_number")]
     #[schema(minimum = 0, maximum = 1_000_000)]
     pub max_load: Option<i64>,
 }

@@ -9,7 +9,7 @@ use super::{Json, Pagination, Path, Query, invalid, nullable};
 use crate::AppState;
 use crate::domain::{Name, Text, Weight};
 use crate::error::{AppError, ErrorBody};
-use crate::model::{OperatorWeight, Source, SourceDetail};
+use crate::model::{NameString, OperatorWeight, Source, SourceDetail, deserialize_whole_number};
 use crate::store::ops::{NewSource, SourceChanges};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -23,26 +23,33 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A new source.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateSource {
-    /// 1 to 255 characters, unique among the sources.
-    #[schema(example = "Telegram Bot")]
+    /// Unique among the sources.
+    #[schema(value_type = NameString, example = "Telegram Bot")]
     pub name: String,
-    /// At most 10,000 characters.
-    #[schema(example = "Бот в Telegram")]
+    /// At most 10,000 characters; no NUL.
+    #[schema(
+        example = "Бот в Telegram",
+        max_length = 10_000,
+        pattern = r"^[^\x00]*$"
+    )]
     pub description: Option<String>,
 }
 
 /// Changes to a source; absent fields keep their value, `"description": null` clears the description.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateSource {
+    #[schema(value_type = Option<NameString>)]
     pub name: Option<String>,
+    /// At most 10,000 characters; no NUL.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 10_000, pattern = r"^[^\x00]*$")]
     pub description: Option<Option<String>>,
 }
 
 /// An operator to add to a source.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LinkOperator {
+    #[serde(deserialize_with = "deserialize_whole_number")]
     #[schema(example = 1)]
     pub operator_id: i64,
     /// Above 0, at most 1,000,000, fractions allowed (default 1).

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, SqliteConnection};
 
 use super::sql;
-use super::tx::{ContactState, WriteTx};
+use super::tx::{ContactState, IdempotentRequest, WriteTx};
 use crate::domain::{Candidate, LeadIdentity, Status};
 use crate::error::AppError;
-use crate::model::{Contact, Lead, NamedOperatorWeight, Operator, OperatorWeight, Source};
+use crate::model::{ApiKey, Contact, Lead, NamedOperatorWeight, Operator, OperatorWeight, Source};
 
 /// A connection (or transaction) of either backend.
 pub enum Conn<'c> {
@@ -211,6 +211,34 @@ impl Conn<'_> {
         Ok(
             on_conn!(self, c => sqlx::query_as(sql).bind(page.limit).bind(page.skip).fetch_all(&mut **c).await)?,
         )
+    }
+
+    /// The live key with this token hash (id, scope), and whether any live key exists.
+    pub async fn authenticate(
+        &mut self,
+        token_hash: &str,
+    ) -> Result<(Option<(i64, String)>, bool)> {
+        let sql = sql::AUTHENTICATE;
+        let (key_id, scope, keys_exist): (Option<i64>, Option<String>, bool) =
+            on_conn!(self, c => sqlx::query_as(sql).bind(token_hash).fetch_one(&mut **c).await)?;
+        Ok((key_id.zip(scope), keys_exist))
+    }
+
+    pub async fn api_keys(&mut self) -> Result<Vec<ApiKey>> {
+        let sql = sql::API_KEYS;
+        Ok(on_conn!(self, c => sqlx::query_as(sql).fetch_all(&mut **c).await)?)
+    }
+
+    /// The key that created the contact: `None` when there is no such contact, `Some(None)` for no key.
+    pub async fn contact_creator(&mut self, id: i64) -> Result<Option<Option<i64>>> {
+        let sql = sql::CONTACT_CREATOR;
+        Ok(on_conn!(self, c => sqlx::query_scalar(sql).bind(id).fetch_optional(&mut **c).await)?)
+    }
+
+    /// Every operator's (id, active load, max_load).
+    pub async fn operator_loads(&mut self) -> Result<Vec<(i64, i64, i64)>> {
+        let sql = sql::OPERATOR_LOADS;
+        Ok(on_conn!(self, c => sqlx::query_as(sql).fetch_all(&mut **c).await)?)
     }
 
     pub async fn sources(&mut self, page: Page) -> Result<Vec<Source>> {
@@ -483,10 +511,12 @@ impl WriteTx for Conn<'_> {
         operator_id: Option<i64>,
         message: Option<&str>,
         created_at: DateTime<Utc>,
+        created_by_key_id: Option<i64>,
     ) -> Result<i64> {
         let sql = sql::INSERT_CONTACT;
         Ok(on_conn!(self, c => sqlx::query_scalar(sql)
             .bind(lead_id).bind(source_id).bind(operator_id).bind(Status::ACTIVE).bind(message).bind(created_at)
+            .bind(created_by_key_id)
             .fetch_one(&mut **c).await)?)
     }
 
@@ -537,5 +567,61 @@ impl WriteTx for Conn<'_> {
             sqlx::query(sql::DELETE_COUNTS_OF_OPERATOR).bind(operator_id).execute(&mut **c).await.map(drop)
         })?;
         Ok(())
+    }
+
+    async fn idempotent_request(
+        &mut self,
+        client: &str,
+        key: &str,
+    ) -> Result<Option<IdempotentRequest>> {
+        let sql = sql::IDEMPOTENT_REQUEST;
+        Ok(
+            on_conn!(self, c => sqlx::query_as(sql).bind(client).bind(key).fetch_optional(&mut **c).await)?,
+        )
+    }
+
+    async fn forget_idempotent_request(&mut self, client: &str, key: &str) -> Result<()> {
+        let sql = sql::FORGET_IDEMPOTENT_REQUEST;
+        on_conn!(self, c => sqlx::query(sql).bind(client).bind(key).execute(&mut **c).await.map(drop))?;
+        Ok(())
+    }
+
+    async fn remember_idempotent_request(
+        &mut self,
+        client: &str,
+        key: &str,
+        fingerprint: &str,
+        contact_id: i64,
+        created_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let sql = sql::REMEMBER_IDEMPOTENT_REQUEST;
+        on_conn!(self, c => sqlx::query(sql)
+            .bind(client).bind(key).bind(fingerprint).bind(contact_id).bind(created_at)
+            .execute(&mut **c).await.map(drop))?;
+        Ok(())
+    }
+
+    async fn insert_api_key(
+        &mut self,
+        name: &str,
+        scope: &str,
+        token_hash: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<ApiKey> {
+        let sql = sql::INSERT_API_KEY;
+        Ok(on_conn!(self, c => sqlx::query_as(sql)
+            .bind(name).bind(scope).bind(token_hash).bind(created_at)
+            .fetch_one(&mut **c).await)?)
+    }
+
+    async fn revoke_api_key(
+        &mut self,
+        id: Option<i64>,
+        name: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let sql = sql::REVOKE_API_KEY;
+        let done = on_conn!(self, c => sqlx::query(sql).bind(id).bind(name).bind(at).execute(&mut **c).await?.rows_affected());
+        Ok(done > 0)
     }
 }

@@ -15,6 +15,7 @@ mod tx;
 mod writer;
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -23,15 +24,18 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{ConnectOptions, Connection, Postgres, Sqlite};
 
 pub use conn::{Conn, ContactFilter, LeadFilter, OperatorTally, Page, SourceStatusTally};
-use ops::{NewContact, NewOperator, NewSource, OperatorChanges, SourceChanges};
+use ops::{CreatedContact, NewContact, NewOperator, NewSource, OperatorChanges, SourceChanges};
+use sqlite_tx::KeyLookup;
 use sqlx::Transaction;
 use tx::WriteTx;
 use writer::WriterHandle;
 
 use crate::config::Config;
-use crate::domain::{Status, Weight};
+use crate::domain::{Name, Scope, Status, Weight};
 use crate::error::AppError;
-use crate::model::{Contact, Lead, LeadDetail, Operator, OperatorWeight, Source, SourceDetail};
+use crate::model::{
+    ApiKey, Contact, Lead, LeadDetail, Operator, OperatorWeight, Source, SourceDetail,
+};
 
 type Result<T> = std::result::Result<T, AppError>;
 
@@ -54,6 +58,9 @@ enum Backend {
     Sqlite {
         readers: SqlitePool,
         writer: WriterHandle,
+        /// Answers the key lookup that every request makes with a direct call rather than a hand-over to a
+        /// pool connection's worker thread (see `sqlite_tx`): that hand-over cost a third of the throughput.
+        keys: Arc<Mutex<KeyLookup>>,
     },
     Postgres {
         pool: PgPool,
@@ -151,7 +158,7 @@ async fn finish_postgres<T>(
             }
             tracing::warn!(%error, attempt, "write kept colliding with concurrent ones; giving up");
             Some(Err(AppError::Unavailable(
-                "too much contention; retry".to_owned(),
+                "Too much contention on the database; retry".to_owned(),
             )))
         }
         other => Some(other),
@@ -179,12 +186,17 @@ impl Store {
                     config.write_batch_max,
                     config.db_acquire_timeout(),
                 )?;
+                let keys = Arc::new(Mutex::new(KeyLookup::open(options.get_filename())?));
                 let readers = SqlitePoolOptions::new()
                     .max_connections(config.db_max_connections.max(1))
                     .acquire_timeout(config.db_acquire_timeout())
                     .connect_with(options.read_only(true))
                     .await?;
-                Backend::Sqlite { readers, writer }
+                Backend::Sqlite {
+                    readers,
+                    writer,
+                    keys,
+                }
             }
             Target::Postgres(options) => {
                 let statement_timeout = format!("{}s", config.db_statement_timeout_secs);
@@ -225,7 +237,9 @@ impl Store {
     /// Waits for the writes under way, then closes every connection.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { readers, writer } => {
+            Backend::Sqlite {
+                readers, writer, ..
+            } => {
                 writer.stop().await;
                 readers.close().await;
             }
@@ -245,6 +259,63 @@ impl Store {
             Backend::Sqlite { readers, .. } => ReadConn::Sqlite(readers.acquire().await?),
             Backend::Postgres { pool } => ReadConn::Postgres(pool.acquire().await?),
         })
+    }
+
+    /// Checks that the database answers: a read, and on SQLite a (empty) write through the writer thread.
+    pub async fn check_ready(&self) -> Result<()> {
+        self.reader().await?.conn().operator(0).await?;
+        transaction!(self, |tx| tx.operator(0).await.map(drop))
+    }
+
+    // ---- API keys ----
+
+    /// The live key whose token has this hash (id, scope), and whether any live key exists.
+    pub async fn authenticate(&self, token_hash: &str) -> Result<(Option<(i64, String)>, bool)> {
+        match &self.backend {
+            Backend::Sqlite { keys, .. } => {
+                let lookup = keys.lock().unwrap_or_else(PoisonError::into_inner);
+                lookup.authenticate(token_hash)
+            }
+            Backend::Postgres { .. } => self.reader().await?.conn().authenticate(token_hash).await,
+        }
+    }
+
+    /// Whether any live API key exists (while none does, the API is open).
+    pub async fn api_keys_exist(&self) -> Result<bool> {
+        Ok(self.authenticate("").await?.1)
+    }
+
+    /// Creates a key and returns it with its token, which is not stored and cannot be shown again.
+    pub async fn create_api_key(&self, name: Name, scope: Scope) -> Result<(ApiKey, String)> {
+        let token = crate::domain::access::new_token();
+        let token_hash = crate::domain::access::token_hash(&token);
+        let key = transaction!(self, |tx| ops::create_api_key(
+            tx,
+            &name,
+            scope,
+            &token_hash
+        )
+        .await)?;
+        Ok((key, token))
+    }
+
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.reader().await?.conn().api_keys().await
+    }
+
+    /// Revokes the live key with this id or name.
+    pub async fn revoke_api_key(&self, key: String) -> Result<()> {
+        transaction!(self, |tx| ops::revoke_api_key(tx, &key).await)
+    }
+
+    /// The key that created the contact: `None` when there is no such contact, `Some(None)` for no key.
+    pub async fn contact_creator(&self, id: i64) -> Result<Option<Option<i64>>> {
+        self.reader().await?.conn().contact_creator(id).await
+    }
+
+    /// Every operator's (id, active load, max_load), for the metrics.
+    pub async fn operator_loads(&self) -> Result<Vec<(i64, i64, i64)>> {
+        self.reader().await?.conn().operator_loads().await
     }
 
     // ---- operators ----
@@ -369,7 +440,7 @@ impl Store {
 
     // ---- contacts ----
 
-    pub async fn create_contact(&self, new: NewContact) -> Result<Contact> {
+    pub async fn create_contact(&self, new: NewContact) -> Result<CreatedContact> {
         transaction!(self, |tx| ops::create_contact(tx, &new).await)
     }
 

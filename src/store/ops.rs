@@ -3,12 +3,15 @@
 //! transaction that is retried on conflict), so each reads what it needs and checks it itself: nothing here
 //! trusts an earlier read made outside the transaction.
 
+use chrono::{DateTime, TimeDelta, Utc};
+use sha2::{Digest, Sha256};
+
 use super::tx::{WriteTx, count_key};
 use crate::domain::{
-    Candidate, LeadIdentity, MaxLoad, Name, Status, Text, Weight, choose_operator,
+    Candidate, LeadIdentity, MaxLoad, Name, Scope, Status, Text, Weight, choose_operator,
 };
 use crate::error::AppError;
-use crate::model::{self, Contact, Lead, Operator, OperatorWeight, Source};
+use crate::model::{self, ApiKey, Contact, Lead, Operator, OperatorWeight, Source};
 
 type Result<T> = std::result::Result<T, AppError>;
 
@@ -45,6 +48,48 @@ pub struct NewContact {
     pub source_id: i64,
     pub lead: LeadIdentity,
     pub message: Option<Text>,
+    pub idempotency: Option<IdempotencyKey>,
+    /// The API key that sent it, if the API is not open.
+    pub created_by_key_id: Option<i64>,
+}
+
+impl NewContact {
+    /// SHA-256 of the normalised request, so that a retry matches however its JSON was spelled.
+    pub fn fingerprint(&self) -> String {
+        let canonical = format!(
+            "{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            self.source_id,
+            self.lead.external_id,
+            self.lead.phone.as_ref().map(|p| p.as_str()),
+            self.lead.email.as_ref().map(|e| e.as_str()),
+            self.lead.name,
+            self.message.as_ref().map(Text::as_str),
+        );
+        Sha256::digest(canonical.as_bytes())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+}
+
+/// An `Idempotency-Key` sent with a contact.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// Whose key it is: keys of different clients never meet.
+    pub client: String,
+    pub key: String,
+    /// [`NewContact::fingerprint`] of the request that came with it.
+    pub fingerprint: String,
+}
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
+
+/// A contact as `POST /contacts/` answers it: created now, or replayed for a retried idempotency key.
+#[derive(Debug, Clone)]
+pub struct CreatedContact {
+    pub contact: Contact,
+    pub replayed: bool,
 }
 
 // ---- operators ----
@@ -179,8 +224,47 @@ fn not_linked() -> AppError {
 // ---- contacts ----
 
 /// Identifies the lead, picks an operator, claims one unit of their capacity and stores the contact: all in
-/// the caller's transaction, so that either all of it is committed or none of it.
-pub async fn create_contact(tx: &mut impl WriteTx, new: &NewContact) -> Result<Contact> {
+/// the caller's transaction, so that either all of it is committed or none of it. With an idempotency key
+/// seen in the last 24 hours, creates nothing and answers the contact that key created.
+pub async fn create_contact(tx: &mut impl WriteTx, new: &NewContact) -> Result<CreatedContact> {
+    let now = model::now();
+    if let Some(key) = &new.idempotency
+        && let Some(earlier) = tx.idempotent_request(&key.client, &key.key).await?
+    {
+        if now - earlier.created_at < IDEMPOTENCY_WINDOW {
+            if earlier.fingerprint != key.fingerprint {
+                return Err(AppError::Unprocessable(
+                    "Idempotency-Key: already used with a different request".to_owned(),
+                ));
+            }
+            let contact = tx.contact(earlier.contact_id).await?.ok_or_else(|| {
+                AppError::Internal(anyhow::anyhow!(
+                    "idempotency key points at a missing contact"
+                ))
+            })?;
+            return Ok(CreatedContact {
+                contact,
+                replayed: true,
+            });
+        }
+        tx.forget_idempotent_request(&key.client, &key.key).await?;
+    }
+    let contact = route_new_contact(tx, new, now).await?;
+    if let Some(key) = &new.idempotency {
+        tx.remember_idempotent_request(&key.client, &key.key, &key.fingerprint, contact.id, now)
+            .await?;
+    }
+    Ok(CreatedContact {
+        contact,
+        replayed: false,
+    })
+}
+
+async fn route_new_contact(
+    tx: &mut impl WriteTx,
+    new: &NewContact,
+    created_at: DateTime<Utc>,
+) -> Result<Contact> {
     let source = tx
         .source(new.source_id)
         .await?
@@ -189,9 +273,15 @@ pub async fn create_contact(tx: &mut impl WriteTx, new: &NewContact) -> Result<C
     let operator = assign_operator(tx, source.id).await?;
     let operator_id = operator.as_ref().map(|o| o.id);
     let message = new.message.as_ref().map(Text::as_str);
-    let created_at = model::now();
     let id = tx
-        .insert_contact(lead.id, source.id, operator_id, message, created_at)
+        .insert_contact(
+            lead.id,
+            source.id,
+            operator_id,
+            message,
+            created_at,
+            new.created_by_key_id,
+        )
         .await?;
     tx.count_contacts(source.id, count_key(operator_id), Status::ACTIVE, 1)
         .await?;
@@ -303,4 +393,28 @@ pub async fn set_contact_status(
     tx.contact(id)
         .await?
         .ok_or_else(|| AppError::not_found("Contact"))
+}
+
+// ---- API keys ----
+
+pub async fn create_api_key(
+    tx: &mut impl WriteTx,
+    name: &Name,
+    scope: Scope,
+    token_hash: &str,
+) -> Result<ApiKey> {
+    tx.insert_api_key(name.as_str(), scope.as_str(), token_hash, model::now())
+        .await
+}
+
+/// Revokes by id, or by name when `key` is not a number.
+pub async fn revoke_api_key(tx: &mut impl WriteTx, key: &str) -> Result<()> {
+    let id = key.parse::<i64>().ok();
+    let name = id.is_none().then_some(key);
+    if !tx.revoke_api_key(id, name, model::now()).await? {
+        return Err(AppError::NotFound(format!(
+            "No live API key with id or name {key:?}"
+        )));
+    }
+    Ok(())
 }

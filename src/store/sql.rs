@@ -7,6 +7,8 @@
 pub const OPERATORS_PAGE: &str = "SELECT id, name, is_active, max_load, active_load, created_at FROM operators \
      ORDER BY id LIMIT $1 OFFSET $2";
 
+pub const OPERATOR_LOADS: &str = "SELECT id, active_load, max_load FROM operators ORDER BY id";
+
 pub const OPERATOR_BY_ID: &str =
     "SELECT id, name, is_active, max_load, active_load, created_at FROM operators WHERE id = $1";
 
@@ -100,8 +102,11 @@ pub const LEAD_BY_ID: &str =
 // ---- contacts ----
 
 pub const INSERT_CONTACT: &str = "INSERT INTO contacts \
-     (lead_id, source_id, operator_id, status, message, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+     (lead_id, source_id, operator_id, status, message, created_at, created_by_key_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+
+/// Which API key created the contact (NULL: none, or created while the API was open).
+pub const CONTACT_CREATOR: &str = "SELECT created_by_key_id FROM contacts WHERE id = $1";
 
 /// A contact joined with its lead, source and operator; callers append WHERE, ORDER BY and LIMIT.
 pub const CONTACT_SELECT: &str = "SELECT c.id, c.lead_id, c.source_id, c.operator_id, c.status, c.message, \
@@ -145,3 +150,34 @@ pub const SOURCE_TALLIES: &str = "SELECT cc.operator_id, o.name AS operator_name
 pub const OPERATOR_TALLIES: &str = "SELECT cc.source_id, s.name AS source_name, cc.status, cc.contacts \
      FROM contact_counts cc JOIN sources s ON s.id = cc.source_id \
      WHERE cc.operator_id = $1 AND cc.contacts > 0 ORDER BY cc.source_id, cc.status";
+
+// ---- idempotency keys ----
+
+pub const IDEMPOTENT_REQUEST: &str = "SELECT fingerprint, contact_id, created_at FROM idempotency_keys WHERE client = $1 AND key = $2";
+
+pub const FORGET_IDEMPOTENT_REQUEST: &str =
+    "DELETE FROM idempotency_keys WHERE client = $1 AND key = $2";
+
+/// A plain INSERT, not an upsert: two requests racing with one key must collide here, so that one of them is
+/// rolled back (and, retried, replays the other's answer).
+pub const REMEMBER_IDEMPOTENT_REQUEST: &str = "INSERT INTO idempotency_keys \
+     (client, key, fingerprint, contact_id, created_at) VALUES ($1, $2, $3, $4, $5)";
+
+// ---- API keys ----
+
+pub const API_KEYS: &str =
+    "SELECT id, name, scope, created_at, revoked_at FROM api_keys ORDER BY id";
+
+/// In one round trip: the live key with this token hash, if any, and whether any live key exists at all
+/// (while none does, the API is open).
+pub const AUTHENTICATE: &str = "SELECT \
+     (SELECT id FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL) AS key_id, \
+     (SELECT scope FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL) AS scope, \
+     EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL) AS keys_exist";
+
+pub const INSERT_API_KEY: &str = "INSERT INTO api_keys (name, scope, token_hash, created_at) \
+     VALUES ($1, $2, $3, $4) RETURNING id, name, scope, created_at, revoked_at";
+
+/// Revokes by id, or by name when `$1` is not a number.
+pub const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = $3 \
+     WHERE (id = $1 OR name = $2) AND revoked_at IS NULL";

@@ -11,10 +11,10 @@ use rusqlite::{CachedStatement, Connection, OpenFlags, Row, ToSql};
 
 use super::conn::ContactRow;
 use super::sql;
-use super::tx::{ContactState, WriteTx};
+use super::tx::{ContactState, IdempotentRequest, WriteTx};
 use crate::domain::{Candidate, LeadIdentity, Status};
 use crate::error::AppError;
-use crate::model::{Contact, Lead, Operator, OperatorWeight, Source};
+use crate::model::{ApiKey, Contact, Lead, Operator, OperatorWeight, Source};
 
 type Result<T> = std::result::Result<T, AppError>;
 
@@ -104,6 +104,33 @@ impl SqliteTx {
     /// Runs the statement and returns how many rows it changed.
     fn execute(&self, sql: &str, parameters: &[&dyn ToSql]) -> Result<usize> {
         Ok(self.prepare(sql, parameters)?.raw_execute()?)
+    }
+}
+
+/// A read-only connection for the API key lookup of every request. Held only for that one indexed query, so
+/// a mutex around it costs less than a pool's hand-over to a worker thread would.
+pub struct KeyLookup {
+    connection: Connection,
+}
+
+impl KeyLookup {
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.execute_batch("PRAGMA busy_timeout = 5000;")?;
+        Ok(Self { connection })
+    }
+
+    /// The live key with this token hash (id, scope), and whether any live key exists.
+    pub fn authenticate(&self, token_hash: &str) -> Result<(Option<(i64, String)>, bool)> {
+        let mut statement = self.connection.prepare_cached(sql::AUTHENTICATE)?;
+        let (key_id, scope, keys_exist): (Option<i64>, Option<String>, bool) = statement
+            .query_row([token_hash], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
+        Ok((key_id.zip(scope), keys_exist))
     }
 }
 
@@ -209,6 +236,24 @@ fn read_candidate(row: &Row) -> rusqlite::Result<Candidate> {
     Ok(Candidate {
         operator_id: row.get(0)?,
         weight: row.get(1)?,
+    })
+}
+
+fn read_idempotent_request(row: &Row) -> rusqlite::Result<IdempotentRequest> {
+    Ok(IdempotentRequest {
+        fingerprint: row.get(0)?,
+        contact_id: row.get(1)?,
+        created_at: timestamp(row, 2)?,
+    })
+}
+
+fn read_api_key(row: &Row) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        scope: row.get(2)?,
+        created_at: timestamp(row, 3)?,
+        revoked_at: optional_timestamp(row, 4)?,
     })
 }
 
@@ -402,15 +447,17 @@ impl WriteTx for SqliteTx {
         operator_id: Option<i64>,
         message: Option<&str>,
         created_at: DateTime<Utc>,
+        created_by_key_id: Option<i64>,
     ) -> Result<i64> {
         let created_at = timestamp_text(created_at);
-        let parameters: [&dyn ToSql; 6] = [
+        let parameters: [&dyn ToSql; 7] = [
             &lead_id,
             &source_id,
             &operator_id,
             &Status::ACTIVE,
             &message,
             &created_at,
+            &created_by_key_id,
         ];
         self.one(sql::INSERT_CONTACT, &parameters, read_id)
     }
@@ -455,5 +502,60 @@ impl WriteTx for SqliteTx {
         self.execute(sql::MERGE_COUNTS_INTO_UNASSIGNED, &[&operator_id])?;
         self.execute(sql::DELETE_COUNTS_OF_OPERATOR, &[&operator_id])?;
         Ok(())
+    }
+
+    async fn idempotent_request(
+        &mut self,
+        client: &str,
+        key: &str,
+    ) -> Result<Option<IdempotentRequest>> {
+        self.optional(
+            sql::IDEMPOTENT_REQUEST,
+            &[&client, &key],
+            read_idempotent_request,
+        )
+    }
+
+    async fn forget_idempotent_request(&mut self, client: &str, key: &str) -> Result<()> {
+        self.execute(sql::FORGET_IDEMPOTENT_REQUEST, &[&client, &key])?;
+        Ok(())
+    }
+
+    async fn remember_idempotent_request(
+        &mut self,
+        client: &str,
+        key: &str,
+        fingerprint: &str,
+        contact_id: i64,
+        created_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let created_at = timestamp_text(created_at);
+        let parameters: [&dyn ToSql; 5] = [&client, &key, &fingerprint, &contact_id, &created_at];
+        self.execute(sql::REMEMBER_IDEMPOTENT_REQUEST, &parameters)?;
+        Ok(())
+    }
+
+    async fn insert_api_key(
+        &mut self,
+        name: &str,
+        scope: &str,
+        token_hash: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<ApiKey> {
+        let created_at = timestamp_text(created_at);
+        self.one(
+            sql::INSERT_API_KEY,
+            &[&name, &scope, &token_hash, &created_at],
+            read_api_key,
+        )
+    }
+
+    async fn revoke_api_key(
+        &mut self,
+        id: Option<i64>,
+        name: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        Ok(self.execute(sql::REVOKE_API_KEY, &[&id, &name, &timestamp_text(at)])? > 0)
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{Candidate, LeadIdentity};
 use crate::error::AppError;
-use crate::model::{Contact, Lead, Operator, OperatorWeight, Source};
+use crate::model::{ApiKey, Contact, Lead, Operator, OperatorWeight, Source};
 
 type Result<T> = std::result::Result<T, AppError>;
 
@@ -19,6 +19,14 @@ pub struct ContactState {
     pub source_id: i64,
     pub operator_id: Option<i64>,
     pub status: String,
+}
+
+/// What an idempotency key remembers.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IdempotentRequest {
+    pub fingerprint: String,
+    pub contact_id: i64,
+    pub created_at: DateTime<Utc>,
 }
 
 /// `operator_id` as `contact_counts` keys it: 0 for unassigned contacts.
@@ -141,6 +149,7 @@ pub trait WriteTx: Send {
         operator_id: Option<i64>,
         message: Option<&str>,
         created_at: DateTime<Utc>,
+        created_by_key_id: Option<i64>,
     ) -> impl Future<Output = Result<i64>> + Send;
     fn contact(&mut self, id: i64) -> impl Future<Output = Result<Option<Contact>>> + Send;
     /// The contact's state, locked until the transaction ends where the database locks rows, so that two
@@ -171,4 +180,40 @@ pub trait WriteTx: Send {
         &mut self,
         operator_id: i64,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// What the client's idempotency key remembers, if anything.
+    fn idempotent_request(
+        &mut self,
+        client: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<IdempotentRequest>>> + Send;
+    fn forget_idempotent_request(
+        &mut self,
+        client: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Fails with a unique violation when the key is taken, which is how racing retries are told apart.
+    fn remember_idempotent_request(
+        &mut self,
+        client: &str,
+        key: &str,
+        fingerprint: &str,
+        contact_id: i64,
+        created_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    fn insert_api_key(
+        &mut self,
+        name: &str,
+        scope: &str,
+        token_hash: &str,
+        created_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<ApiKey>> + Send;
+    /// Revokes the live key with this id or this name; false when there is none.
+    fn revoke_api_key(
+        &mut self,
+        id: Option<i64>,
+        name: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool>> + Send;
 }

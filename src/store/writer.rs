@@ -102,7 +102,7 @@ impl WriterHandle {
         self.sender
             .send_timeout(Message::Write(job), self.queue_timeout)
             .await
-            .map_err(|_| AppError::Unavailable("too many writes waiting; retry".to_owned()))?;
+            .map_err(|_| AppError::Unavailable("Too many writes waiting; retry".to_owned()))?;
         answered.await.map_err(|_| not_committed())?
     }
 
@@ -125,7 +125,7 @@ fn ready<F: Future>(future: F) -> Option<F::Output> {
 }
 
 fn not_committed() -> AppError {
-    AppError::Unavailable("the write was not committed".to_owned())
+    AppError::Unavailable("The write was not committed; retry".to_owned())
 }
 
 fn run(mut tx: SqliteTx, mut receiver: mpsc::Receiver<Message>, batch_max: usize) {

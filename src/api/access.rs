@@ -1,0 +1,141 @@
+//! API keys at the door: who is calling, and whether their key's scope allows the request.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::domain::access::token_hash;
+use crate::domain::{Need, Scope};
+use crate::error::AppError;
+
+/// Who sent the request: the key, or nobody while the API is open (no key exists).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caller {
+    pub key_id: Option<i64>,
+    pub scope: Option<Scope>,
+}
+
+impl Caller {
+    /// The namespace of the caller's idempotency keys.
+    pub fn idempotency_client(&self) -> String {
+        self.key_id.map(|id| id.to_string()).unwrap_or_default()
+    }
+}
+
+/// The token of `Authorization: Bearer …` or `X-API-Key: …`.
+fn token(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        });
+    bearer
+        .or_else(|| {
+            headers
+                .get("x-api-key")
+                .and_then(|value| value.to_str().ok())
+        })
+        .map(str::trim)
+}
+
+/// Looks the key up on every request, so that a key created or revoked (by `leadrouter keys`, from any
+/// process) counts from the next request on.
+pub async fn authorize(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let need = Need::of(
+        request.method().as_str(),
+        route.as_deref().unwrap_or("unmatched"),
+    );
+    if need == Need::Nothing {
+        request.extensions_mut().insert(Caller::default());
+        return next.run(request).await;
+    }
+    let token = token(request.headers());
+    let (key, keys_exist) = match state
+        .store
+        .authenticate(&token_hash(token.unwrap_or_default()))
+        .await
+    {
+        Ok(found) => found,
+        Err(error) => return error.into_response(),
+    };
+    let caller = match key {
+        Some((key_id, scope)) => Caller {
+            key_id: Some(key_id),
+            scope: scope.parse().ok(),
+        },
+        None if !keys_exist => Caller::default(),
+        None => return unauthorized(token.is_some()),
+    };
+    if let Some(scope) = caller.scope {
+        let allowed = match need {
+            Need::ReadContact if scope == Scope::Ingest => {
+                match created_it(&state, last_segment_id(&request), caller).await {
+                    Ok(created) => created,
+                    Err(error) => return error.into_response(),
+                }
+            }
+            _ => need.allows(scope),
+        };
+        if !allowed {
+            return AppError::Rejected {
+                status: StatusCode::FORBIDDEN,
+                message: format!("This key's scope ({scope}) does not allow this request"),
+            }
+            .into_response();
+        }
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// The `{id}` of `/contacts/{id}`.
+fn last_segment_id(request: &Request) -> Option<i64> {
+    request.uri().path().rsplit('/').next()?.parse().ok()
+}
+
+/// Whether the ingest key created the contact of `GET /contacts/{id}` (or there is no such contact, which
+/// the handler answers 404).
+async fn created_it(
+    state: &AppState,
+    contact_id: Option<i64>,
+    caller: Caller,
+) -> Result<bool, AppError> {
+    let Some(id) = contact_id else {
+        return Ok(true); // not an id: the handler refuses it
+    };
+    Ok(match state.store.contact_creator(id).await? {
+        None => true,
+        Some(creator) => creator.is_some() && creator == caller.key_id,
+    })
+}
+
+fn unauthorized(token_sent: bool) -> Response {
+    let message = if token_sent {
+        "Unknown or revoked API key"
+    } else {
+        "An API key is required: send Authorization: Bearer <token> or X-API-Key: <token>"
+    };
+    let mut response = AppError::Rejected {
+        status: StatusCode::UNAUTHORIZED,
+        message: message.to_owned(),
+    }
+    .into_response();
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
