@@ -66,7 +66,7 @@ async fn run_keys_command(store: &Store, action: KeysCommand) -> anyhow::Result<
         }
         KeysCommand::List => {
             println!(
-                "{:>5}  {:<8} {:<27} {:<27} name",
+                "{:>5}  {:<8} {:<33} {:<33} name",
                 "id", "scope", "created", "revoked"
             );
             for key in store.list_api_keys().await? {
@@ -75,7 +75,7 @@ async fn run_keys_command(store: &Store, action: KeysCommand) -> anyhow::Result<
                     .map(|at| at.to_rfc3339())
                     .unwrap_or_else(|| "-".to_owned());
                 println!(
-                    "{:>5}  {:<8} {:<27} {:<27} {}",
+                    "{:>5}  {:<8} {:<33} {:<33} {}",
                     key.id,
                     key.scope,
                     key.created_at.to_rfc3339(),

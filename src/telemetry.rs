@@ -56,7 +56,12 @@ pub fn prometheus() -> &'static PrometheusHandle {
 /// (`/operators/{id}`), never the raw path, so that the number of series stays bounded.
 pub async fn record_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    // Only the standard methods get a label of their own, so that nobody can grow the series without bound.
+    let method = match request.method().as_str() {
+        known @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => known,
+        _ => "other",
+    }
+    .to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()

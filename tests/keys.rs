@@ -120,15 +120,29 @@ backend_test!(
             .await,
             StatusCode::OK
         );
-        let (status, body) = call(
-            &app,
-            Some(&ingest),
-            Method::GET,
-            &format!("/contacts/{}", admin_contact["id"]),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        // Someone else's contact does not exist for an ingest key, however its id is written.
+        let other = admin_contact["id"].as_i64().unwrap();
+        let percent_encoded: String = other
+            .to_string()
+            .bytes()
+            .map(|digit| format!("%{digit:02X}"))
+            .collect();
+        for path in [
+            format!("/contacts/{other}"),
+            format!("/contacts/{percent_encoded}"),
+            format!("/contacts/{other}.0"),
+        ] {
+            assert_eq!(
+                status_with(&app, &ingest, Method::GET, &path).await,
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+            assert_eq!(
+                status_with(&app, &ingest, Method::HEAD, &path).await,
+                StatusCode::NOT_FOUND,
+                "HEAD {path}"
+            );
+        }
         for (method, path) in [
             (Method::GET, "/operators/"),
             (Method::GET, "/contacts/"),
@@ -218,7 +232,7 @@ backend_test!(
     }
 );
 
-backend_test!(revoking_the_last_key_opens_the_api_again, |app| {
+backend_test!(revoking_every_key_keeps_the_api_closed, |app| {
     let admin = create_key(&app, "admin", "only");
     assert_eq!(app.get("/operators/").await.0, StatusCode::UNAUTHORIZED);
     let listed = keys(&app, &["list"]);
@@ -231,14 +245,13 @@ backend_test!(revoking_the_last_key_opens_the_api_again, |app| {
         .unwrap()
         .to_owned();
     keys(&app, &["revoke", &id]);
-    assert_eq!(
-        app.get("/operators/").await.0,
-        StatusCode::OK,
-        "no live key: open, as documented"
-    );
+    // Revoking a leaked key must not make the API anonymous: once a key existed, it stays closed.
+    assert_eq!(app.get("/operators/").await.0, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.call(Method::DELETE, "/operators/1", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         status_with(&app, &admin, Method::GET, "/operators/").await,
-        StatusCode::OK
+        StatusCode::UNAUTHORIZED
     );
 });
 

@@ -12,7 +12,7 @@ use super::access::Caller;
 use super::{Json, Path, Query, invalid, to_page};
 use crate::AppState;
 use crate::domain::identity::RawLeadIdentity;
-use crate::domain::{LeadIdentity, Status, Text};
+use crate::domain::{LeadIdentity, Scope, Status, Text};
 use crate::error::{AppError, ErrorBody};
 use crate::model::{
     Contact, EmailString, PhoneString, ShortTextString, StatusString, deserialize_whole_number,
@@ -222,7 +222,8 @@ async fn list_contacts(
     Ok(Json(state.store.list_contacts(&filter, page).await?))
 }
 
-/// Get a contact with its lead, source and operator.
+/// Get a contact with its lead, source and operator. An `ingest` key sees only the contacts it created (others
+/// answer 404, as if they did not exist).
 #[utoipa::path(
     get, path = "/contacts/{id}", tag = "contacts",
     params(("id" = i64, Path, description = "Contact id")),
@@ -234,8 +235,14 @@ async fn list_contacts(
 )]
 async fn get_contact(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<Json<Contact>, AppError> {
+    if caller.scope == Some(Scope::Ingest)
+        && state.store.contact_creator(id).await?.flatten() != caller.key_id
+    {
+        return Err(AppError::not_found("Contact"));
+    }
     Ok(Json(state.store.get_contact(id).await?))
 }
 

@@ -72,15 +72,16 @@ pub fn build_app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             AppError::Rejected { status: StatusCode::METHOD_NOT_ALLOWED, message: "Method Not Allowed".to_owned() }
         })
-        // Innermost first: keys are checked, and the metrics see, the matched route; the request id is set
-        // before anything logs.
+        // Innermost first. These layers run after routing, so keys are checked, and the metrics see, the matched
+        // route; the metrics wrap the timeout and the panic guard, so that 503s and 500s are counted too; the
+        // request id is set before anything logs.
         .layer(middleware::from_fn_with_state(state.clone(), access::authorize))
-        .layer(middleware::from_fn(crate::telemetry::record_request))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(request_timeout, enforce_timeout))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
+        .layer(middleware::from_fn(crate::telemetry::record_request))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let request_id = request

@@ -56,15 +56,16 @@ pub struct NewContact {
 impl NewContact {
     /// SHA-256 of the normalised request, so that a retry matches however its JSON was spelled.
     pub fn fingerprint(&self) -> String {
-        let canonical = format!(
-            "{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        // A JSON array: unambiguous, and independent of any type's Debug output.
+        let canonical = serde_json::json!([
             self.source_id,
             self.lead.external_id,
             self.lead.phone.as_ref().map(|p| p.as_str()),
             self.lead.email.as_ref().map(|e| e.as_str()),
             self.lead.name,
             self.message.as_ref().map(Text::as_str),
-        );
+        ])
+        .to_string();
         Sha256::digest(canonical.as_bytes())
             .iter()
             .map(|byte| format!("{byte:02x}"))

@@ -168,12 +168,12 @@ pub const REMEMBER_IDEMPOTENT_REQUEST: &str = "INSERT INTO idempotency_keys \
 pub const API_KEYS: &str =
     "SELECT id, name, scope, created_at, revoked_at FROM api_keys ORDER BY id";
 
-/// In one round trip: the live key with this token hash, if any, and whether any live key exists at all
-/// (while none does, the API is open).
+/// In one round trip: the live key with this token hash, if any, and whether any key was ever created (until
+/// one is, the API is open; revoking every key later does not open it again).
 pub const AUTHENTICATE: &str = "SELECT \
      (SELECT id FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL) AS key_id, \
      (SELECT scope FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL) AS scope, \
-     EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL) AS keys_exist";
+     EXISTS (SELECT 1 FROM api_keys) AS keys_exist";
 
 pub const INSERT_API_KEY: &str = "INSERT INTO api_keys (name, scope, token_hash, created_at) \
      VALUES ($1, $2, $3, $4) RETURNING id, name, scope, created_at, revoked_at";
