@@ -3,18 +3,9 @@
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, ids};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// The ids of a JSON array of records, in order.
-fn ids(list: &Value) -> Vec<i64> {
-    list.as_array()
-        .expect("an array")
-        .iter()
-        .map(|item| item["id"].as_i64().expect("an id"))
-        .collect()
-}
 
 /// The sorted field names of a JSON object.
 fn keys(object: &Value) -> Vec<&str> {
@@ -30,14 +21,6 @@ fn keys(object: &Value) -> Vec<&str> {
 
 fn id_of(record: &Value) -> i64 {
     record["id"].as_i64().expect("an id")
-}
-
-/// A source with one operator of the given max_load linked to it: (source_id, operator_id).
-async fn source_with_operator(app: &TestApp, max_load: i64) -> (i64, i64) {
-    let source = app.source("Telegram Bot").await;
-    let operator = app.operator("Анна", max_load).await;
-    app.link(source, operator, 1.0).await;
-    (source, operator)
 }
 
 async fn contact_through(app: &TestApp, source_id: i64) -> Value {
@@ -63,7 +46,7 @@ fn assert_unprocessable(answer: &(StatusCode, Value), what: &str) {
 }
 
 backend_test!(a_new_contact_is_returned_whole_with_201, |app| {
-    let (source, operator) = source_with_operator(&app, 5).await;
+    let (source, operator) = app.source_with_operator("Анна", 5).await;
     let (status, contact) = app
         .post(
             "/contacts/",
@@ -159,7 +142,7 @@ backend_test!(an_inactive_operator_is_never_picked, |app| {
 });
 
 backend_test!(an_operator_deactivated_later_is_not_picked, |app| {
-    let (source, operator) = source_with_operator(&app, 5).await;
+    let (source, operator) = app.source_with_operator("Анна", 5).await;
     app.patch(
         &format!("/operators/{operator}"),
         json!({ "is_active": false }),
@@ -188,7 +171,7 @@ backend_test!(an_operator_with_max_load_zero_is_never_picked, |app| {
 backend_test!(
     a_full_operator_is_not_picked_until_a_contact_is_closed,
     |app| {
-        let (source, operator) = source_with_operator(&app, 1).await;
+        let (source, operator) = app.source_with_operator("Анна", 1).await;
         let first = contact_through(&app, source).await;
         assert_eq!(first["operator_id"], operator);
 
@@ -211,7 +194,7 @@ backend_test!(
 );
 
 backend_test!(the_status_can_be_given_as_a_json_body, |app| {
-    let (source, operator) = source_with_operator(&app, 1).await;
+    let (source, operator) = app.source_with_operator("Анна", 1).await;
     let contact = contact_through(&app, source).await;
     let (status, changed) = app
         .patch(&status_path(id_of(&contact)), json!({ "status": "closed" }))
@@ -226,7 +209,7 @@ backend_test!(the_status_can_be_given_as_a_json_body, |app| {
 });
 
 backend_test!(the_same_status_in_query_and_body_is_accepted, |app| {
-    let (source, _) = source_with_operator(&app, 1).await;
+    let (source, _) = app.source_with_operator("Анна", 1).await;
     let contact = contact_through(&app, source).await;
     let (status, changed) = app
         .call(
@@ -240,7 +223,7 @@ backend_test!(the_same_status_in_query_and_body_is_accepted, |app| {
 });
 
 backend_test!(invalid_status_changes_are_refused, |app| {
-    let (source, _) = source_with_operator(&app, 5).await;
+    let (source, _) = app.source_with_operator("Анна", 5).await;
     let contact = contact_through(&app, source).await;
     let path = status_path(id_of(&contact));
     let long = "x".repeat(33);
@@ -273,7 +256,7 @@ backend_test!(invalid_status_changes_are_refused, |app| {
 backend_test!(
     changing_the_status_of_an_unknown_contact_is_not_found,
     |app| {
-        let (source, _) = source_with_operator(&app, 5).await;
+        let (source, _) = app.source_with_operator("Анна", 5).await;
         let contact = contact_through(&app, source).await;
         let (status, body) = app
             .call(
@@ -378,7 +361,7 @@ backend_test!(out_of_range_paging_is_refused, |app| {
 });
 
 backend_test!(a_contact_is_fetched_in_the_same_shape_as_created, |app| {
-    let (source, _) = source_with_operator(&app, 5).await;
+    let (source, _) = app.source_with_operator("Анна", 5).await;
     let created = app
         .contact(json!({
             "source_id": source,

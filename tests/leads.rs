@@ -3,18 +3,9 @@
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, ids};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// The ids of a JSON array of records, in order.
-fn ids(list: &Value) -> Vec<i64> {
-    list.as_array()
-        .expect("an array")
-        .iter()
-        .map(|item| item["id"].as_i64().expect("an id"))
-        .collect()
-}
 
 /// Posts a contact through the source with the given lead fields and returns the contact.
 async fn contact(app: &TestApp, source_id: i64, lead: Value) -> Value {

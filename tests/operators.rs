@@ -3,26 +3,9 @@
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, ids};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// The ids of a JSON array of records, in order.
-fn ids(list: &Value) -> Vec<i64> {
-    list.as_array()
-        .expect("an array")
-        .iter()
-        .map(|item| item["id"].as_i64().expect("an id"))
-        .collect()
-}
-
-/// A source with one operator of the given max_load linked to it: (source_id, operator_id).
-async fn source_with_operator(app: &TestApp, max_load: i64) -> (i64, i64) {
-    let source = app.source("Telegram Bot").await;
-    let operator = app.operator("Оператор", max_load).await;
-    app.link(source, operator, 1.0).await;
-    (source, operator)
-}
 
 /// Posts a contact through the source and returns its id.
 async fn contact_through(app: &TestApp, source_id: i64) -> i64 {
@@ -161,7 +144,7 @@ backend_test!(deleting_an_operator_removes_its_weights, |app| {
 backend_test!(
     deleting_an_operator_unassigns_its_contacts_and_keeps_their_status,
     |app| {
-        let (source, operator) = source_with_operator(&app, 5).await;
+        let (source, operator) = app.source_with_operator("Оператор", 5).await;
         let active = contact_through(&app, source).await;
         let closed = contact_through(&app, source).await;
         app.set_status(closed, "closed").await;
@@ -203,7 +186,7 @@ backend_test!(
 backend_test!(
     a_deleted_operators_active_contact_can_still_be_closed,
     |app| {
-        let (source, operator) = source_with_operator(&app, 5).await;
+        let (source, operator) = app.source_with_operator("Оператор", 5).await;
         let contact = contact_through(&app, source).await;
         app.delete(&format!("/operators/{operator}")).await;
         let closed = app.set_status(contact, "closed").await;
@@ -217,7 +200,7 @@ backend_test!(
 backend_test!(
     lowering_max_load_below_the_load_stops_new_assignments,
     |app| {
-        let (source, operator) = source_with_operator(&app, 3).await;
+        let (source, operator) = app.source_with_operator("Оператор", 3).await;
         contact_through(&app, source).await;
         contact_through(&app, source).await;
         let (status, _) = app
@@ -233,7 +216,7 @@ backend_test!(
 );
 
 backend_test!(setting_the_same_status_twice_frees_the_slot_once, |app| {
-    let (source, operator) = source_with_operator(&app, 1).await;
+    let (source, operator) = app.source_with_operator("Оператор", 1).await;
     let first = contact_through(&app, source).await;
     app.set_status(first, "closed").await;
     app.set_status(first, "closed").await;
@@ -246,7 +229,7 @@ backend_test!(setting_the_same_status_twice_frees_the_slot_once, |app| {
 });
 
 backend_test!(reopening_a_contact_counts_it_again, |app| {
-    let (source, operator) = source_with_operator(&app, 1).await;
+    let (source, operator) = app.source_with_operator("Оператор", 1).await;
     let first = contact_through(&app, source).await;
     app.set_status(first, "closed").await;
     let second = app.contact(json!({ "source_id": source })).await;
@@ -265,7 +248,7 @@ backend_test!(reopening_a_contact_counts_it_again, |app| {
 });
 
 backend_test!(stats_keep_counting_contacts_of_a_deleted_source, |app| {
-    let (source, operator) = source_with_operator(&app, 5).await;
+    let (source, operator) = app.source_with_operator("Оператор", 5).await;
     contact_through(&app, source).await;
     app.delete(&format!("/sources/{source}")).await;
     let after = stats(&app, operator).await;
@@ -282,7 +265,7 @@ backend_test!(stats_keep_counting_contacts_of_a_deleted_source, |app| {
 });
 
 backend_test!(stats_show_load_utilization_and_breakdowns, |app| {
-    let (telegram, operator) = source_with_operator(&app, 3).await;
+    let (telegram, operator) = app.source_with_operator("Оператор", 3).await;
     let whatsapp = app.source("WhatsApp").await;
     app.link(whatsapp, operator, 1.0).await;
 
@@ -330,7 +313,7 @@ backend_test!(stats_show_load_utilization_and_breakdowns, |app| {
 });
 
 backend_test!(closing_a_contact_lowers_the_active_count, |app| {
-    let (source, operator) = source_with_operator(&app, 4).await;
+    let (source, operator) = app.source_with_operator("Оператор", 4).await;
     let first = contact_through(&app, source).await;
     contact_through(&app, source).await;
     assert_eq!(stats(&app, operator).await["active_contacts_count"], 2);

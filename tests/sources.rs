@@ -3,17 +3,10 @@
 
 mod common;
 
+use common::ids;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// The ids of a JSON array of records, in order.
-fn ids(list: &Value) -> Vec<i64> {
-    list.as_array()
-        .expect("an array")
-        .iter()
-        .map(|item| item["id"].as_i64().expect("an id"))
-        .collect()
-}
 
 fn link_path(source_id: i64) -> String {
     format!("/sources/{source_id}/operators")

@@ -98,11 +98,6 @@ pub fn build_app(state: AppState) -> Router {
     Router::new().fallback_service(normalized)
 }
 
-/// The OpenAPI document, as served at `/openapi.json`.
-pub fn openapi() -> OpenApiDocument {
-    with_security(api_router().split_for_parts().1)
-}
-
 /// Declares the API keys: both ways of sending one, required by every operation but the public ones, each
 /// of which may then answer 401 (no or unknown key) and 403 (a key without the scope). While no key exists the
 /// API is open, which a static document cannot say otherwise than in words.

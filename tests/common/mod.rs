@@ -240,6 +240,14 @@ impl TestApp {
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
+    /// A source named "Telegram Bot" with one operator linked to it (weight 1): (source_id, operator_id).
+    pub async fn source_with_operator(&self, operator_name: &str, max_load: i64) -> (i64, i64) {
+        let source = self.source("Telegram Bot").await;
+        let operator = self.operator(operator_name, max_load).await;
+        self.link(source, operator, 1.0).await;
+        (source, operator)
+    }
+
     /// Posts a contact, expects 201, and returns the contact.
     pub async fn contact(&self, body: Value) -> Value {
         let (status, body) = self.post("/contacts/", body).await;
@@ -259,6 +267,15 @@ impl TestApp {
         assert_eq!(code, StatusCode::OK, "{body}");
         body
     }
+}
+
+/// The ids of a JSON array of records, in order.
+pub fn ids(list: &Value) -> Vec<i64> {
+    list.as_array()
+        .expect("an array")
+        .iter()
+        .map(|item| item["id"].as_i64().expect("an id"))
+        .collect()
 }
 
 pub async fn start_server(database_url: &str) -> Server {
