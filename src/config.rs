@@ -142,6 +142,54 @@ pub struct Config {
         global = true
     )]
     pub write_batch_max: usize,
+
+    /// How often every source's queue is swept for waiting contacts that could be assigned (a safety net: the
+    /// changes that free capacity drain the queues themselves). 0 turns the sweep off.
+    #[arg(
+        long,
+        env = "LEADROUTER_QUEUE_SWEEP_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub queue_sweep_secs: u64,
+
+    /// Webhooks: the wait before the first retry of a failed delivery; each later retry waits twice as long as
+    /// the one before, up to an hour.
+    #[arg(
+        long,
+        env = "LEADROUTER_WEBHOOK_RETRY_BASE_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub webhook_retry_base_ms: u64,
+
+    /// Webhooks: attempts at a delivery before it is given up as failed (about 9 hours at the default base).
+    #[arg(
+        long,
+        env = "LEADROUTER_WEBHOOK_MAX_ATTEMPTS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub webhook_max_attempts: u32,
+
+    /// Webhooks: how long a receiver may take to answer before the attempt counts as failed.
+    #[arg(
+        long,
+        env = "LEADROUTER_WEBHOOK_TIMEOUT_SECS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub webhook_timeout_secs: u64,
+
+    /// Webhooks: how often the outbox is checked for deliveries due (new events of this instance are sent at
+    /// once; this paces retries, and events written by other instances).
+    #[arg(
+        long,
+        env = "LEADROUTER_WEBHOOK_POLL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub webhook_poll_ms: u64,
 }
 
 impl Config {

@@ -7,7 +7,9 @@ pub mod domain;
 pub mod error;
 pub mod model;
 pub mod store;
+pub mod sweeper;
 pub mod telemetry;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,6 +18,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use api::build_app;
 pub use config::Config;
@@ -39,6 +42,9 @@ pub struct Server {
     shutdown: oneshot::Sender<()>,
     serving: JoinHandle<std::io::Result<()>>,
     grace: Duration,
+    /// The queue sweep and the webhook sender.
+    background: Vec<JoinHandle<()>>,
+    stop_background: CancellationToken,
 }
 
 impl Server {
@@ -69,6 +75,21 @@ impl Server {
                 })
                 .await
         });
+        let stop_background = CancellationToken::new();
+        let sweep_interval =
+            (config.queue_sweep_secs > 0).then(|| Duration::from_secs(config.queue_sweep_secs));
+        let background = vec![
+            tokio::spawn(sweeper::run(
+                store.clone(),
+                sweep_interval,
+                stop_background.clone(),
+            )),
+            tokio::spawn(webhooks::run(
+                store.clone(),
+                webhooks::SenderSettings::from_config(config),
+                stop_background.clone(),
+            )),
+        ];
         if !store.api_keys_exist().await? {
             tracing::warn!(
                 "no API key exists: the API is open to anyone who can reach it (`leadrouter keys create`)"
@@ -81,6 +102,8 @@ impl Server {
             shutdown,
             serving,
             grace: Duration::from_secs(config.shutdown_grace_secs),
+            background,
+            stop_background,
         })
     }
 
@@ -89,7 +112,8 @@ impl Server {
     }
 
     /// Stops accepting connections, lets the requests under way finish (for at most the grace period; then
-    /// their connections are closed), waits for the writes already handed to the database, and closes it.
+    /// their connections are closed), stops the background work, waits for the writes already handed to the
+    /// database, and closes it.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
         let mut serving = self.serving;
@@ -101,6 +125,11 @@ impl Server {
                 Ok(())
             }
         };
+        // Webhook sends cut short here are sent again once their lease runs out: at least once.
+        self.stop_background.cancel();
+        for task in self.background {
+            let _ = task.await;
+        }
         self.store.close().await;
         served?;
         tracing::info!("leadrouter stopped");

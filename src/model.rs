@@ -25,6 +25,16 @@ pub fn serialize_timestamp<S: Serializer>(
     serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
+pub fn serialize_optional_timestamp<S: Serializer>(
+    time: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => serialize_timestamp(time, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// A person who handles contacts.
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Operator {
@@ -135,6 +145,121 @@ pub struct Contact {
     pub lead: Lead,
     pub source: Source,
     pub operator: Option<Operator>,
+    /// While the contact waits (no operator, status `active`): its place in its source's queue, from 1 for
+    /// the oldest. `null` otherwise.
+    #[schema(example = json!(null))]
+    pub queue_position: Option<i64>,
+}
+
+impl Contact {
+    /// Whether the contact waits in its source's queue.
+    pub fn is_waiting(&self) -> bool {
+        self.operator_id.is_none() && self.status == crate::domain::Status::ACTIVE
+    }
+}
+
+/// One change in a contact's life: its creation, an assignment, a status change.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct HistoryEntry {
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(example = 1)]
+    pub contact_id: i64,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub at: DateTime<Utc>,
+    /// `created`, `assigned`, `unassigned` or `status_changed`.
+    #[schema(example = "assigned")]
+    pub event: String,
+    #[schema(example = json!(null))]
+    pub from_operator_id: Option<i64>,
+    #[schema(example = 2)]
+    pub to_operator_id: Option<i64>,
+    #[schema(example = "active")]
+    pub from_status: Option<String>,
+    #[schema(example = "active")]
+    pub to_status: String,
+    /// `creation` (routed, or left waiting, as it arrived), `queue` (assigned as capacity freed up), `manual`
+    /// (through the API), or `operator_deleted`.
+    #[schema(example = "queue")]
+    pub reason: String,
+    /// The API key that made a manual change (`null` while the API is open, and for automatic changes).
+    #[schema(example = json!(null))]
+    pub api_key_id: Option<i64>,
+}
+
+/// A receiver of events.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Webhook {
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(example = "https://crm.example.com/leadrouter")]
+    pub url: String,
+    #[schema(example = json!(["contact.assigned"]))]
+    pub events: Vec<String>,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// One event on its way to one webhook.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Delivery {
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(example = 1)]
+    pub webhook_id: i64,
+    #[schema(example = 1)]
+    pub event_id: i64,
+    #[schema(example = "contact.assigned")]
+    pub event_type: String,
+    /// `pending` (to be sent, or retried), `delivered` (a 2xx answer), or `failed` (every attempt failed).
+    #[schema(example = "delivered")]
+    pub state: String,
+    #[schema(example = 1)]
+    pub attempt_count: i64,
+    /// When a pending delivery is next tried.
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime, example = json!(null))]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    #[schema(example = 200)]
+    pub last_status_code: Option<i64>,
+    #[schema(example = json!(null))]
+    pub last_error: Option<String>,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-11-25T16:38:00.234567Z")]
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// One try at sending a delivery.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct DeliveryAttempt {
+    #[schema(example = 1)]
+    pub attempt: i64,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub at: DateTime<Utc>,
+    /// The receiver's answer; `null` when there was none (refused connection, timeout).
+    #[schema(example = 200)]
+    pub status_code: Option<i64>,
+    #[schema(example = json!(null))]
+    pub error: Option<String>,
+    #[schema(example = 12)]
+    pub duration_ms: i64,
+}
+
+/// A delivery with the event it carries and every attempt at it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryDetail {
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    /// The event, exactly as sent: `{"id", "type", "created_at", "data": {"contact", "change"}}`.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    pub attempts: Vec<DeliveryAttempt>,
 }
 
 /// A lead with all its contacts, newest first.

@@ -87,3 +87,15 @@ pub fn contact_created(source_id: i64, assigned: bool) {
             .increment(1);
     }
 }
+
+/// Contacts assigned from the queues (by a change that freed capacity, or by the sweep).
+pub fn queue_assigned(count: usize) {
+    if count > 0 {
+        metrics::counter!("leadrouter_queue_assigned_total").increment(count as u64);
+    }
+}
+
+/// An attempt at a webhook delivery: `delivered`, `retrying` or `failed` (for good).
+pub fn webhook_attempt(outcome: &'static str) {
+    metrics::counter!("leadrouter_webhook_attempts_total", "outcome" => outcome).increment(1);
+}

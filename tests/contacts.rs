@@ -69,6 +69,7 @@ backend_test!(a_new_contact_is_returned_whole_with_201, |app| {
             "message",
             "operator",
             "operator_id",
+            "queue_position",
             "source",
             "source_id",
             "status"
@@ -186,10 +187,13 @@ backend_test!(
             "closing keeps the operator"
         );
 
+        let (_, second) = app.get(&format!("/contacts/{}", id_of(&second))).await;
+        assert_eq!(
+            second["operator_id"], operator,
+            "the freed slot went to the contact waiting"
+        );
         let third = contact_through(&app, source).await;
-        assert_eq!(third["operator_id"], operator, "the slot was freed");
-        let fourth = contact_through(&app, source).await;
-        assert_eq!(fourth["operator_id"], Value::Null, "and taken again");
+        assert_eq!(third["operator_id"], Value::Null, "and was taken again");
     }
 );
 
@@ -297,6 +301,14 @@ backend_test!(
         assert_eq!(t1["operator_id"], operator);
         assert_eq!(t2["operator_id"], operator);
         assert_eq!(t3["operator_id"], Value::Null);
+        // Inactive, Анна does not take t3 (which waits) when t1 closes.
+        let (status, _) = app
+            .patch(
+                &format!("/operators/{operator}"),
+                json!({ "is_active": false }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
         app.set_status(id_of(&t1), "closed").await;
         let [t1, t2, t3, w1] = [&t1, &t2, &t3, &w1].map(id_of);
 

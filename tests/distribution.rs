@@ -126,10 +126,16 @@ backend_test!(closing_a_contact_frees_its_slot, |app| {
 
     app.set_status(first["id"].as_i64().unwrap(), "closed")
         .await;
+    let (_, third) = app.get(&format!("/contacts/{}", third["id"])).await;
+    assert_eq!(
+        third["operator_id"], operator,
+        "the closed contact's slot went to the contact waiting"
+    );
     let fourth = app.contact(json!({ "source_id": source })).await;
     assert_eq!(
-        fourth["operator_id"], operator,
-        "the closed contact's slot was reused"
+        fourth["operator_id"],
+        Value::Null,
+        "none is left for a newcomer"
     );
 
     let (_, stats) = app.get(&format!("/operators/{operator}/stats")).await;
@@ -170,8 +176,17 @@ backend_test!(
         );
 
         app.set_status(ids[1], "closed").await;
+        let (_, still) = app.get(&format!("/contacts/{}", waiting["id"])).await;
+        assert_eq!(
+            still["operator_id"],
+            Value::Null,
+            "1 active, max_load 1: full"
+        );
         app.set_status(ids[2], "closed").await;
-        let assigned = app.contact(json!({ "source_id": source })).await;
-        assert_eq!(assigned["operator_id"], operator);
+        let (_, assigned) = app.get(&format!("/contacts/{}", waiting["id"])).await;
+        assert_eq!(
+            assigned["operator_id"], operator,
+            "below max_load at last: the contact waiting is assigned"
+        );
     }
 );

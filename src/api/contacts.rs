@@ -9,22 +9,46 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::Caller;
-use super::{Json, Path, Query, invalid, to_page};
+use super::{Json, Pagination, Path, Query, invalid, to_page};
 use crate::AppState;
 use crate::domain::identity::RawLeadIdentity;
 use crate::domain::{LeadIdentity, Scope, Status, Text};
 use crate::error::{AppError, ErrorBody};
 use crate::model::{
-    Contact, EmailString, PhoneString, ShortTextString, StatusString, deserialize_whole_number,
+    Contact, EmailString, HistoryEntry, PhoneString, ShortTextString, StatusString,
+    deserialize_optional_whole_number, deserialize_whole_number,
 };
 use crate::store::ContactFilter;
 use crate::store::ops::{CreatedContact, IdempotencyKey, NewContact};
+use crate::store::queue::ManualAssignment;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(QuerySchemas::openapi())
         .routes(routes!(create_contact, list_contacts))
-        .routes(routes!(get_contact))
+        .routes(routes!(get_contact, assign_contact))
         .routes(routes!(set_contact_status))
+        .routes(routes!(contact_history))
+}
+
+/// A contact given to an operator by hand, or taken from one.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AssignContact {
+    /// The operator to give the contact to, or `null` to take it from its operator (an active contact then
+    /// waits in its source's queue). Required: `null` must be said.
+    #[serde(default, deserialize_with = "nullable_whole_number")]
+    #[schema(value_type = Option<i64>, required = true, example = 2)]
+    pub operator_id: Option<Option<i64>>,
+    /// Assign even to an inactive operator, or to one at max_load (default false).
+    #[serde(default)]
+    #[schema(example = false)]
+    pub force: bool,
+}
+
+/// `operator_id`: absent (`None`), null (`Some(None)`) or a whole number.
+fn nullable_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<i64>>, D::Error> {
+    deserialize_optional_whole_number(deserializer).map(Some)
 }
 
 /// The schemas only query parameters refer to, which the routes do not collect.
@@ -157,7 +181,9 @@ async fn create_contact(
             fingerprint,
         });
     }
-    let CreatedContact { contact, replayed } = state.store.create_contact(new).await?;
+    let CreatedContact {
+        contact, replayed, ..
+    } = state.store.create_contact(new).await?;
     let mut response_headers = HeaderMap::new();
     if replayed {
         response_headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -247,8 +273,9 @@ async fn get_contact(
 }
 
 /// Change a contact's status, given as the query parameter `status` (as the reference implementation takes it).
-/// Leaving `active` frees a unit of the operator's capacity; returning to `active` takes one back (even past
-/// max_load: reopening is the operator's call, not automatic assignment).
+/// Leaving `active` frees a unit of the operator's capacity, which goes at once to the oldest contact waiting in
+/// the queues of the operator's sources; returning to `active` takes one back (even past max_load: reopening is
+/// the operator's call, not automatic assignment). An unassigned contact reopened joins its source's queue.
 ///
 /// Instead of the query parameter, the body may be `{"status": "closed"}` (`Content-Type: application/json`);
 /// a request with both is refused with 422 unless they agree. (OpenAPI cannot say "this query parameter or
@@ -265,6 +292,7 @@ async fn get_contact(
 )]
 async fn set_contact_status(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
     Query(query): Query<StatusQuery>,
     // Read by hand: as an argument, `Bytes` would be taken for the documented body.
@@ -299,7 +327,76 @@ async fn set_contact_status(
         }
     };
     let status = Status::parse(&raw).map_err(|e| invalid("status", e))?;
-    let contact = state.store.set_contact_status(id, status).await?;
+    let contact = state
+        .store
+        .set_contact_status(id, status, caller.key_id)
+        .await?;
     tracing::debug!(contact_id = id, status = %contact.status, "contact status changed");
     Ok(Json(contact))
+}
+
+/// Give a contact to an operator by hand (`{"operator_id": 2}`), or take it from its operator
+/// (`{"operator_id": null}`). An active contact moves its unit of load from the old operator to the new one,
+/// whose capacity is checked: an inactive operator, or a full one, is refused with 409 unless `"force": true`
+/// (which may take them past max_load). Any operator may be given the contact, linked to its source or not. The
+/// old operator's freed capacity goes at once to the oldest contact waiting in their sources' queues — which may
+/// be this very contact, when it was taken from its operator and is the oldest waiting.
+#[utoipa::path(
+    patch, path = "/contacts/{id}", tag = "contacts",
+    params(("id" = i64, Path, description = "Contact id")),
+    request_body = AssignContact,
+    responses(
+        (status = 200, description = "The contact, as assigned", body = Contact),
+        (status = 404, description = "No such contact, or no such operator", body = ErrorBody),
+        (status = 409, description = "The operator is inactive, or at max_load, and `force` was not set", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Missing or invalid field", body = ErrorBody),
+    )
+)]
+async fn assign_contact(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Json(body): Json<AssignContact>,
+) -> Result<Json<Contact>, AppError> {
+    let Some(operator_id) = body.operator_id else {
+        return Err(AppError::Unprocessable(
+            "operator_id: required (null to take the contact from its operator)".to_owned(),
+        ));
+    };
+    let assignment = ManualAssignment {
+        operator_id,
+        force: body.force,
+        api_key_id: caller.key_id,
+    };
+    let contact = state.store.assign_contact(id, assignment).await?;
+    tracing::info!(
+        contact_id = id,
+        operator_id = contact.operator_id,
+        force = body.force,
+        "contact assigned by hand"
+    );
+    Ok(Json(contact))
+}
+
+/// A contact's history, oldest first: its creation, every assignment (on creation, from the queue, by hand),
+/// every loss of its operator (by hand, operator deleted), every status change — each with the time, the
+/// operators and statuses before and after, the reason, and the API key of a change made by hand.
+#[utoipa::path(
+    get, path = "/contacts/{id}/history", tag = "contacts",
+    params(("id" = i64, Path, description = "Contact id"), Pagination),
+    responses(
+        (status = 200, description = "The contact's history, oldest first", body = [HistoryEntry]),
+        (status = 404, description = "No such contact", body = ErrorBody),
+        (status = 422, description = "Invalid id, skip or limit", body = ErrorBody),
+    )
+)]
+async fn contact_history(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(pagination): Query<Pagination>,
+) -> Result<Json<Vec<HistoryEntry>>, AppError> {
+    let page = pagination.page()?;
+    Ok(Json(state.store.contact_history(id, page).await?))
 }

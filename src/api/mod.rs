@@ -8,6 +8,7 @@ mod operations;
 mod operators;
 mod sources;
 mod stats;
+mod webhooks;
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub const MAX_PAGE_LIMIT: i64 = 1000;
         (name = "contacts", description = "Incoming contacts: registered, routed, closed"),
         (name = "leads", description = "The people behind the contacts"),
         (name = "stats", description = "How contacts are distributed"),
+        (name = "webhooks", description = "Signed notifications of what happens to contacts (admin keys only)"),
         (name = "operations", description = "Health, readiness and metrics, for the people who run leadrouter"),
     ),
     components(schemas(ErrorBody))
@@ -175,6 +177,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(contacts::router())
         .merge(leads::router())
         .merge(stats::router())
+        .merge(webhooks::router())
         .merge(operations::router())
 }
 

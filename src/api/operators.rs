@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -7,6 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access::Caller;
 use super::{Json, Pagination, Path, Query, invalid};
 use crate::AppState;
 use crate::domain::{MaxLoad, Name};
@@ -179,7 +181,8 @@ async fn update_operator(
 }
 
 /// Delete an operator. Their weights go with them; their contacts stay, with `operator_id: null` and the status
-/// they had (active ones become unassigned).
+/// they had. Their active contacts go back to their sources' queues (by age, so usually to the front) and are
+/// assigned at once to the operators left, as far as capacity allows.
 #[utoipa::path(
     delete, path = "/operators/{id}", tag = "operators",
     params(("id" = i64, Path, description = "Operator id")),
@@ -191,9 +194,10 @@ async fn update_operator(
 )]
 async fn delete_operator(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, AppError> {
-    state.store.delete_operator(id).await?;
+    state.store.delete_operator(id, caller.key_id).await?;
     tracing::info!(operator_id = id, "operator deleted");
     Ok(StatusCode::NO_CONTENT)
 }

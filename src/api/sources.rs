@@ -9,7 +9,9 @@ use super::{Json, Pagination, Path, Query, invalid, nullable};
 use crate::AppState;
 use crate::domain::{Name, Text, Weight};
 use crate::error::{AppError, ErrorBody};
-use crate::model::{NameString, OperatorWeight, Source, SourceDetail, deserialize_whole_number};
+use crate::model::{
+    Contact, NameString, OperatorWeight, Source, SourceDetail, deserialize_whole_number,
+};
 use crate::store::ops::{NewSource, SourceChanges};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -18,6 +20,27 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_source, update_source, delete_source))
         .routes(routes!(link_operator))
         .routes(routes!(update_weight, unlink_operator))
+        .routes(routes!(source_queue))
+}
+
+/// The source's queue: its contacts waiting for an operator (no operator, status `active`), oldest first, each
+/// with its `queue_position`. They are assigned, in this order, as soon as one of the source's operators has
+/// capacity.
+#[utoipa::path(
+    get, path = "/sources/{id}/queue", tag = "sources",
+    params(("id" = i64, Path, description = "Source id"), Pagination),
+    responses(
+        (status = 200, description = "The waiting contacts, oldest first", body = [Contact]),
+        (status = 404, description = "No such source", body = ErrorBody),
+        (status = 422, description = "Invalid id, skip or limit", body = ErrorBody),
+    )
+)]
+async fn source_queue(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(pagination): Query<Pagination>,
+) -> Result<Json<Vec<Contact>>, AppError> {
+    Ok(Json(state.store.queue(id, pagination.page()?).await?))
 }
 
 /// A new source.

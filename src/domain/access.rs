@@ -69,6 +69,8 @@ impl Need {
         match (method, route) {
             (_, "/healthz" | "/readyz" | "/openapi.json" | "/redoc") => Need::Nothing,
             (_, route) if route.starts_with("/docs") => Need::Nothing,
+            // Webhooks hold secrets and say where data goes: only admins see them.
+            (_, route) if route.starts_with("/webhooks") => Need::Admin,
             ("POST", "/contacts") => Need::Ingest,
             ("GET" | "HEAD", "/contacts/{id}") => Need::ReadContact,
             ("GET" | "HEAD", _) => Need::Read,
@@ -119,6 +121,8 @@ mod tests {
         assert!(!Need::of("GET", "/stats/sources/{id}").allows(Scope::Ingest));
         assert!(Need::of("GET", "/contacts/{id}").allows(Scope::Ingest));
         assert_eq!(Need::of("GET", "/docs/{*rest}"), Need::Nothing);
+        assert!(!Need::of("GET", "/webhooks").allows(Scope::Read));
+        assert!(Need::of("GET", "/webhooks/{id}").allows(Scope::Admin));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use rand::distr::weighted::WeightedIndex;
 pub struct Candidate {
     pub operator_id: i64,
     pub weight: f64,
+    /// max_load less the active load, as read: how many contacts the operator could take.
+    pub free_slots: i64,
 }
 
 /// Picks one candidate by weight, or none when there is no candidate. Weights are positive and finite by
@@ -57,10 +59,12 @@ mod tests {
             Candidate {
                 operator_id: 1,
                 weight: 10.0,
+                free_slots: 1,
             },
             Candidate {
                 operator_id: 2,
                 weight: 30.0,
+                free_slots: 1,
             },
         ];
         let counts = draw_counts(&candidates, 40_000, 7);
@@ -74,14 +78,17 @@ mod tests {
             Candidate {
                 operator_id: 1,
                 weight: 0.5,
+                free_slots: 1,
             },
             Candidate {
                 operator_id: 2,
                 weight: 1.5,
+                free_slots: 1,
             },
             Candidate {
                 operator_id: 3,
                 weight: 2.0,
+                free_slots: 1,
             },
         ];
         let counts = draw_counts(&candidates, 40_000, 11);
@@ -97,10 +104,12 @@ mod tests {
             Candidate {
                 operator_id: 1,
                 weight: 1.0,
+                free_slots: 1,
             },
             Candidate {
                 operator_id: 2,
                 weight: 2.0,
+                free_slots: 1,
             },
         ];
         assert_eq!(

@@ -6,10 +6,16 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, SqliteConnection};
 
 use super::sql;
-use super::tx::{ContactState, IdempotentRequest, WriteTx};
+use super::tx::{
+    ContactState, DeliveryJob, DeliveryUpdate, HistoryChange, IdempotentRequest, OperatorContact,
+    WebhookRow, WriteTx,
+};
 use crate::domain::{Candidate, LeadIdentity, Status};
 use crate::error::AppError;
-use crate::model::{ApiKey, Contact, Lead, NamedOperatorWeight, Operator, OperatorWeight, Source};
+use crate::model::{
+    ApiKey, Contact, Delivery, DeliveryAttempt, HistoryEntry, Lead, NamedOperatorWeight, Operator,
+    OperatorWeight, Source, Webhook,
+};
 
 /// A connection (or transaction) of either backend.
 pub enum Conn<'c> {
@@ -199,6 +205,45 @@ impl From<ContactRow> for Contact {
                 created_at: row.source_created_at,
             },
             operator,
+            queue_position: None,
+        }
+    }
+}
+
+/// A row of [`sql::DELIVERY_SELECT`].
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: i64,
+    webhook_id: i64,
+    event_id: i64,
+    event_type: String,
+    state: String,
+    attempt_count: i64,
+    due_at_ms: Option<i64>,
+    last_status_code: Option<i64>,
+    last_error: Option<String>,
+    created_at: DateTime<Utc>,
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+impl From<DeliveryRow> for Delivery {
+    fn from(row: DeliveryRow) -> Self {
+        let next_attempt_at = match row.state.as_str() {
+            "pending" => row.due_at_ms.and_then(DateTime::from_timestamp_millis),
+            _ => None,
+        };
+        Delivery {
+            id: row.id,
+            webhook_id: row.webhook_id,
+            event_id: row.event_id,
+            event_type: row.event_type,
+            state: row.state,
+            attempt_count: row.attempt_count,
+            next_attempt_at,
+            last_status_code: row.last_status_code,
+            last_error: row.last_error,
+            created_at: row.created_at,
+            delivered_at: row.delivered_at,
         }
     }
 }
@@ -290,7 +335,131 @@ impl Conn<'_> {
         let sql = format!("{}{tail}", sql::CONTACT_SELECT);
         let rows: Vec<ContactRow> =
             on_conn!(self, c => bind_all!(sqlx::query_as(&sql), &binds).fetch_all(&mut **c).await)?;
-        Ok(rows.into_iter().map(Contact::from).collect())
+        let mut contacts: Vec<Contact> = rows.into_iter().map(Contact::from).collect();
+        self.fill_queue_positions(&mut contacts).await?;
+        Ok(contacts)
+    }
+
+    /// Sets the queue position of the waiting contacts among `contacts`: per source, one count up to the
+    /// oldest of them and one walk over the queue from there to the newest, rather than a count for each.
+    async fn fill_queue_positions(&mut self, contacts: &mut [Contact]) -> Result<()> {
+        let mut sources: Vec<i64> = contacts
+            .iter()
+            .filter(|c| c.is_waiting())
+            .map(|c| c.source_id)
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        for source_id in sources {
+            let waiting = || {
+                contacts
+                    .iter()
+                    .filter(|c| c.is_waiting() && c.source_id == source_id)
+            };
+            let (Some(first), Some(last)) =
+                (waiting().map(|c| c.id).min(), waiting().map(|c| c.id).max())
+            else {
+                continue;
+            };
+            let ahead: i64 = on_conn!(self, c => sqlx::query_scalar(sql::QUEUE_POSITION)
+                .bind(source_id).bind(first - 1).fetch_one(&mut **c).await)?;
+            let queue: Vec<i64> = on_conn!(self, c => sqlx::query_scalar(sql::WAITING_BETWEEN)
+                .bind(source_id).bind(first).bind(last).fetch_all(&mut **c).await)?;
+            for contact in contacts
+                .iter_mut()
+                .filter(|c| c.is_waiting() && c.source_id == source_id)
+            {
+                // A contact read before a concurrent change may be missing from the queue read after it.
+                contact.queue_position = queue
+                    .binary_search(&contact.id)
+                    .ok()
+                    .map(|index| ahead + index as i64 + 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// A page of the source's queue, oldest first, with their positions.
+    pub async fn queue(&mut self, source_id: i64, page: Page) -> Result<Vec<Contact>> {
+        let sql = format!("{}{}", sql::CONTACT_SELECT, sql::QUEUE_PAGE_WHERE);
+        let rows: Vec<ContactRow> = on_conn!(self, c => sqlx::query_as(&sql)
+            .bind(source_id).bind(page.limit).bind(page.skip).fetch_all(&mut **c).await)?;
+        Ok(rows
+            .into_iter()
+            .zip(page.skip + 1..)
+            .map(|(row, position)| Contact {
+                queue_position: Some(position),
+                ..Contact::from(row)
+            })
+            .collect())
+    }
+
+    /// The live sources with a waiting contact.
+    pub async fn sources_with_waiting(&mut self) -> Result<Vec<i64>> {
+        let sql = sql::SOURCES_WITH_WAITING;
+        Ok(on_conn!(self, c => sqlx::query_scalar(sql).fetch_all(&mut **c).await)?)
+    }
+
+    pub async fn contact_exists(&mut self, id: i64) -> Result<bool> {
+        let sql = sql::CONTACT_EXISTS;
+        Ok(on_conn!(self, c => sqlx::query_scalar(sql).bind(id).fetch_one(&mut **c).await)?)
+    }
+
+    pub async fn history(&mut self, contact_id: i64, page: Page) -> Result<Vec<HistoryEntry>> {
+        let sql = sql::HISTORY_OF_CONTACT;
+        Ok(on_conn!(self, c => sqlx::query_as(sql)
+            .bind(contact_id).bind(page.limit).bind(page.skip).fetch_all(&mut **c).await)?)
+    }
+
+    pub async fn webhooks(&mut self) -> Result<Vec<Webhook>> {
+        let sql = sql::WEBHOOKS;
+        let rows: Vec<WebhookRow> =
+            on_conn!(self, c => sqlx::query_as(sql).fetch_all(&mut **c).await)?;
+        Ok(rows.into_iter().map(Webhook::from).collect())
+    }
+
+    pub async fn webhook(&mut self, id: i64) -> Result<Option<Webhook>> {
+        let sql = sql::WEBHOOK_BY_ID;
+        let row: Option<WebhookRow> =
+            on_conn!(self, c => sqlx::query_as(sql).bind(id).fetch_optional(&mut **c).await)?;
+        Ok(row.map(Webhook::from))
+    }
+
+    pub async fn webhooks_exist(&mut self) -> Result<bool> {
+        let sql = sql::WEBHOOKS_EXIST;
+        Ok(on_conn!(self, c => sqlx::query_scalar(sql).fetch_one(&mut **c).await)?)
+    }
+
+    /// The webhook's deliveries, newest first.
+    pub async fn deliveries(&mut self, webhook_id: i64, page: Page) -> Result<Vec<Delivery>> {
+        let sql = format!(
+            "{} WHERE d.webhook_id = $1 ORDER BY d.id DESC LIMIT $2 OFFSET $3",
+            sql::DELIVERY_SELECT
+        );
+        let rows: Vec<DeliveryRow> = on_conn!(self, c => sqlx::query_as(&sql)
+            .bind(webhook_id).bind(page.limit).bind(page.skip).fetch_all(&mut **c).await)?;
+        Ok(rows.into_iter().map(Delivery::from).collect())
+    }
+
+    pub async fn delivery(&mut self, webhook_id: i64, id: i64) -> Result<Option<Delivery>> {
+        let sql = format!(
+            "{} WHERE d.webhook_id = $1 AND d.id = $2",
+            sql::DELIVERY_SELECT
+        );
+        let row: Option<DeliveryRow> = on_conn!(self, c => sqlx::query_as(&sql)
+            .bind(webhook_id).bind(id).fetch_optional(&mut **c).await)?;
+        Ok(row.map(Delivery::from))
+    }
+
+    pub async fn delivery_attempts(&mut self, delivery_id: i64) -> Result<Vec<DeliveryAttempt>> {
+        let sql = sql::DELIVERY_ATTEMPTS;
+        Ok(on_conn!(self, c => sqlx::query_as(sql).bind(delivery_id).fetch_all(&mut **c).await)?)
+    }
+
+    /// What sending the delivery takes (also read for its payload).
+    pub async fn read_delivery_job(&mut self, id: i64) -> Result<Option<DeliveryJob>> {
+        let sql = sql::DELIVERY_JOB;
+        Ok(on_conn!(self, c => sqlx::query_as(sql).bind(id).fetch_optional(&mut **c).await)?)
     }
 
     /// Per operator (0 = unassigned) of the source: contacts in all, and in status `active`.
@@ -460,13 +629,14 @@ impl WriteTx for Conn<'_> {
 
     async fn candidates(&mut self, source_id: i64) -> Result<Vec<Candidate>> {
         let sql = sql::CANDIDATES;
-        let rows: Vec<(i64, f64)> =
+        let rows: Vec<(i64, f64, i64)> =
             on_conn!(self, c => sqlx::query_as(sql).bind(source_id).fetch_all(&mut **c).await)?;
         Ok(rows
             .into_iter()
-            .map(|(operator_id, weight)| Candidate {
+            .map(|(operator_id, weight, free_slots)| Candidate {
                 operator_id,
                 weight,
+                free_slots,
             })
             .collect())
     }
@@ -524,7 +694,16 @@ impl WriteTx for Conn<'_> {
         let sql = format!("{} WHERE c.id = $1", sql::CONTACT_SELECT);
         let row: Option<ContactRow> =
             on_conn!(self, c => sqlx::query_as(&sql).bind(id).fetch_optional(&mut **c).await)?;
-        Ok(row.map(Contact::from))
+        let Some(mut contact) = row.map(Contact::from) else {
+            return Ok(None);
+        };
+        if contact.is_waiting() {
+            let sql = sql::QUEUE_POSITION;
+            let position: i64 = on_conn!(self, c => sqlx::query_scalar(sql)
+                .bind(contact.source_id).bind(id).fetch_one(&mut **c).await)?;
+            contact.queue_position = Some(position);
+        }
+        Ok(Some(contact))
     }
 
     async fn contact_state_for_update(&mut self, id: i64) -> Result<Option<ContactState>> {
@@ -553,12 +732,11 @@ impl WriteTx for Conn<'_> {
         operator_key: i64,
         status: &str,
         delta: i64,
-    ) -> Result<()> {
+    ) -> Result<i64> {
         let sql = sql::COUNT_CONTACTS;
-        on_conn!(self, c => sqlx::query(sql)
+        Ok(on_conn!(self, c => sqlx::query_scalar(sql)
             .bind(source_id).bind(operator_key).bind(status).bind(delta)
-            .execute(&mut **c).await.map(drop))?;
-        Ok(())
+            .fetch_one(&mut **c).await)?)
     }
 
     async fn move_counts_to_unassigned(&mut self, operator_id: i64) -> Result<()> {
@@ -598,6 +776,162 @@ impl WriteTx for Conn<'_> {
         on_conn!(self, c => sqlx::query(sql)
             .bind(client).bind(key).bind(fingerprint).bind(contact_id).bind(created_at)
             .execute(&mut **c).await.map(drop))?;
+        Ok(())
+    }
+
+    async fn waiting_contacts(&mut self, source_id: i64, limit: i64) -> Result<Vec<i64>> {
+        let sql = sql::WAITING_CONTACTS;
+        Ok(on_conn!(self, c => sqlx::query_scalar(sql)
+            .bind(source_id).bind(limit).fetch_all(&mut **c).await)?)
+    }
+
+    async fn lock_waiting_contact(&mut self, id: i64) -> Result<bool> {
+        let sql = match self {
+            Conn::Sqlite(_) => sql::LOCK_WAITING_CONTACT,
+            Conn::Postgres(_) => sql::LOCK_WAITING_CONTACT_POSTGRES,
+        };
+        let found: Option<i64> =
+            on_conn!(self, c => sqlx::query_scalar(sql).bind(id).fetch_optional(&mut **c).await)?;
+        Ok(found.is_some())
+    }
+
+    async fn sources_of_operator(&mut self, operator_id: i64) -> Result<Vec<i64>> {
+        let sql = sql::SOURCES_OF_OPERATOR;
+        Ok(
+            on_conn!(self, c => sqlx::query_scalar(sql).bind(operator_id).fetch_all(&mut **c).await)?,
+        )
+    }
+
+    async fn assign_contact(&mut self, id: i64, operator_id: Option<i64>) -> Result<()> {
+        let sql = sql::ASSIGN_CONTACT;
+        on_conn!(self, c => sqlx::query(sql).bind(id).bind(operator_id).execute(&mut **c).await.map(drop))?;
+        Ok(())
+    }
+
+    async fn contacts_of_operator(&mut self, operator_id: i64) -> Result<Vec<OperatorContact>> {
+        let sql = sql::CONTACTS_OF_OPERATOR;
+        Ok(on_conn!(self, c => sqlx::query_as(sql).bind(operator_id).fetch_all(&mut **c).await)?)
+    }
+
+    async fn insert_history(&mut self, change: &HistoryChange) -> Result<HistoryEntry> {
+        let sql = sql::INSERT_HISTORY;
+        Ok(on_conn!(self, c => sqlx::query_as(sql)
+            .bind(change.contact_id).bind(change.at).bind(change.event)
+            .bind(change.from_operator_id).bind(change.to_operator_id)
+            .bind(change.from_status.as_deref()).bind(change.to_status.as_str())
+            .bind(change.reason).bind(change.api_key_id)
+            .fetch_one(&mut **c).await)?)
+    }
+
+    async fn webhook_subscriptions(&mut self) -> Result<Vec<(i64, String)>> {
+        let sql = sql::WEBHOOK_SUBSCRIPTIONS;
+        Ok(on_conn!(self, c => sqlx::query_as(sql).fetch_all(&mut **c).await)?)
+    }
+
+    async fn insert_event(
+        &mut self,
+        event_type: &str,
+        data: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<i64> {
+        let sql = sql::INSERT_EVENT;
+        Ok(on_conn!(self, c => sqlx::query_scalar(sql)
+            .bind(event_type).bind(data).bind(created_at).fetch_one(&mut **c).await)?)
+    }
+
+    async fn insert_delivery(
+        &mut self,
+        webhook_id: i64,
+        event_id: i64,
+        due_at_ms: i64,
+        created_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let sql = sql::INSERT_DELIVERY;
+        on_conn!(self, c => sqlx::query(sql)
+            .bind(webhook_id).bind(event_id).bind(due_at_ms).bind(created_at)
+            .execute(&mut **c).await.map(drop))?;
+        Ok(())
+    }
+
+    async fn insert_webhook(
+        &mut self,
+        url: &str,
+        events: &str,
+        secret: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<WebhookRow> {
+        let sql = sql::INSERT_WEBHOOK;
+        Ok(on_conn!(self, c => sqlx::query_as(sql)
+            .bind(url).bind(events).bind(secret).bind(created_at)
+            .fetch_one(&mut **c).await)?)
+    }
+
+    async fn delete_webhook(&mut self, id: i64) -> Result<bool> {
+        let sql = sql::DELETE_WEBHOOK;
+        let done =
+            on_conn!(self, c => sqlx::query(sql).bind(id).execute(&mut **c).await?.rows_affected());
+        Ok(done > 0)
+    }
+
+    async fn claim_deliveries(
+        &mut self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>> {
+        let sql = match self {
+            Conn::Sqlite(_) => sql::CLAIM_DELIVERIES_SQLITE,
+            Conn::Postgres(_) => sql::CLAIM_DELIVERIES_POSTGRES,
+        };
+        Ok(on_conn!(self, c => sqlx::query_scalar(sql)
+            .bind(now_ms).bind(lease_until_ms).bind(limit).fetch_all(&mut **c).await)?)
+    }
+
+    async fn delivery_job(&mut self, id: i64) -> Result<Option<DeliveryJob>> {
+        self.read_delivery_job(id).await
+    }
+
+    async fn insert_attempt(
+        &mut self,
+        delivery_id: i64,
+        attempt: i64,
+        at: DateTime<Utc>,
+        status_code: Option<i64>,
+        error: Option<&str>,
+        duration_ms: i64,
+    ) -> Result<()> {
+        let sql = sql::INSERT_ATTEMPT;
+        on_conn!(self, c => sqlx::query(sql)
+            .bind(delivery_id).bind(attempt).bind(at).bind(status_code).bind(error).bind(duration_ms)
+            .execute(&mut **c).await.map(drop))?;
+        Ok(())
+    }
+
+    async fn update_delivery(&mut self, delivery_id: i64, update: &DeliveryUpdate) -> Result<()> {
+        let sql = sql::UPDATE_DELIVERY;
+        on_conn!(self, c => sqlx::query(sql)
+            .bind(delivery_id).bind(update.state).bind(update.attempt_count).bind(update.due_at_ms)
+            .bind(update.last_status_code).bind(update.last_error.as_deref()).bind(update.delivered_at)
+            .execute(&mut **c).await.map(drop))?;
+        Ok(())
+    }
+
+    async fn retry_delivery(
+        &mut self,
+        webhook_id: i64,
+        delivery_id: i64,
+        due_at_ms: i64,
+    ) -> Result<bool> {
+        let sql = sql::RETRY_DELIVERY;
+        let done = on_conn!(self, c => sqlx::query(sql)
+            .bind(webhook_id).bind(delivery_id).bind(due_at_ms)
+            .execute(&mut **c).await?.rows_affected());
+        Ok(done > 0)
+    }
+
+    async fn purge_idempotency_keys(&mut self, before: DateTime<Utc>) -> Result<()> {
+        let sql = sql::PURGE_IDEMPOTENCY_KEYS;
+        on_conn!(self, c => sqlx::query(sql).bind(before).execute(&mut **c).await.map(drop))?;
         Ok(())
     }
 

@@ -8,15 +8,20 @@
 //!   processes.
 
 mod conn;
+pub mod events;
 pub mod ops;
+pub mod queue;
 mod sql;
 mod sqlite_tx;
 mod tx;
 mod writer;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -24,9 +29,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{ConnectOptions, Connection, Postgres, Sqlite};
 
 pub use conn::{Conn, ContactFilter, LeadFilter, OperatorTally, Page, SourceStatusTally};
-use ops::{CreatedContact, NewContact, NewOperator, NewSource, OperatorChanges, SourceChanges};
+use ops::{
+    Attempt, CreatedContact, NewContact, NewOperator, NewSource, NewWebhook, OperatorChanges,
+    SourceChanges,
+};
+use queue::{Drained, ManualAssignment};
 use sqlite_tx::KeyLookup;
 use sqlx::Transaction;
+pub use tx::DeliveryJob;
 use tx::WriteTx;
 use writer::WriterHandle;
 
@@ -34,7 +44,8 @@ use crate::config::Config;
 use crate::domain::{Name, Scope, Status, Weight};
 use crate::error::AppError;
 use crate::model::{
-    ApiKey, Contact, Lead, LeadDetail, Operator, OperatorWeight, Source, SourceDetail,
+    ApiKey, Contact, Delivery, DeliveryDetail, HistoryEntry, Lead, LeadDetail, Operator,
+    OperatorWeight, Source, SourceDetail, Webhook,
 };
 
 type Result<T> = std::result::Result<T, AppError>;
@@ -51,6 +62,18 @@ pub const LEAD_DETAIL_CONTACTS: i64 = 1000;
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    signals: Arc<Signals>,
+}
+
+/// How the store tells this instance's background work that there is something for it.
+#[derive(Default)]
+pub struct Signals {
+    /// A drain stopped at its budget: contacts may wait while capacity is free.
+    pub queue: Notify,
+    /// Webhook events may have been written.
+    pub outbox: Notify,
+    /// Whether any webhook exists, as last seen: without one, changes need not wake the sender.
+    pub webhooks_exist: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -210,7 +233,32 @@ impl Store {
                 Backend::Postgres { pool }
             }
         };
-        Ok(Self { backend })
+        let store = Self {
+            backend,
+            signals: Arc::default(),
+        };
+        let webhooks_exist = store.webhooks_exist().await?;
+        store
+            .signals
+            .webhooks_exist
+            .store(webhooks_exist, Ordering::Relaxed);
+        Ok(store)
+    }
+
+    pub fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    /// After a change to contacts or capacity: wakes the sweep if a drain left work behind, and the webhook
+    /// sender if there may be events to send.
+    fn changed(&self, drained: Drained) {
+        crate::telemetry::queue_assigned(drained.assigned);
+        if drained.more {
+            self.signals.queue.notify_one();
+        }
+        if self.signals.webhooks_exist.load(Ordering::Relaxed) {
+            self.signals.outbox.notify_one();
+        }
     }
 
     /// Applies the migrations and returns, without starting anything.
@@ -334,11 +382,16 @@ impl Store {
     }
 
     pub async fn update_operator(&self, id: i64, changes: OperatorChanges) -> Result<Operator> {
-        transaction!(self, |tx| ops::update_operator(tx, id, &changes).await)
+        let (operator, drained) =
+            transaction!(self, |tx| ops::update_operator(tx, id, &changes).await)?;
+        self.changed(drained);
+        Ok(operator)
     }
 
-    pub async fn delete_operator(&self, id: i64) -> Result<()> {
-        transaction!(self, |tx| ops::delete_operator(tx, id).await)
+    pub async fn delete_operator(&self, id: i64, api_key_id: Option<i64>) -> Result<()> {
+        let drained = transaction!(self, |tx| ops::delete_operator(tx, id, api_key_id).await)?;
+        self.changed(drained);
+        Ok(())
     }
 
     /// The operator and their contacts per source and status.
@@ -390,13 +443,15 @@ impl Store {
         operator_id: i64,
         weight: Weight,
     ) -> Result<OperatorWeight> {
-        transaction!(self, |tx| ops::link_operator(
+        let (linked, drained) = transaction!(self, |tx| ops::link_operator(
             tx,
             source_id,
             operator_id,
             weight
         )
-        .await)
+        .await)?;
+        self.changed(drained);
+        Ok(linked)
     }
 
     pub async fn update_weight(
@@ -405,13 +460,15 @@ impl Store {
         operator_id: i64,
         weight: Weight,
     ) -> Result<OperatorWeight> {
-        transaction!(self, |tx| ops::update_weight(
+        let (updated, drained) = transaction!(self, |tx| ops::update_weight(
             tx,
             source_id,
             operator_id,
             weight
         )
-        .await)
+        .await)?;
+        self.changed(drained);
+        Ok(updated)
     }
 
     pub async fn unlink_operator(&self, source_id: i64, operator_id: i64) -> Result<()> {
@@ -441,7 +498,11 @@ impl Store {
     // ---- contacts ----
 
     pub async fn create_contact(&self, new: NewContact) -> Result<CreatedContact> {
-        transaction!(self, |tx| ops::create_contact(tx, &new).await)
+        let created = transaction!(self, |tx| ops::create_contact(tx, &new).await)?;
+        if !created.replayed {
+            self.changed(created.drained);
+        }
+        Ok(created)
     }
 
     pub async fn list_contacts(&self, filter: &ContactFilter, page: Page) -> Result<Vec<Contact>> {
@@ -453,8 +514,148 @@ impl Store {
         found.ok_or_else(|| AppError::not_found("Contact"))
     }
 
-    pub async fn set_contact_status(&self, id: i64, status: Status) -> Result<Contact> {
-        transaction!(self, |tx| ops::set_contact_status(tx, id, &status).await)
+    pub async fn set_contact_status(
+        &self,
+        id: i64,
+        status: Status,
+        api_key_id: Option<i64>,
+    ) -> Result<Contact> {
+        let (contact, drained) = transaction!(self, |tx| ops::set_contact_status(
+            tx, id, &status, api_key_id
+        )
+        .await)?;
+        self.changed(drained);
+        Ok(contact)
+    }
+
+    /// Gives the contact to an operator, or takes it from one, by hand.
+    pub async fn assign_contact(&self, id: i64, assignment: ManualAssignment) -> Result<Contact> {
+        let (contact, drained) =
+            transaction!(self, |tx| queue::assign_manually(tx, id, &assignment).await)?;
+        self.changed(drained);
+        Ok(contact)
+    }
+
+    /// The contact's history, oldest first.
+    pub async fn contact_history(&self, id: i64, page: Page) -> Result<Vec<HistoryEntry>> {
+        let mut reader = self.reader().await?;
+        let mut conn = reader.conn();
+        if !conn.contact_exists(id).await? {
+            return Err(AppError::not_found("Contact"));
+        }
+        conn.history(id, page).await
+    }
+
+    // ---- the queue ----
+
+    /// A page of the source's queue, oldest first.
+    pub async fn queue(&self, source_id: i64, page: Page) -> Result<Vec<Contact>> {
+        let mut reader = self.reader().await?;
+        let mut conn = reader.conn();
+        conn.source(source_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Source"))?;
+        conn.queue(source_id, page).await
+    }
+
+    /// The live sources with contacts waiting.
+    pub async fn sources_with_waiting(&self) -> Result<Vec<i64>> {
+        self.reader().await?.conn().sources_with_waiting().await
+    }
+
+    /// Assigns what it can of the source's queue (at most [`queue::DRAIN_BUDGET`] contacts).
+    pub async fn drain_source(&self, source_id: i64) -> Result<Drained> {
+        let drained = transaction!(self, |tx| queue::drain(tx, &[source_id]).await)?;
+        self.changed(Drained {
+            more: false,
+            ..drained
+        });
+        Ok(drained)
+    }
+
+    pub async fn purge_idempotency_keys(&self) -> Result<()> {
+        transaction!(self, |tx| ops::purge_idempotency_keys(tx).await)
+    }
+
+    // ---- webhooks ----
+
+    pub async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook> {
+        let webhook = transaction!(self, |tx| ops::create_webhook(tx, &new).await)?;
+        self.signals.webhooks_exist.store(true, Ordering::Relaxed);
+        Ok(webhook)
+    }
+
+    pub async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
+        self.reader().await?.conn().webhooks().await
+    }
+
+    pub async fn get_webhook(&self, id: i64) -> Result<Webhook> {
+        let found = self.reader().await?.conn().webhook(id).await?;
+        found.ok_or_else(|| AppError::not_found("Webhook"))
+    }
+
+    pub async fn delete_webhook(&self, id: i64) -> Result<()> {
+        transaction!(self, |tx| ops::delete_webhook(tx, id).await)
+    }
+
+    pub async fn webhooks_exist(&self) -> Result<bool> {
+        self.reader().await?.conn().webhooks_exist().await
+    }
+
+    /// The webhook's deliveries, newest first.
+    pub async fn deliveries(&self, webhook_id: i64, page: Page) -> Result<Vec<Delivery>> {
+        let mut reader = self.reader().await?;
+        let mut conn = reader.conn();
+        conn.webhook(webhook_id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Webhook"))?;
+        conn.deliveries(webhook_id, page).await
+    }
+
+    /// A delivery with its payload and every attempt at it.
+    pub async fn delivery(&self, webhook_id: i64, id: i64) -> Result<DeliveryDetail> {
+        let mut reader = self.reader().await?;
+        let mut conn = reader.conn();
+        let delivery = conn
+            .delivery(webhook_id, id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Delivery"))?;
+        let job = conn
+            .read_delivery_job(id)
+            .await?
+            .ok_or_else(|| AppError::not_found("Delivery"))?;
+        let attempts = conn.delivery_attempts(id).await?;
+        Ok(DeliveryDetail {
+            delivery,
+            payload: events::event_body(
+                job.event_id,
+                &job.event_type,
+                job.event_created_at,
+                &job.data,
+            ),
+            attempts,
+        })
+    }
+
+    /// Makes the delivery pending and due now, and wakes the sender.
+    pub async fn retry_delivery(&self, webhook_id: i64, id: i64) -> Result<Delivery> {
+        transaction!(self, |tx| ops::retry_delivery(tx, webhook_id, id).await)?;
+        self.signals.outbox.notify_one();
+        let found = self.reader().await?.conn().delivery(webhook_id, id).await?;
+        found.ok_or_else(|| AppError::not_found("Delivery"))
+    }
+
+    /// Leases up to `limit` deliveries that are due, for `lease`.
+    pub async fn claim_deliveries(
+        &self,
+        lease: chrono::TimeDelta,
+        limit: i64,
+    ) -> Result<Vec<DeliveryJob>> {
+        transaction!(self, |tx| ops::claim_deliveries(tx, lease, limit).await)
+    }
+
+    pub async fn record_attempt(&self, attempt: Attempt) -> Result<()> {
+        transaction!(self, |tx| ops::record_attempt(tx, &attempt).await)
     }
 
     // ---- leads ----

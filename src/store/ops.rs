@@ -6,12 +6,14 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
-use super::tx::{WriteTx, count_key};
+use super::events::{self, entry, reason};
+use super::queue::{self, Drained};
+use super::tx::{DeliveryJob, DeliveryUpdate, HistoryChange, WriteTx, count_key};
 use crate::domain::{
     Candidate, LeadIdentity, MaxLoad, Name, Scope, Status, Text, Weight, choose_operator,
 };
 use crate::error::AppError;
-use crate::model::{self, ApiKey, Contact, Lead, Operator, OperatorWeight, Source};
+use crate::model::{self, ApiKey, Contact, Lead, Operator, OperatorWeight, Source, Webhook};
 
 type Result<T> = std::result::Result<T, AppError>;
 
@@ -91,6 +93,8 @@ pub const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
 pub struct CreatedContact {
     pub contact: Contact,
     pub replayed: bool,
+    /// The older contacts of the source assigned first.
+    pub drained: Drained,
 }
 
 // ---- operators ----
@@ -105,30 +109,60 @@ pub async fn create_operator(tx: &mut impl WriteTx, new: &NewOperator) -> Result
     .await
 }
 
+/// Changes the operator; capacity it gains (activated, max_load raised) goes to the queues at once.
 pub async fn update_operator(
     tx: &mut impl WriteTx,
     id: i64,
     changes: &OperatorChanges,
-) -> Result<Operator> {
-    tx.update_operator(
-        id,
-        changes.name.as_ref().map(Name::as_str),
-        changes.is_active,
-        changes.max_load.map(MaxLoad::get),
-    )
-    .await?
-    .ok_or_else(|| AppError::not_found("Operator"))
+) -> Result<(Operator, Drained)> {
+    let operator = tx
+        .update_operator(
+            id,
+            changes.name.as_ref().map(Name::as_str),
+            changes.is_active,
+            changes.max_load.map(MaxLoad::get),
+        )
+        .await?
+        .ok_or_else(|| AppError::not_found("Operator"))?;
+    let drained = queue::drain_for_operator(tx, id).await?;
+    Ok((operator, drained))
 }
 
-/// Removes the operator and its weights; its contacts stay, without an operator, in the status they had.
-pub async fn delete_operator(tx: &mut impl WriteTx, id: i64) -> Result<()> {
+/// Removes the operator and its weights; its contacts stay, without an operator, in the status they had. Its
+/// active contacts so go back to their sources' queues (by age, so usually to the front), which drain among
+/// the operators left.
+pub async fn delete_operator(
+    tx: &mut impl WriteTx,
+    id: i64,
+    api_key_id: Option<i64>,
+) -> Result<Drained> {
     tx.operator_for_update(id)
         .await?
         .ok_or_else(|| AppError::not_found("Operator"))?;
+    let contacts = tx.contacts_of_operator(id).await?;
     tx.unassign_contacts_of(id).await?;
     tx.move_counts_to_unassigned(id).await?;
     tx.delete_operator(id).await?;
-    Ok(())
+    let at = model::now();
+    let mut requeued = Vec::new();
+    for contact in contacts {
+        if contact.status == Status::ACTIVE {
+            requeued.push(contact.source_id);
+        }
+        let change = HistoryChange {
+            contact_id: contact.id,
+            at,
+            event: entry::UNASSIGNED,
+            from_operator_id: Some(id),
+            to_operator_id: None,
+            from_status: Some(contact.status.clone()),
+            to_status: contact.status,
+            reason: reason::OPERATOR_DELETED,
+            api_key_id,
+        };
+        events::record(tx, change, None).await?;
+    }
+    queue::drain(tx, &requeued).await
 }
 
 // ---- sources and weights ----
@@ -176,12 +210,13 @@ pub async fn delete_source(tx: &mut impl WriteTx, id: i64) -> Result<()> {
     tx.delete_weights_of_source(id).await
 }
 
+/// Links the operator to the source; the source's queue drains to them at once.
 pub async fn link_operator(
     tx: &mut impl WriteTx,
     source_id: i64,
     operator_id: i64,
     weight: Weight,
-) -> Result<OperatorWeight> {
+) -> Result<(OperatorWeight, Drained)> {
     tx.source_for_share(source_id)
         .await?
         .ok_or_else(|| AppError::not_found("Source"))?;
@@ -193,7 +228,11 @@ pub async fn link_operator(
             "Operator {operator_id} is already linked to source {source_id}"
         )));
     }
-    tx.insert_weight(source_id, operator_id, weight.get()).await
+    let linked = tx
+        .insert_weight(source_id, operator_id, weight.get())
+        .await?;
+    let drained = queue::drain(tx, &[source_id]).await?;
+    Ok((linked, drained))
 }
 
 pub async fn update_weight(
@@ -201,10 +240,13 @@ pub async fn update_weight(
     source_id: i64,
     operator_id: i64,
     weight: Weight,
-) -> Result<OperatorWeight> {
-    tx.update_weight(source_id, operator_id, weight.get())
+) -> Result<(OperatorWeight, Drained)> {
+    let updated = tx
+        .update_weight(source_id, operator_id, weight.get())
         .await?
-        .ok_or_else(not_linked)
+        .ok_or_else(not_linked)?;
+    let drained = queue::drain(tx, &[source_id]).await?;
+    Ok((updated, drained))
 }
 
 pub async fn unlink_operator(
@@ -246,11 +288,12 @@ pub async fn create_contact(tx: &mut impl WriteTx, new: &NewContact) -> Result<C
             return Ok(CreatedContact {
                 contact,
                 replayed: true,
+                drained: Drained::default(),
             });
         }
         tx.forget_idempotent_request(&key.client, &key.key).await?;
     }
-    let contact = route_new_contact(tx, new, now).await?;
+    let (contact, drained) = route_new_contact(tx, new, now).await?;
     if let Some(key) = &new.idempotency {
         tx.remember_idempotent_request(&key.client, &key.key, &key.fingerprint, contact.id, now)
             .await?;
@@ -258,20 +301,29 @@ pub async fn create_contact(tx: &mut impl WriteTx, new: &NewContact) -> Result<C
     Ok(CreatedContact {
         contact,
         replayed: false,
+        drained,
     })
 }
 
+/// Routes the contact as it arrives. It never jumps the queue: should the source have older contacts waiting
+/// while an operator is free (capacity a trigger did not hand out), those are assigned first.
 async fn route_new_contact(
     tx: &mut impl WriteTx,
     new: &NewContact,
     created_at: DateTime<Utc>,
-) -> Result<Contact> {
+) -> Result<(Contact, Drained)> {
     let source = tx
         .source(new.source_id)
         .await?
         .ok_or_else(|| AppError::not_found("Source"))?;
     let lead = resolve_lead(tx, &new.lead).await?;
-    let operator = assign_operator(tx, source.id).await?;
+    let mut candidates = tx.candidates(source.id).await?;
+    let mut drained = Drained::default();
+    if !candidates.is_empty() && !tx.waiting_contacts(source.id, 1).await?.is_empty() {
+        drained = queue::drain(tx, &[source.id]).await?;
+        candidates = tx.candidates(source.id).await?;
+    }
+    let operator = assign_operator(tx, candidates).await?;
     let operator_id = operator.as_ref().map(|o| o.id);
     let message = new.message.as_ref().map(Text::as_str);
     let id = tx
@@ -284,9 +336,10 @@ async fn route_new_contact(
             new.created_by_key_id,
         )
         .await?;
-    tx.count_contacts(source.id, count_key(operator_id), Status::ACTIVE, 1)
+    let counted = tx
+        .count_contacts(source.id, count_key(operator_id), Status::ACTIVE, 1)
         .await?;
-    Ok(Contact {
+    let contact = Contact {
         id,
         lead_id: lead.id,
         source_id: source.id,
@@ -297,7 +350,23 @@ async fn route_new_contact(
         lead,
         source,
         operator,
-    })
+        // The newest contact waits last: its place is the number waiting, which the counts hold, and reading
+        // it there costs nothing however long the queue.
+        queue_position: operator_id.is_none().then_some(counted),
+    };
+    let change = HistoryChange {
+        contact_id: id,
+        at: created_at,
+        event: entry::CREATED,
+        from_operator_id: None,
+        to_operator_id: operator_id,
+        from_status: None,
+        to_status: Status::ACTIVE.to_owned(),
+        reason: reason::CREATION,
+        api_key_id: new.created_by_key_id,
+    };
+    events::record(tx, change, Some(&contact)).await?;
+    Ok((contact, drained))
 }
 
 /// Finds the lead by external_id, then phone, then email (the first that matches wins), filling in the fields
@@ -346,8 +415,10 @@ async fn resolve_lead(tx: &mut impl WriteTx, identity: &LeadIdentity) -> Result<
 /// Draws among the free operators of the source and claims capacity on the one drawn. The claim re-checks
 /// capacity as committed; should a concurrent transaction have taken the last slot, that operator is dropped
 /// and the draw repeated among the rest, as if they had been the candidates all along.
-async fn assign_operator(tx: &mut impl WriteTx, source_id: i64) -> Result<Option<Operator>> {
-    let mut candidates = tx.candidates(source_id).await?;
+async fn assign_operator(
+    tx: &mut impl WriteTx,
+    mut candidates: Vec<Candidate>,
+) -> Result<Option<Operator>> {
     while let Some(pick) = draw(&candidates) {
         if let Some(operator) = tx.claim_capacity(pick.operator_id).await? {
             return Ok(Some(operator));
@@ -363,16 +434,19 @@ fn draw(candidates: &[Candidate]) -> Option<Candidate> {
 
 /// Sets the contact's status, moving one unit of load when it enters or leaves `active`. Reopening a contact
 /// gives it back to its operator even when that takes them over max_load: max_load bounds automatic
-/// assignment, not an operator's own decision.
+/// assignment, not an operator's own decision. A unit freed goes to the operator's queues at once; an
+/// unassigned contact reopened waits in its source's queue (and is assigned if it can be).
 pub async fn set_contact_status(
     tx: &mut impl WriteTx,
     id: i64,
     status: &Status,
-) -> Result<Contact> {
+    api_key_id: Option<i64>,
+) -> Result<(Contact, Drained)> {
     let current = tx
         .contact_state_for_update(id)
         .await?
         .ok_or_else(|| AppError::not_found("Contact"))?;
+    let mut drained = Drained::default();
     if current.status != status.as_str() {
         tx.set_contact_status(id, status.as_str()).await?;
         let was_active = current.status == Status::ACTIVE;
@@ -390,10 +464,29 @@ pub async fn set_contact_status(
             tx.count_contacts(current.source_id, key, status, delta)
                 .await?;
         }
+        let change = HistoryChange {
+            contact_id: id,
+            at: model::now(),
+            event: entry::STATUS_CHANGED,
+            from_operator_id: current.operator_id,
+            to_operator_id: current.operator_id,
+            from_status: Some(current.status.clone()),
+            to_status: status.as_str().to_owned(),
+            reason: reason::MANUAL,
+            api_key_id,
+        };
+        events::record(tx, change, None).await?;
+        drained = match current.operator_id {
+            Some(operator_id) if was_active => queue::drain_for_operator(tx, operator_id).await?,
+            None if status.is_active() => queue::drain(tx, &[current.source_id]).await?,
+            _ => Drained::default(),
+        };
     }
-    tx.contact(id)
+    let contact = tx
+        .contact(id)
         .await?
-        .ok_or_else(|| AppError::not_found("Contact"))
+        .ok_or_else(|| AppError::not_found("Contact"))?;
+    Ok((contact, drained))
 }
 
 // ---- API keys ----
@@ -418,4 +511,118 @@ pub async fn revoke_api_key(tx: &mut impl WriteTx, key: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+// ---- webhooks ----
+
+/// A webhook to create, already checked.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<&'static str>,
+    pub secret: String,
+}
+
+pub async fn create_webhook(tx: &mut impl WriteTx, new: &NewWebhook) -> Result<Webhook> {
+    let events = new.events.join(",");
+    let row = tx
+        .insert_webhook(&new.url, &events, &new.secret, model::now())
+        .await?;
+    Ok(Webhook::from(row))
+}
+
+/// Removes the webhook with its deliveries: nothing more is sent to it.
+pub async fn delete_webhook(tx: &mut impl WriteTx, id: i64) -> Result<()> {
+    if !tx.delete_webhook(id).await? {
+        return Err(AppError::not_found("Webhook"));
+    }
+    Ok(())
+}
+
+/// Leases up to `limit` deliveries that are due, for `lease`, and returns what sending them takes.
+pub async fn claim_deliveries(
+    tx: &mut impl WriteTx,
+    lease: TimeDelta,
+    limit: i64,
+) -> Result<Vec<DeliveryJob>> {
+    let now = Utc::now().timestamp_millis();
+    let ids = tx
+        .claim_deliveries(now, now + lease.num_milliseconds(), limit)
+        .await?;
+    let mut jobs = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(job) = tx.delivery_job(id).await? {
+            jobs.push(job);
+        }
+    }
+    Ok(jobs)
+}
+
+/// How one attempt at a delivery went.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub delivery_id: i64,
+    /// 1 for the first attempt.
+    pub number: i64,
+    pub at: DateTime<Utc>,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    /// The receiver answered 2xx.
+    pub delivered: bool,
+    /// When to try again, if it failed and attempts are left.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// Logs the attempt and moves the delivery on: delivered, due again later, or failed for good. A delivery
+/// whose webhook was deleted meanwhile is gone, and so is the record of this attempt.
+pub async fn record_attempt(tx: &mut impl WriteTx, attempt: &Attempt) -> Result<()> {
+    if tx.delivery_job(attempt.delivery_id).await?.is_none() {
+        return Ok(());
+    }
+    tx.insert_attempt(
+        attempt.delivery_id,
+        attempt.number,
+        attempt.at,
+        attempt.status_code,
+        attempt.error.as_deref(),
+        attempt.duration_ms,
+    )
+    .await?;
+    let state = match (attempt.delivered, attempt.retry_at) {
+        (true, _) => "delivered",
+        (false, Some(_)) => "pending",
+        (false, None) => "failed",
+    };
+    let update = DeliveryUpdate {
+        state,
+        attempt_count: attempt.number,
+        due_at_ms: attempt
+            .retry_at
+            .filter(|_| !attempt.delivered)
+            .map(|at| at.timestamp_millis()),
+        last_status_code: attempt.status_code,
+        last_error: attempt.error.clone(),
+        delivered_at: attempt.delivered.then_some(attempt.at),
+    };
+    tx.update_delivery(attempt.delivery_id, &update).await
+}
+
+/// Sends the webhook's delivery again, now, whatever became of it.
+pub async fn retry_delivery(
+    tx: &mut impl WriteTx,
+    webhook_id: i64,
+    delivery_id: i64,
+) -> Result<()> {
+    let now = Utc::now().timestamp_millis();
+    if !tx.retry_delivery(webhook_id, delivery_id, now).await? {
+        return Err(AppError::not_found("Delivery"));
+    }
+    Ok(())
+}
+
+/// Forgets the idempotency keys older than their window.
+pub async fn purge_idempotency_keys(tx: &mut impl WriteTx) -> Result<()> {
+    tx.purge_idempotency_keys(model::now() - IDEMPOTENCY_WINDOW)
+        .await
 }

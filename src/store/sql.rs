@@ -78,7 +78,8 @@ pub const DELETE_WEIGHTS_OF_SOURCE: &str =
     "DELETE FROM source_operator_weights WHERE source_id = $1";
 
 /// The operators that may take a contact of the source now: linked, active, below max_load.
-pub const CANDIDATES: &str = "SELECT w.operator_id, w.weight FROM source_operator_weights w \
+pub const CANDIDATES: &str = "SELECT w.operator_id, w.weight, o.max_load - o.active_load AS free_slots \
+     FROM source_operator_weights w \
      JOIN operators o ON o.id = w.operator_id \
      WHERE w.source_id = $1 AND o.is_active AND o.active_load < o.max_load ORDER BY w.operator_id";
 
@@ -131,7 +132,7 @@ pub const UNASSIGN_CONTACTS_OF: &str =
 
 pub const COUNT_CONTACTS: &str = "INSERT INTO contact_counts (source_id, operator_id, status, contacts) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (source_id, operator_id, status) \
-     DO UPDATE SET contacts = contact_counts.contacts + excluded.contacts";
+     DO UPDATE SET contacts = contact_counts.contacts + excluded.contacts RETURNING contacts";
 
 pub const MERGE_COUNTS_INTO_UNASSIGNED: &str = "INSERT INTO contact_counts \
      (source_id, operator_id, status, contacts) \
@@ -181,3 +182,119 @@ pub const INSERT_API_KEY: &str = "INSERT INTO api_keys (name, scope, token_hash,
 /// Revokes by id, or by name when `$1` is not a number.
 pub const REVOKE_API_KEY: &str = "UPDATE api_keys SET revoked_at = $3 \
      WHERE (id = $1 OR name = $2) AND revoked_at IS NULL";
+
+// ---- the queue ----
+
+/// A source's waiting contacts, oldest first.
+pub const WAITING_CONTACTS: &str = "SELECT id FROM contacts \
+     WHERE source_id = $1 AND operator_id IS NULL AND status = 'active' ORDER BY id LIMIT $2";
+
+/// The contact, if it still waits: on PostgreSQL locked for this transaction, unless another one holds it (a
+/// concurrent drain about to assign it, a change by hand), in which case it is left to that one.
+pub const LOCK_WAITING_CONTACT: &str =
+    "SELECT id FROM contacts WHERE id = $1 AND operator_id IS NULL AND status = 'active'";
+pub const LOCK_WAITING_CONTACT_POSTGRES: &str = "SELECT id FROM contacts \
+     WHERE id = $1 AND operator_id IS NULL AND status = 'active' FOR UPDATE SKIP LOCKED";
+
+/// A page of a source's queue, oldest first.
+pub const QUEUE_PAGE_WHERE: &str = " WHERE c.source_id = $1 AND c.operator_id IS NULL AND c.status = 'active' \
+     ORDER BY c.id LIMIT $2 OFFSET $3";
+
+/// How many contacts of the source wait ahead of `$2`, or with it.
+pub const QUEUE_POSITION: &str = "SELECT COUNT(*) FROM contacts \
+     WHERE source_id = $1 AND operator_id IS NULL AND status = 'active' AND id <= $2";
+
+/// The source's waiting contacts from `$2` to `$3`, in order: the positions of a list's waiting contacts come
+/// from one count and this range, rather than a count per contact.
+pub const WAITING_BETWEEN: &str = "SELECT id FROM contacts \
+     WHERE source_id = $1 AND operator_id IS NULL AND status = 'active' AND id BETWEEN $2 AND $3 ORDER BY id";
+
+/// The live sources with a waiting contact: what the sweep drains.
+pub const SOURCES_WITH_WAITING: &str = "SELECT s.id FROM sources s WHERE s.deleted_at IS NULL AND EXISTS \
+     (SELECT 1 FROM contacts c WHERE c.source_id = s.id AND c.operator_id IS NULL AND c.status = 'active') \
+     ORDER BY s.id";
+
+/// The live sources an operator is linked to.
+pub const SOURCES_OF_OPERATOR: &str = "SELECT w.source_id FROM source_operator_weights w \
+     JOIN sources s ON s.id = w.source_id WHERE w.operator_id = $1 AND s.deleted_at IS NULL ORDER BY w.source_id";
+
+pub const ASSIGN_CONTACT: &str = "UPDATE contacts SET operator_id = $2 WHERE id = $1";
+
+/// An operator's contacts (id, source, status), as they are about to lose the operator.
+pub const CONTACTS_OF_OPERATOR: &str =
+    "SELECT id, source_id, status FROM contacts WHERE operator_id = $1 ORDER BY id";
+
+// ---- history ----
+
+pub const INSERT_HISTORY: &str = "INSERT INTO contact_history (contact_id, at, event, from_operator_id, \
+     to_operator_id, from_status, to_status, reason, api_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     RETURNING id, contact_id, at, event, from_operator_id, to_operator_id, from_status, to_status, reason, \
+     api_key_id";
+
+pub const HISTORY_OF_CONTACT: &str = "SELECT id, contact_id, at, event, from_operator_id, to_operator_id, \
+     from_status, to_status, reason, api_key_id FROM contact_history WHERE contact_id = $1 ORDER BY id \
+     LIMIT $2 OFFSET $3";
+
+pub const CONTACT_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM contacts WHERE id = $1)";
+
+// ---- webhooks and their outbox ----
+
+pub const WEBHOOKS: &str = "SELECT id, url, events, created_at FROM webhooks ORDER BY id";
+
+pub const WEBHOOK_BY_ID: &str = "SELECT id, url, events, created_at FROM webhooks WHERE id = $1";
+
+/// Every webhook's id and event types: which of them an event goes to.
+pub const WEBHOOK_SUBSCRIPTIONS: &str = "SELECT id, events FROM webhooks ORDER BY id";
+
+pub const WEBHOOKS_EXIST: &str = "SELECT EXISTS (SELECT 1 FROM webhooks)";
+
+pub const INSERT_WEBHOOK: &str = "INSERT INTO webhooks (url, events, secret, created_at) \
+     VALUES ($1, $2, $3, $4) RETURNING id, url, events, created_at";
+
+/// Its deliveries and their attempts go with it (ON DELETE CASCADE).
+pub const DELETE_WEBHOOK: &str = "DELETE FROM webhooks WHERE id = $1";
+
+pub const INSERT_EVENT: &str =
+    "INSERT INTO webhook_events (type, data, created_at) VALUES ($1, $2, $3) RETURNING id";
+
+pub const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries \
+     (webhook_id, event_id, state, due_at_ms, created_at) VALUES ($1, $2, 'pending', $3, $4)";
+
+/// A delivery as the API shows it; callers append WHERE, ORDER BY and LIMIT.
+pub const DELIVERY_SELECT: &str = "SELECT d.id, d.webhook_id, d.event_id, e.type AS event_type, d.state, \
+     d.attempt_count, d.due_at_ms, d.last_status_code, d.last_error, d.created_at, d.delivered_at \
+     FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id";
+
+pub const DELIVERY_ATTEMPTS: &str = "SELECT attempt, at, status_code, error, duration_ms \
+     FROM webhook_attempts WHERE delivery_id = $1 ORDER BY attempt";
+
+/// Leases the deliveries due by `$1` until `$2`, so that no other sender takes them meanwhile; should this
+/// instance die while sending, the lease runs out and another sends them again (at least once).
+pub const CLAIM_DELIVERIES_SQLITE: &str = "UPDATE webhook_deliveries SET due_at_ms = $2 WHERE id IN \
+     (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND due_at_ms <= $1 \
+     ORDER BY due_at_ms, id LIMIT $3) RETURNING id";
+
+pub const CLAIM_DELIVERIES_POSTGRES: &str = "UPDATE webhook_deliveries SET due_at_ms = $2 WHERE id IN \
+     (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND due_at_ms <= $1 \
+     ORDER BY due_at_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id";
+
+/// What sending a delivery takes.
+pub const DELIVERY_JOB: &str = "SELECT d.id, d.attempt_count, w.url, w.secret, e.id AS event_id, \
+     e.type AS event_type, e.data, e.created_at AS event_created_at \
+     FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+     JOIN webhook_events e ON e.id = d.event_id WHERE d.id = $1";
+
+pub const INSERT_ATTEMPT: &str = "INSERT INTO webhook_attempts \
+     (delivery_id, attempt, at, status_code, error, duration_ms) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Records the outcome of an attempt: `$2` the new state, `$4` the next due time (pending only).
+pub const UPDATE_DELIVERY: &str = "UPDATE webhook_deliveries SET state = $2, attempt_count = $3, \
+     due_at_ms = $4, last_status_code = $5, last_error = $6, delivered_at = $7 WHERE id = $1";
+
+/// Makes a delivery of the webhook pending and due at `$3` (a failed one, sent again by hand).
+pub const RETRY_DELIVERY: &str = "UPDATE webhook_deliveries SET state = 'pending', due_at_ms = $3 \
+     WHERE id = $2 AND webhook_id = $1";
+
+// ---- housekeeping ----
+
+pub const PURGE_IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";

@@ -11,16 +11,19 @@ use rusqlite::{CachedStatement, Connection, OpenFlags, Row, ToSql};
 
 use super::conn::ContactRow;
 use super::sql;
-use super::tx::{ContactState, IdempotentRequest, WriteTx};
+use super::tx::{
+    ContactState, DeliveryJob, DeliveryUpdate, HistoryChange, IdempotentRequest, OperatorContact,
+    WebhookRow, WriteTx,
+};
 use crate::domain::{Candidate, LeadIdentity, Status};
 use crate::error::AppError;
-use crate::model::{ApiKey, Contact, Lead, Operator, OperatorWeight, Source};
+use crate::model::{ApiKey, Contact, HistoryEntry, Lead, Operator, OperatorWeight, Source};
 
 type Result<T> = std::result::Result<T, AppError>;
 
 /// The placeholders of [`sql`], in order; rusqlite binds them by name, as SQLite numbers named parameters by
 /// first appearance rather than by the number in their name.
-const PLACEHOLDERS: [&str; 8] = ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8"];
+const PLACEHOLDERS: [&str; 9] = ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9"];
 
 /// The write connection. Transactions (BEGIN, savepoints, COMMIT) are the writer's business.
 pub struct SqliteTx {
@@ -236,6 +239,7 @@ fn read_candidate(row: &Row) -> rusqlite::Result<Candidate> {
     Ok(Candidate {
         operator_id: row.get(0)?,
         weight: row.get(1)?,
+        free_slots: row.get(2)?,
     })
 }
 
@@ -259,6 +263,56 @@ fn read_api_key(row: &Row) -> rusqlite::Result<ApiKey> {
 
 fn read_id(row: &Row) -> rusqlite::Result<i64> {
     row.get(0)
+}
+
+fn read_operator_contact(row: &Row) -> rusqlite::Result<OperatorContact> {
+    Ok(OperatorContact {
+        id: row.get(0)?,
+        source_id: row.get(1)?,
+        status: row.get(2)?,
+    })
+}
+
+/// A row of [`sql::INSERT_HISTORY`]'s RETURNING.
+fn read_history(row: &Row) -> rusqlite::Result<HistoryEntry> {
+    Ok(HistoryEntry {
+        id: row.get(0)?,
+        contact_id: row.get(1)?,
+        at: timestamp(row, 2)?,
+        event: row.get(3)?,
+        from_operator_id: row.get(4)?,
+        to_operator_id: row.get(5)?,
+        from_status: row.get(6)?,
+        to_status: row.get(7)?,
+        reason: row.get(8)?,
+        api_key_id: row.get(9)?,
+    })
+}
+
+fn read_subscription(row: &Row) -> rusqlite::Result<(i64, String)> {
+    Ok((row.get(0)?, row.get(1)?))
+}
+
+fn read_webhook(row: &Row) -> rusqlite::Result<WebhookRow> {
+    Ok(WebhookRow {
+        id: row.get(0)?,
+        url: row.get(1)?,
+        events: row.get(2)?,
+        created_at: timestamp(row, 3)?,
+    })
+}
+
+fn read_delivery_job(row: &Row) -> rusqlite::Result<DeliveryJob> {
+    Ok(DeliveryJob {
+        id: row.get(0)?,
+        attempt_count: row.get(1)?,
+        url: row.get(2)?,
+        secret: row.get(3)?,
+        event_id: row.get(4)?,
+        event_type: row.get(5)?,
+        data: row.get(6)?,
+        event_created_at: timestamp(row, 7)?,
+    })
 }
 
 // Every statement is a synchronous call: these futures are ready at their first poll.
@@ -464,9 +518,17 @@ impl WriteTx for SqliteTx {
 
     async fn contact(&mut self, id: i64) -> Result<Option<Contact>> {
         let sql = format!("{} WHERE c.id = $1", sql::CONTACT_SELECT);
-        Ok(self
+        let Some(mut contact) = self
             .optional(&sql, &[&id], read_contact)?
-            .map(Contact::from))
+            .map(Contact::from)
+        else {
+            return Ok(None);
+        };
+        if contact.is_waiting() {
+            let position = self.one(sql::QUEUE_POSITION, &[&contact.source_id, &id], read_id)?;
+            contact.queue_position = Some(position);
+        }
+        Ok(Some(contact))
     }
 
     async fn contact_state_for_update(&mut self, id: i64) -> Result<Option<ContactState>> {
@@ -490,12 +552,12 @@ impl WriteTx for SqliteTx {
         operator_key: i64,
         status: &str,
         delta: i64,
-    ) -> Result<()> {
-        self.execute(
+    ) -> Result<i64> {
+        self.one(
             sql::COUNT_CONTACTS,
             &[&source_id, &operator_key, &status, &delta],
-        )?;
-        Ok(())
+            read_id,
+        )
     }
 
     async fn move_counts_to_unassigned(&mut self, operator_id: i64) -> Result<()> {
@@ -532,6 +594,174 @@ impl WriteTx for SqliteTx {
         let created_at = timestamp_text(created_at);
         let parameters: [&dyn ToSql; 5] = [&client, &key, &fingerprint, &contact_id, &created_at];
         self.execute(sql::REMEMBER_IDEMPOTENT_REQUEST, &parameters)?;
+        Ok(())
+    }
+
+    async fn waiting_contacts(&mut self, source_id: i64, limit: i64) -> Result<Vec<i64>> {
+        self.all(sql::WAITING_CONTACTS, &[&source_id, &limit], read_id)
+    }
+
+    async fn lock_waiting_contact(&mut self, id: i64) -> Result<bool> {
+        // The single writer already excludes every other write.
+        Ok(self
+            .optional(sql::LOCK_WAITING_CONTACT, &[&id], read_id)?
+            .is_some())
+    }
+
+    async fn sources_of_operator(&mut self, operator_id: i64) -> Result<Vec<i64>> {
+        self.all(sql::SOURCES_OF_OPERATOR, &[&operator_id], read_id)
+    }
+
+    async fn assign_contact(&mut self, id: i64, operator_id: Option<i64>) -> Result<()> {
+        self.execute(sql::ASSIGN_CONTACT, &[&id, &operator_id])?;
+        Ok(())
+    }
+
+    async fn contacts_of_operator(&mut self, operator_id: i64) -> Result<Vec<OperatorContact>> {
+        self.all(
+            sql::CONTACTS_OF_OPERATOR,
+            &[&operator_id],
+            read_operator_contact,
+        )
+    }
+
+    async fn insert_history(&mut self, change: &HistoryChange) -> Result<HistoryEntry> {
+        let at = timestamp_text(change.at);
+        let parameters: [&dyn ToSql; 9] = [
+            &change.contact_id,
+            &at,
+            &change.event,
+            &change.from_operator_id,
+            &change.to_operator_id,
+            &change.from_status,
+            &change.to_status,
+            &change.reason,
+            &change.api_key_id,
+        ];
+        self.one(sql::INSERT_HISTORY, &parameters, read_history)
+    }
+
+    async fn webhook_subscriptions(&mut self) -> Result<Vec<(i64, String)>> {
+        self.all(sql::WEBHOOK_SUBSCRIPTIONS, &[], read_subscription)
+    }
+
+    async fn insert_event(
+        &mut self,
+        event_type: &str,
+        data: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<i64> {
+        let created_at = timestamp_text(created_at);
+        self.one(
+            sql::INSERT_EVENT,
+            &[&event_type, &data, &created_at],
+            read_id,
+        )
+    }
+
+    async fn insert_delivery(
+        &mut self,
+        webhook_id: i64,
+        event_id: i64,
+        due_at_ms: i64,
+        created_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let created_at = timestamp_text(created_at);
+        self.execute(
+            sql::INSERT_DELIVERY,
+            &[&webhook_id, &event_id, &due_at_ms, &created_at],
+        )?;
+        Ok(())
+    }
+
+    async fn insert_webhook(
+        &mut self,
+        url: &str,
+        events: &str,
+        secret: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<WebhookRow> {
+        let created_at = timestamp_text(created_at);
+        self.one(
+            sql::INSERT_WEBHOOK,
+            &[&url, &events, &secret, &created_at],
+            read_webhook,
+        )
+    }
+
+    async fn delete_webhook(&mut self, id: i64) -> Result<bool> {
+        Ok(self.execute(sql::DELETE_WEBHOOK, &[&id])? > 0)
+    }
+
+    async fn claim_deliveries(
+        &mut self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>> {
+        self.all(
+            sql::CLAIM_DELIVERIES_SQLITE,
+            &[&now_ms, &lease_until_ms, &limit],
+            read_id,
+        )
+    }
+
+    async fn delivery_job(&mut self, id: i64) -> Result<Option<DeliveryJob>> {
+        self.optional(sql::DELIVERY_JOB, &[&id], read_delivery_job)
+    }
+
+    async fn insert_attempt(
+        &mut self,
+        delivery_id: i64,
+        attempt: i64,
+        at: DateTime<Utc>,
+        status_code: Option<i64>,
+        error: Option<&str>,
+        duration_ms: i64,
+    ) -> Result<()> {
+        let at = timestamp_text(at);
+        let parameters: [&dyn ToSql; 6] = [
+            &delivery_id,
+            &attempt,
+            &at,
+            &status_code,
+            &error,
+            &duration_ms,
+        ];
+        self.execute(sql::INSERT_ATTEMPT, &parameters)?;
+        Ok(())
+    }
+
+    async fn update_delivery(&mut self, delivery_id: i64, update: &DeliveryUpdate) -> Result<()> {
+        let delivered_at = update.delivered_at.map(timestamp_text);
+        let parameters: [&dyn ToSql; 7] = [
+            &delivery_id,
+            &update.state,
+            &update.attempt_count,
+            &update.due_at_ms,
+            &update.last_status_code,
+            &update.last_error,
+            &delivered_at,
+        ];
+        self.execute(sql::UPDATE_DELIVERY, &parameters)?;
+        Ok(())
+    }
+
+    async fn retry_delivery(
+        &mut self,
+        webhook_id: i64,
+        delivery_id: i64,
+        due_at_ms: i64,
+    ) -> Result<bool> {
+        let changed = self.execute(
+            sql::RETRY_DELIVERY,
+            &[&webhook_id, &delivery_id, &due_at_ms],
+        )?;
+        Ok(changed > 0)
+    }
+
+    async fn purge_idempotency_keys(&mut self, before: DateTime<Utc>) -> Result<()> {
+        self.execute(sql::PURGE_IDEMPOTENCY_KEYS, &[&timestamp_text(before)])?;
         Ok(())
     }
 

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{Candidate, LeadIdentity};
 use crate::error::AppError;
-use crate::model::{ApiKey, Contact, Lead, Operator, OperatorWeight, Source};
+use crate::model::{
+    ApiKey, Contact, HistoryEntry, Lead, Operator, OperatorWeight, Source, Webhook,
+};
 
 type Result<T> = std::result::Result<T, AppError>;
 
@@ -27,6 +29,73 @@ pub struct IdempotentRequest {
     pub fingerprint: String,
     pub contact_id: i64,
     pub created_at: DateTime<Utc>,
+}
+
+/// A contact about to lose its operator.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OperatorContact {
+    pub id: i64,
+    pub source_id: i64,
+    pub status: String,
+}
+
+/// A change to record in a contact's history.
+#[derive(Debug, Clone)]
+pub struct HistoryChange {
+    pub contact_id: i64,
+    pub at: DateTime<Utc>,
+    pub event: &'static str,
+    pub from_operator_id: Option<i64>,
+    pub to_operator_id: Option<i64>,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub reason: &'static str,
+    pub api_key_id: Option<i64>,
+}
+
+/// A webhook as stored: its event types comma-separated.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WebhookRow {
+    pub id: i64,
+    pub url: String,
+    pub events: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<WebhookRow> for Webhook {
+    fn from(row: WebhookRow) -> Self {
+        Webhook {
+            id: row.id,
+            url: row.url,
+            events: row.events.split(',').map(str::to_owned).collect(),
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// What sending one delivery takes.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryJob {
+    pub id: i64,
+    pub attempt_count: i64,
+    pub url: String,
+    pub secret: String,
+    pub event_id: i64,
+    pub event_type: String,
+    /// The event's `data`, JSON.
+    pub data: String,
+    pub event_created_at: DateTime<Utc>,
+}
+
+/// A delivery's state after an attempt.
+#[derive(Debug, Clone)]
+pub struct DeliveryUpdate {
+    pub state: &'static str,
+    pub attempt_count: i64,
+    pub due_at_ms: Option<i64>,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 /// `operator_id` as `contact_counts` keys it: 0 for unassigned contacts.
@@ -167,14 +236,14 @@ pub trait WriteTx: Send {
     fn unassign_contacts_of(&mut self, operator_id: i64)
     -> impl Future<Output = Result<()>> + Send;
 
-    /// Adds `delta` to the number of contacts of (source, operator or 0, status).
+    /// Adds `delta` to the number of contacts of (source, operator or 0, status), and returns the new number.
     fn count_contacts(
         &mut self,
         source_id: i64,
         operator_key: i64,
         status: &str,
         delta: i64,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<i64>> + Send;
     /// Moves the operator's counts to "unassigned" (operator 0), as its contacts just were.
     fn move_counts_to_unassigned(
         &mut self,
@@ -200,6 +269,92 @@ pub trait WriteTx: Send {
         fingerprint: &str,
         contact_id: i64,
         created_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The oldest waiting contacts of the source, at most `limit`, as read now (not locked).
+    fn waiting_contacts(
+        &mut self,
+        source_id: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+    /// Whether the contact still waits and is this transaction's to assign: on PostgreSQL it is then locked
+    /// until the transaction ends; false when it was assigned meanwhile, or another transaction holds it.
+    fn lock_waiting_contact(&mut self, id: i64) -> impl Future<Output = Result<bool>> + Send;
+    /// The live sources the operator is linked to.
+    fn sources_of_operator(
+        &mut self,
+        operator_id: i64,
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+    fn assign_contact(
+        &mut self,
+        id: i64,
+        operator_id: Option<i64>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn contacts_of_operator(
+        &mut self,
+        operator_id: i64,
+    ) -> impl Future<Output = Result<Vec<OperatorContact>>> + Send;
+    fn insert_history(
+        &mut self,
+        change: &HistoryChange,
+    ) -> impl Future<Output = Result<HistoryEntry>> + Send;
+
+    /// Every webhook's (id, comma-separated event types).
+    fn webhook_subscriptions(&mut self) -> impl Future<Output = Result<Vec<(i64, String)>>> + Send;
+    fn insert_event(
+        &mut self,
+        event_type: &str,
+        data: &str,
+        created_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<i64>> + Send;
+    fn insert_delivery(
+        &mut self,
+        webhook_id: i64,
+        event_id: i64,
+        due_at_ms: i64,
+        created_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn insert_webhook(
+        &mut self,
+        url: &str,
+        events: &str,
+        secret: &str,
+        created_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<WebhookRow>> + Send;
+    fn delete_webhook(&mut self, id: i64) -> impl Future<Output = Result<bool>> + Send;
+    /// Leases at most `limit` deliveries due by `now_ms` until `lease_until_ms`, and returns their ids.
+    fn claim_deliveries(
+        &mut self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+    fn delivery_job(&mut self, id: i64)
+    -> impl Future<Output = Result<Option<DeliveryJob>>> + Send;
+    fn insert_attempt(
+        &mut self,
+        delivery_id: i64,
+        attempt: i64,
+        at: DateTime<Utc>,
+        status_code: Option<i64>,
+        error: Option<&str>,
+        duration_ms: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn update_delivery(
+        &mut self,
+        delivery_id: i64,
+        update: &DeliveryUpdate,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Makes the webhook's delivery pending and due at `due_at_ms`; false when there is no such delivery.
+    fn retry_delivery(
+        &mut self,
+        webhook_id: i64,
+        delivery_id: i64,
+        due_at_ms: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    fn purge_idempotency_keys(
+        &mut self,
+        before: DateTime<Utc>,
     ) -> impl Future<Output = Result<()>> + Send;
 
     fn insert_api_key(

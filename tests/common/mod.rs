@@ -5,6 +5,8 @@
 //! (skipped, with a line on stderr, when that is not set).
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use leadrouter::{Config, Server};
@@ -83,7 +85,10 @@ impl TestDatabase {
                     .await
                     .expect("creating the test schema");
                 let separator = if base.contains('?') { '&' } else { '?' };
-                let url = format!("{base}{separator}options[search_path]={schema}");
+                // Named after the schema, so that dropping it can end the sessions still on it.
+                let url = format!(
+                    "{base}{separator}options[search_path]={schema}&application_name={schema}"
+                );
                 Some(Self {
                     url,
                     _dir: dir,
@@ -119,6 +124,16 @@ impl Drop for TestDatabase {
                 .ok()?;
             runtime.block_on(async {
                 let mut admin = sqlx::PgConnection::connect(&base).await.ok()?;
+                // A server still running on the schema (this drop blocks its runtime) may be inside a
+                // transaction that would never end, and DROP SCHEMA would wait for it forever.
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&schema)
+                .execute(&mut admin)
+                .await
+                .ok()?;
                 sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                     .execute(&mut admin)
                     .await
@@ -143,7 +158,22 @@ impl TestApp {
     }
 
     pub async fn spawn_on(database: TestDatabase) -> Self {
-        let server = start_server(&database.url).await;
+        Self::spawn_on_with(database, |_| {}).await
+    }
+
+    /// A fresh database of the backend, and a server whose configuration `adjust` changes first; `None` for
+    /// PostgreSQL when no server is configured.
+    pub async fn spawn_backend_with(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
+        Some(Self::spawn_on_with(TestDatabase::new(backend).await?, adjust).await)
+    }
+
+    pub async fn spawn_on_with(database: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config(&database.url);
+        adjust(&mut config);
+        let server = Server::start(&config).await.expect("server starts");
         let base_url = format!("http://{}", server.local_addr());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -279,8 +309,19 @@ pub fn ids(list: &Value) -> Vec<i64> {
 }
 
 pub async fn start_server(database_url: &str) -> Server {
+    Server::start(&test_config(database_url))
+        .await
+        .expect("server starts")
+}
+
+/// The configuration tests run with: an ephemeral port; the queue sweep off, so that a test sees only what
+/// the triggers do (a sweep test turns it on); webhook retries 100 ms apart at first, checked every 50 ms.
+pub fn test_config(database_url: &str) -> Config {
     let mut config = Config::with_database_url(database_url);
     config.bind = "127.0.0.1:0".parse().unwrap();
     config.default_region = "RU".to_owned();
-    Server::start(&config).await.expect("server starts")
+    config.queue_sweep_secs = 0;
+    config.webhook_retry_base_ms = 100;
+    config.webhook_poll_ms = 50;
+    config
 }

@@ -1,0 +1,488 @@
+//! `PATCH /contacts/{id}`: giving a contact to an operator by hand (issue #6) — load moved, capacity and
+//! activity checked unless forced, the queue drained behind the freed slot, and admin only.
+
+mod common;
+
+use std::process::Command;
+
+use common::{TestApp, ids};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn id_of(record: &Value) -> i64 {
+    record["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no id: {record}"))
+}
+
+fn contact_path(contact_id: i64) -> String {
+    format!("/contacts/{contact_id}")
+}
+
+/// GET /contacts/{id}, expecting 200.
+async fn fetch(app: &TestApp, contact_id: i64) -> Value {
+    let (status, contact) = app.get(&contact_path(contact_id)).await;
+    assert_eq!(status, StatusCode::OK, "{contact}");
+    contact
+}
+
+/// PATCH /contacts/{id} with the body.
+async fn assign(app: &TestApp, contact_id: i64, body: Value) -> (StatusCode, Value) {
+    app.patch(&contact_path(contact_id), body).await
+}
+
+/// PATCH /contacts/{id} `{"operator_id": operator}`, expecting 200; returns the contact answered.
+async fn assign_ok(app: &TestApp, contact_id: i64, operator: Value) -> Value {
+    let (status, contact) = assign(app, contact_id, json!({ "operator_id": operator })).await;
+    assert_eq!(status, StatusCode::OK, "{contact}");
+    assert_eq!(id_of(&contact), contact_id);
+    contact
+}
+
+/// The operator's load as listed (`active` contacts), checked against the load in its stats.
+async fn load_of(app: &TestApp, operator_id: i64) -> i64 {
+    let (status, list) = app
+        .get(&format!(
+            "/contacts/?operator_id={operator_id}&status=active&limit=1000"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let counted = ids(&list).len() as i64;
+    let (status, stats) = app.get(&format!("/operators/{operator_id}/stats")).await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["active_contacts_count"], counted, "{stats}");
+    counted
+}
+
+/// The number of history entries of the contact.
+async fn history_len(app: &TestApp, contact_id: i64) -> usize {
+    let (status, history) = app.get(&format!("/contacts/{contact_id}/history")).await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    history.as_array().expect("an array").len()
+}
+
+/// An operator created inactive.
+async fn inactive_operator(app: &TestApp, name: &str, max_load: i64) -> i64 {
+    let (status, body) = app
+        .post(
+            "/operators/",
+            json!({ "name": name, "is_active": false, "max_load": max_load }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    id_of(&body)
+}
+
+/// A waiting contact: through a source no operator is linked to.
+async fn waiting_contact(app: &TestApp, source_id: i64) -> i64 {
+    let contact = app.contact(json!({ "source_id": source_id })).await;
+    assert_eq!(contact["operator_id"], Value::Null, "{contact}");
+    assert!(contact["queue_position"].is_i64(), "{contact}");
+    id_of(&contact)
+}
+
+/// An operator with max_load 1 holding one active contact (of a source of its own): full.
+async fn full_operator(app: &TestApp, name: &str) -> i64 {
+    let source = app.source(&format!("{name}'s source")).await;
+    let operator = app.operator(name, 1).await;
+    app.link(source, operator, 1.0).await;
+    let contact = app.contact(json!({ "source_id": source })).await;
+    assert_eq!(contact["operator_id"], operator);
+    assert_eq!(load_of(app, operator).await, 1);
+    operator
+}
+
+backend_test!(a_waiting_contact_is_given_to_a_free_operator, |app| {
+    // Nobody is linked to the source: its contacts wait.
+    let source = app.source("Telegram Bot").await;
+    let waiting = waiting_contact(&app, source).await;
+    let other = waiting_contact(&app, source).await;
+    assert_eq!(fetch(&app, other).await["queue_position"], 2);
+    let free = app.operator("Борис", 3).await;
+
+    let assigned = assign_ok(&app, waiting, json!(free)).await;
+    assert_eq!(assigned["operator_id"], free, "{assigned}");
+    assert_eq!(assigned["operator"]["id"], free, "{assigned}");
+    assert_eq!(assigned["queue_position"], Value::Null, "{assigned}");
+    assert_eq!(assigned["status"], "active");
+
+    let fetched = fetch(&app, waiting).await;
+    assert_eq!(fetched["operator_id"], free);
+    assert_eq!(fetched["queue_position"], Value::Null);
+    assert_eq!(load_of(&app, free).await, 1);
+    let behind = fetch(&app, other).await;
+    assert_eq!(behind["queue_position"], 1, "the one behind moved up");
+    assert_eq!(behind["operator_id"], Value::Null, "{behind}");
+    let (_, queue) = app.get(&format!("/sources/{source}/queue")).await;
+    assert_eq!(ids(&queue), [other]);
+});
+
+backend_test!(
+    an_operator_not_linked_to_the_source_can_be_given_it,
+    |app| {
+        let (source, linked) = app.source_with_operator("Анна", 5).await;
+        let contact = app.contact(json!({ "source_id": source })).await;
+        assert_eq!(contact["operator_id"], linked);
+        let stranger = app.operator("Чужой", 5).await;
+
+        let assigned = assign_ok(&app, id_of(&contact), json!(stranger)).await;
+        assert_eq!(assigned["operator_id"], stranger);
+        assert_eq!(fetch(&app, id_of(&contact)).await["operator_id"], stranger);
+        assert_eq!(load_of(&app, stranger).await, 1);
+        assert_eq!(load_of(&app, linked).await, 0);
+    }
+);
+
+backend_test!(
+    reassigning_an_active_contact_moves_one_unit_of_load,
+    |app| {
+        let (source, first) = app.source_with_operator("Анна", 5).await;
+        let contact = id_of(&app.contact(json!({ "source_id": source })).await);
+        let kept = id_of(&app.contact(json!({ "source_id": source })).await);
+        let second = app.operator("Борис", 5).await;
+        assert_eq!(load_of(&app, first).await, 2);
+        assert_eq!(load_of(&app, second).await, 0);
+
+        let moved = assign_ok(&app, contact, json!(second)).await;
+        assert_eq!(moved["operator_id"], second);
+        assert_eq!(load_of(&app, first).await, 1);
+        assert_eq!(load_of(&app, second).await, 1);
+        assert_eq!(fetch(&app, kept).await["operator_id"], first);
+
+        // And back.
+        assign_ok(&app, contact, json!(first)).await;
+        assert_eq!(load_of(&app, first).await, 2);
+        assert_eq!(load_of(&app, second).await, 0);
+    }
+);
+
+backend_test!(
+    reassigning_frees_a_slot_that_the_queue_takes_at_once,
+    |app| {
+        let (source, first) = app.source_with_operator("Анна", 1).await;
+        let busy = id_of(&app.contact(json!({ "source_id": source })).await);
+        let waiting = waiting_contact(&app, source).await;
+        let second = app.operator("Борис", 5).await;
+
+        assign_ok(&app, busy, json!(second)).await;
+
+        let drained = fetch(&app, waiting).await;
+        assert_eq!(drained["operator_id"], first, "{drained}");
+        assert_eq!(drained["queue_position"], Value::Null, "{drained}");
+        assert_eq!(load_of(&app, first).await, 1);
+        assert_eq!(load_of(&app, second).await, 1);
+    }
+);
+
+backend_test!(
+    an_inactive_or_full_operator_is_refused_unless_forced,
+    |app| {
+        let source = app.source("Telegram Bot").await;
+        let first = waiting_contact(&app, source).await;
+        let second = waiting_contact(&app, source).await;
+        let inactive = inactive_operator(&app, "В отпуске", 5).await;
+        let full = full_operator(&app, "Занята").await;
+
+        for (contact, operator, what) in [(first, inactive, "inactive"), (second, full, "full")] {
+            let (status, body) = assign(&app, contact, json!({ "operator_id": operator })).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{what}: {body}");
+            assert!(body["detail"].is_string(), "{what}: {body}");
+            let (status, body) = assign(
+                &app,
+                contact,
+                json!({ "operator_id": operator, "force": false }),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CONFLICT, "{what}, force false: {body}");
+            let unchanged = fetch(&app, contact).await;
+            assert_eq!(unchanged["operator_id"], Value::Null, "{what}: {unchanged}");
+        }
+        assert_eq!(fetch(&app, first).await["queue_position"], 1);
+        assert_eq!(fetch(&app, second).await["queue_position"], 2);
+        assert_eq!(load_of(&app, inactive).await, 0);
+        assert_eq!(load_of(&app, full).await, 1);
+
+        for (contact, operator) in [(first, inactive), (second, full)] {
+            let (status, body) = assign(
+                &app,
+                contact,
+                json!({ "operator_id": operator, "force": true }),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(body["operator_id"], operator, "{body}");
+            assert_eq!(body["queue_position"], Value::Null, "{body}");
+        }
+        assert_eq!(load_of(&app, inactive).await, 1);
+        assert_eq!(load_of(&app, full).await, 2, "forced over max_load 1");
+    }
+);
+
+backend_test!(
+    an_operator_at_max_load_zero_is_full_for_an_active_contact,
+    |app| {
+        let source = app.source("Telegram Bot").await;
+        let contact = waiting_contact(&app, source).await;
+        let zero = app.operator("Ноль", 0).await;
+        let (status, body) = assign(&app, contact, json!({ "operator_id": zero })).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let (status, body) =
+            assign(&app, contact, json!({ "operator_id": zero, "force": true })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(load_of(&app, zero).await, 1);
+    }
+);
+
+backend_test!(unknown_contacts_and_operators_are_not_found, |app| {
+    let (source, operator) = app.source_with_operator("Анна", 5).await;
+    let contact = id_of(&app.contact(json!({ "source_id": source })).await);
+
+    let (status, body) = assign(&app, contact + 1000, json!({ "operator_id": operator })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["detail"], "Contact not found", "{body}");
+
+    for body in [
+        json!({ "operator_id": operator + 1000 }),
+        json!({ "operator_id": operator + 1000, "force": true }),
+    ] {
+        let (status, answer) = assign(&app, contact, body.clone()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}: {answer}");
+        assert_eq!(answer["detail"], "Operator not found", "{body}: {answer}");
+    }
+
+    // A deleted operator is unknown too.
+    let gone = app.operator("Ушёл", 5).await;
+    let (status, _) = app.delete(&format!("/operators/{gone}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, answer) = assign(&app, contact, json!({ "operator_id": gone })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+
+    assert_eq!(fetch(&app, contact).await["operator_id"], operator);
+    assert_eq!(load_of(&app, operator).await, 1);
+});
+
+backend_test!(invalid_bodies_are_refused, |app| {
+    let (source, operator) = app.source_with_operator("Анна", 5).await;
+    let contact = id_of(&app.contact(json!({ "source_id": source })).await);
+    let other = app.operator("Борис", 5).await;
+    let cases = [
+        ("empty object", json!({})),
+        ("force alone", json!({ "force": true })),
+        ("operator_id a string", json!({ "operator_id": "x" })),
+        (
+            "operator_id a numeric string",
+            json!({ "operator_id": other.to_string() }),
+        ),
+        ("operator_id a fraction", json!({ "operator_id": 1.5 })),
+        (
+            "operator_id an object",
+            json!({ "operator_id": { "id": other } }),
+        ),
+        (
+            "force a string",
+            json!({ "operator_id": other, "force": "yes" }),
+        ),
+        (
+            "force a number",
+            json!({ "operator_id": other, "force": 1 }),
+        ),
+        ("an array", json!([])),
+        ("an array with an id", json!([other])),
+        ("a number", json!(other)),
+        ("null", Value::Null),
+    ];
+    for (what, body) in cases {
+        let (status, answer) = assign(&app, contact, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {answer}");
+        assert!(answer["detail"].is_string(), "{what}: {answer}");
+    }
+    let unchanged = fetch(&app, contact).await;
+    assert_eq!(unchanged["operator_id"], operator, "{unchanged}");
+    assert_eq!(load_of(&app, other).await, 0);
+    assert_eq!(history_len(&app, contact).await, 1, "nothing was recorded");
+});
+
+backend_test!(assigning_the_operator_it_has_changes_nothing, |app| {
+    let (source, operator) = app.source_with_operator("Анна", 1).await;
+    let contact = id_of(&app.contact(json!({ "source_id": source })).await);
+    assert_eq!(history_len(&app, contact).await, 1);
+
+    // Full (1 of 1), yet it is the same operator: nothing to check, nothing to do.
+    let same = assign_ok(&app, contact, json!(operator)).await;
+    assert_eq!(same["operator_id"], operator, "{same}");
+    let (status, forced) = assign(
+        &app,
+        contact,
+        json!({ "operator_id": operator, "force": true }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{forced}");
+    assert_eq!(load_of(&app, operator).await, 1);
+    assert_eq!(history_len(&app, contact).await, 1, "no history entry");
+
+    // A waiting contact unassigned again: nothing either.
+    let other = app.source("WhatsApp").await;
+    let waiting = waiting_contact(&app, other).await;
+    let still = assign_ok(&app, waiting, Value::Null).await;
+    assert_eq!(still["operator_id"], Value::Null, "{still}");
+    assert_eq!(still["queue_position"], 1, "{still}");
+    assert_eq!(history_len(&app, waiting).await, 1, "no history entry");
+});
+
+backend_test!(null_unassigns_back_into_the_queue, |app| {
+    let (source, operator) = app.source_with_operator("Анна", 1).await;
+    let contact = id_of(&app.contact(json!({ "source_id": source })).await);
+    // No capacity may remain, or the queue would hand the contact straight back.
+    let (status, _) = app
+        .patch(
+            &format!("/operators/{operator}"),
+            json!({ "is_active": false }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let unassigned = assign_ok(&app, contact, Value::Null).await;
+    assert_eq!(unassigned["operator_id"], Value::Null, "{unassigned}");
+    assert_eq!(unassigned["operator"], Value::Null, "{unassigned}");
+    assert_eq!(unassigned["queue_position"], 1, "{unassigned}");
+    assert_eq!(unassigned["status"], "active");
+    let fetched = fetch(&app, contact).await;
+    assert_eq!(fetched["operator_id"], Value::Null);
+    assert_eq!(fetched["queue_position"], 1);
+    assert_eq!(load_of(&app, operator).await, 0);
+    let (_, queue) = app.get(&format!("/sources/{source}/queue")).await;
+    assert_eq!(ids(&queue), [contact]);
+
+    // A younger contact waits behind it.
+    let younger = waiting_contact(&app, source).await;
+    assert_eq!(fetch(&app, younger).await["queue_position"], 2);
+});
+
+backend_test!(an_unassigned_contact_goes_back_at_its_age_position, |app| {
+    // Capacity remains after the unassign: the oldest waiting contact — this very one — gets it again.
+    let (source, operator) = app.source_with_operator("Анна", 1).await;
+    let contact = id_of(&app.contact(json!({ "source_id": source })).await);
+    let younger = waiting_contact(&app, source).await;
+
+    assign_ok(&app, contact, Value::Null).await;
+
+    let again = fetch(&app, contact).await;
+    assert_eq!(again["operator_id"], operator, "{again}");
+    assert_eq!(again["queue_position"], Value::Null, "{again}");
+    let still = fetch(&app, younger).await;
+    assert_eq!(still["operator_id"], Value::Null, "{still}");
+    assert_eq!(still["queue_position"], 1, "{still}");
+    assert_eq!(load_of(&app, operator).await, 1);
+});
+
+backend_test!(
+    a_closed_contact_needs_no_capacity_but_an_active_operator,
+    |app| {
+        let (source, first) = app.source_with_operator("Анна", 1).await;
+        let contact = id_of(&app.contact(json!({ "source_id": source })).await);
+        app.set_status(contact, "closed").await;
+        let full = full_operator(&app, "Занята").await;
+        let inactive = inactive_operator(&app, "В отпуске", 5).await;
+
+        let (status, body) = assign(&app, contact, json!({ "operator_id": inactive })).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(fetch(&app, contact).await["operator_id"], first);
+
+        let moved = assign_ok(&app, contact, json!(full)).await;
+        assert_eq!(moved["operator_id"], full, "{moved}");
+        assert_eq!(moved["status"], "closed", "{moved}");
+        assert_eq!(moved["queue_position"], Value::Null, "{moved}");
+        assert_eq!(
+            load_of(&app, full).await,
+            1,
+            "a closed contact adds no load"
+        );
+        assert_eq!(load_of(&app, first).await, 0);
+
+        // Forced, the inactive one is fine.
+        let (status, body) = assign(
+            &app,
+            contact,
+            json!({ "operator_id": inactive, "force": true }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(load_of(&app, inactive).await, 0);
+
+        // A closed contact unassigned is not waiting.
+        let unassigned = assign_ok(&app, contact, Value::Null).await;
+        assert_eq!(unassigned["operator_id"], Value::Null, "{unassigned}");
+        assert_eq!(unassigned["queue_position"], Value::Null, "{unassigned}");
+        let (_, queue) = app.get(&format!("/sources/{source}/queue")).await;
+        assert_eq!(queue, json!([]));
+    }
+);
+
+// --- keys ---------------------------------------------------------------------------------------------------
+
+/// Creates a key with `leadrouter keys create` on the app's database and returns its token.
+fn create_key(app: &TestApp, scope: &str, name: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_leadrouter"))
+        .args(["keys", "create", "--scope", scope, "--name", name])
+        .env("DATABASE_URL", &app.database.url)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("leadrouter keys runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let token = printed.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("lr_"), "{printed}");
+    token
+}
+
+/// Sends a request with the token as a bearer token.
+async fn call_with(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+backend_test!(manual_assignment_is_for_admin_keys_only, |app| {
+    let source = app.source("Telegram Bot").await;
+    let contact = waiting_contact(&app, source).await;
+    let operator = app.operator("Анна", 5).await;
+    let admin = create_key(&app, "admin", "ops");
+    let read = create_key(&app, "read", "dashboard");
+    let ingest = create_key(&app, "ingest", "bot");
+    let body = json!({ "operator_id": operator });
+    let path = contact_path(contact);
+
+    let (status, _) = app.patch(&path, body.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no key");
+    for (token, scope) in [(&read, "read"), (&ingest, "ingest")] {
+        let (status, answer) =
+            call_with(&app, token, Method::PATCH, &path, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{scope}: {answer}");
+    }
+    let (_, unchanged) = call_with(&app, &read, Method::GET, &path, None).await;
+    assert_eq!(unchanged["operator_id"], Value::Null, "{unchanged}");
+
+    let (status, answer) = call_with(&app, &admin, Method::PATCH, &path, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["operator_id"], operator, "{answer}");
+    let (_, fetched) = call_with(&app, &read, Method::GET, &path, None).await;
+    assert_eq!(fetched["operator_id"], operator, "{fetched}");
+});
