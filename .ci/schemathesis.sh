@@ -69,6 +69,17 @@ schemathesis.openapi.format(
         st.builds(lambda d: f"+1 201 555 01{d}", digits(2)),
     ),
 )
+
+# Webhook URLs: `http-url` is a format of our own (the URL standard's parser decides). Nothing listens on the
+# discard port, so the deliveries to these webhooks fail fast and stay out of the way.
+schemathesis.openapi.format(
+    "http-url",
+    st.builds(
+        lambda scheme, path: f"{scheme}://127.0.0.1:9/{path}",
+        st.sampled_from(["http", "https"]),
+        st.text(alphabet="abcxyz0123456789-_", max_size=20),
+    ),
+)
 EOF
 
 stop_server() {
@@ -143,8 +154,9 @@ failed=0
 fuzz sqlite "sqlite://$WORK/fuzz.db" || failed=1
 
 if [ -n "${LEADROUTER_TEST_POSTGRES_URL:-}" ]; then
-    PG_SCHEMA="leadrouter_fuzz_$$"
-    psql "$LEADROUTER_TEST_POSTGRES_URL" -q -c "CREATE SCHEMA $PG_SCHEMA"
+    PG_SCHEMA="leadrouter_fuzz_$$_$RANDOM"
+    PGOPTIONS=--client-min-messages=warning psql "$LEADROUTER_TEST_POSTGRES_URL" -q \
+        -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" -c "CREATE SCHEMA $PG_SCHEMA"
     case "$LEADROUTER_TEST_POSTGRES_URL" in
         *\?*) pg_url="$LEADROUTER_TEST_POSTGRES_URL&options[search_path]=$PG_SCHEMA" ;;
         *) pg_url="$LEADROUTER_TEST_POSTGRES_URL?options[search_path]=$PG_SCHEMA" ;;

@@ -16,8 +16,8 @@ use crate::model;
 use crate::store::ops::Attempt;
 use crate::store::{DeliveryJob, Store, events};
 
-/// Deliveries leased at a time.
-const BATCH: i64 = 32;
+/// Most deliveries being sent at once by one instance.
+const IN_FLIGHT: usize = 32;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// How much of an error message is kept.
@@ -103,30 +103,38 @@ pub async fn run(store: Store, settings: SenderSettings, cancel: CancellationTok
     }
 }
 
-/// Sends every delivery due, a batch at a time, the deliveries of a batch side by side.
+/// Sends every delivery due, up to [`IN_FLIGHT`] at once, taking more as soon as there is room: a receiver that
+/// takes long to answer holds up its own deliveries only.
 async fn send_due(
     store: &Store,
     client: &reqwest::Client,
     settings: &SenderSettings,
     lease: TimeDelta,
 ) {
+    let mut sending = JoinSet::new();
     loop {
-        let jobs = match store.claim_deliveries(lease, BATCH).await {
-            Ok(jobs) => jobs,
-            Err(error) => {
-                tracing::warn!(%error, "could not take deliveries from the outbox");
-                return;
+        let room = IN_FLIGHT - sending.len();
+        if room > 0 {
+            match store.claim_deliveries(lease, room as i64).await {
+                Ok(jobs) => {
+                    for job in jobs {
+                        let (store, client, settings) =
+                            (store.clone(), client.clone(), settings.clone());
+                        sending.spawn(async move { send(&store, &client, &settings, job).await });
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not take deliveries from the outbox"),
             }
-        };
-        if jobs.is_empty() {
+        }
+        if sending.is_empty() {
             return;
         }
-        let mut sending = JoinSet::new();
-        for job in jobs {
-            let (store, client, settings) = (store.clone(), client.clone(), settings.clone());
-            sending.spawn(async move { send(&store, &client, &settings, job).await });
+        // A send finishing makes room; new events, or the poll interval, may bring deliveries due.
+        tokio::select! {
+            _ = sending.join_next() => {}
+            () = store.signals().outbox.notified() => {}
+            () = tokio::time::sleep(settings.poll) => {}
         }
-        while sending.join_next().await.is_some() {}
     }
 }
 

@@ -314,6 +314,12 @@ backend_test!(bad_queue_paging_is_refused, |app| {
         assert!(body["detail"].is_string(), "{query}: {body}");
     }
     assert_eq!(queue_page(&app, source, "?limit=1000").await.len(), 1);
+    // The largest skip is a valid one (an empty page), not an overflow in the positions.
+    assert!(
+        queue_page(&app, source, "?skip=9223372036854775807")
+            .await
+            .is_empty()
+    );
 });
 
 // --- the triggers -------------------------------------------------------------------------------------------
@@ -743,6 +749,56 @@ backend_test!(
         let rest_second: Vec<i64> = waiting[11..].iter().copied().step_by(2).collect();
         assert_queue(&app, first, &rest_first).await;
         assert_queue(&app, second, &rest_second).await;
+    }
+);
+
+backend_test!(
+    closes_racing_new_contacts_never_leave_a_slot_free_while_contacts_wait,
+    |app| {
+        // A close frees a slot while a new contact, not seeing it yet, decides to wait; neither transaction sees
+        // the other's work. Whichever commits last must still bring the two together.
+        let source = app.source("Telegram Bot").await;
+        let mut operators = Vec::new();
+        for index in 0..6 {
+            let operator = app.operator(&format!("operator {index}"), 1).await;
+            app.link(source, operator, 1.0).await;
+            operators.push(operator);
+        }
+        contacts(&app, source, 6).await;
+        let client = &app;
+        for round in 0..8 {
+            let mut busy = Vec::new();
+            for &operator in &operators {
+                busy.extend(active_contacts(&app, operator).await);
+            }
+            let closes = busy.iter().map(|&id| {
+                let path = format!("/contacts/{id}/status?status=closed");
+                async move { client.call(Method::PATCH, &path, None).await }
+            });
+            let arrivals = (0..busy.len()).map(|_| async move {
+                client
+                    .call(
+                        Method::POST,
+                        "/contacts/",
+                        Some(json!({ "source_id": source })),
+                    )
+                    .await
+            });
+            let (closed, arrived) = futures::join!(join_all(closes), join_all(arrivals));
+            for (status, body) in closed.iter().chain(&arrived) {
+                assert!(status.is_success(), "round {round}: {status} {body}");
+            }
+            let mut free = 0;
+            for &operator in &operators {
+                free += 1 - active_contacts(&app, operator).await.len() as i64;
+            }
+            let (_, queue) = app.get(&format!("/sources/{source}/queue")).await;
+            let waiting = queue.as_array().map_or(0, Vec::len);
+            assert!(
+                free == 0 || waiting == 0,
+                "round {round}: {free} slots free while {waiting} contacts wait"
+            );
+        }
     }
 );
 

@@ -367,6 +367,14 @@ backend_test!(an_invalid_webhook_is_refused_with_422, |app| {
     assert_eq!(long_url.len(), 2049);
     let cases = [
         ("ftp url", json!({ "url": "ftp://x", "events": events })),
+        (
+            "a NUL in the url",
+            json!({ "url": "http://example.com/a\u{0}b", "events": events }),
+        ),
+        (
+            "credentials in the url",
+            json!({ "url": "https://user:secret@example.com/hook", "events": events }),
+        ),
         ("not a url", json!({ "url": "not a url", "events": events })),
         ("relative url", json!({ "url": "/hook", "events": events })),
         ("no host", json!({ "url": "http://", "events": events })),

@@ -2,7 +2,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{self, ArrayBuilder, ObjectBuilder, SchemaFormat};
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -30,23 +32,60 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A receiver of events.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateWebhook {
-    /// Where events are posted: an absolute `http://` or `https://` URL, at most 2,048 characters. Redirects
-    /// are not followed: events go to this URL and nowhere else.
-    #[schema(example = "https://crm.example.com/leadrouter", max_length = 2048)]
+    /// Where events are posted: an absolute `http://` or `https://` URL without credentials, at most 2,048
+    /// characters. Redirects are not followed: events go to this URL and nowhere else.
+    #[schema(value_type = HttpUrlString, example = "https://crm.example.com/leadrouter")]
     pub url: String,
     /// The event types to receive: `contact.created`, `contact.assigned`, `contact.unassigned`,
     /// `contact.status_changed`.
-    #[schema(example = json!(["contact.assigned", "contact.status_changed"]), min_items = 1)]
+    #[schema(value_type = EventTypes, example = json!(["contact.assigned", "contact.status_changed"]))]
     pub events: Vec<String>,
-    /// The key of the deliveries' HMAC-SHA256 signatures: 16 to 256 characters. When absent, one is generated
-    /// and returned, once, in the response.
+    /// The key of the deliveries' HMAC-SHA256 signatures (its UTF-8 bytes): 16 to 256 characters, no NUL. When
+    /// absent, one is generated and returned, once, in the response.
     #[schema(
         example = "a-long-random-shared-secret",
         min_length = 16,
-        max_length = 256
+        max_length = 256,
+        pattern = r"^[^\x00]*$"
     )]
     pub secret: Option<String>,
 }
+
+/// An absolute `http://` or `https://` URL with a host, as the WHATWG URL standard parses it (which no regular
+/// expression can say exactly), hence a format of our own: `http-url`.
+pub struct HttpUrlString;
+
+impl PartialSchema for HttpUrlString {
+    fn schema() -> RefOr<schema::Schema> {
+        ObjectBuilder::new()
+            .schema_type(schema::Type::String)
+            .format(Some(SchemaFormat::Custom("http-url".to_owned())))
+            .max_length(Some(MAX_URL_CHARS))
+            .description(Some(
+                "An absolute http:// or https:// URL with a host and no credentials, at most 2,048 characters",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for HttpUrlString {}
+
+/// One or more of the event types.
+pub struct EventTypes;
+
+impl PartialSchema for EventTypes {
+    fn schema() -> RefOr<schema::Schema> {
+        let event_type = ObjectBuilder::new()
+            .schema_type(schema::Type::String)
+            .enum_values(Some(EVENT_TYPES));
+        ArrayBuilder::new()
+            .items(event_type)
+            .min_items(Some(1))
+            .into()
+    }
+}
+
+impl ToSchema for EventTypes {}
 
 /// A webhook just created, with its secret: the only response that shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -63,12 +102,21 @@ impl CreateWebhook {
         if self.url.chars().count() > MAX_URL_CHARS {
             return invalid("url: at most 2048 characters");
         }
-        let absolute_http = reqwest::Url::parse(&self.url).is_ok_and(|url| {
-            matches!(url.scheme(), "http" | "https")
-                && url.host_str().is_some_and(|h| !h.is_empty())
-        });
-        if !absolute_http {
+        // The URL standard's parser would quietly drop or escape them; a URL is taken as written or not at all.
+        if self.url.chars().any(char::is_control) {
+            return invalid("url: must not contain control characters");
+        }
+        let Ok(url) = reqwest::Url::parse(&self.url) else {
             return invalid("url: must be an absolute http:// or https:// URL");
+        };
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return invalid("url: must be an absolute http:// or https:// URL");
+        }
+        // Credentials in a URL would be listed by GET /webhooks and written to the logs.
+        if !url.username().is_empty() || url.password().is_some() {
+            return invalid(
+                "url: must not hold credentials (user:password@); the signature authenticates the deliveries",
+            );
         }
         if self.events.is_empty() {
             return invalid("events: at least one event type");
@@ -90,9 +138,9 @@ impl CreateWebhook {
         let secret = match self.secret {
             Some(secret) => {
                 let length = secret.chars().count();
-                if !SECRET_CHARS.contains(&length) || secret.chars().any(char::is_control) {
+                if !SECRET_CHARS.contains(&length) || secret.contains('\0') {
                     return invalid(
-                        "secret: 16 to 256 characters, no control characters (or leave it out to have one generated)",
+                        "secret: 16 to 256 characters, no NUL (or leave it out to have one generated)",
                     );
                 }
                 secret

@@ -386,9 +386,9 @@ impl Conn<'_> {
             .bind(source_id).bind(page.limit).bind(page.skip).fetch_all(&mut **c).await)?;
         Ok(rows
             .into_iter()
-            .zip(page.skip + 1..)
-            .map(|(row, position)| Contact {
-                queue_position: Some(position),
+            .zip(1..)
+            .map(|(row, index)| Contact {
+                queue_position: Some(page.skip.saturating_add(index)),
                 ..Contact::from(row)
             })
             .collect())
@@ -720,10 +720,9 @@ impl WriteTx for Conn<'_> {
         Ok(())
     }
 
-    async fn unassign_contacts_of(&mut self, operator_id: i64) -> Result<()> {
+    async fn unassign_contacts_of(&mut self, operator_id: i64) -> Result<Vec<OperatorContact>> {
         let sql = sql::UNASSIGN_CONTACTS_OF;
-        on_conn!(self, c => sqlx::query(sql).bind(operator_id).execute(&mut **c).await.map(drop))?;
-        Ok(())
+        Ok(on_conn!(self, c => sqlx::query_as(sql).bind(operator_id).fetch_all(&mut **c).await)?)
     }
 
     async fn count_contacts(
@@ -806,11 +805,6 @@ impl WriteTx for Conn<'_> {
         let sql = sql::ASSIGN_CONTACT;
         on_conn!(self, c => sqlx::query(sql).bind(id).bind(operator_id).execute(&mut **c).await.map(drop))?;
         Ok(())
-    }
-
-    async fn contacts_of_operator(&mut self, operator_id: i64) -> Result<Vec<OperatorContact>> {
-        let sql = sql::CONTACTS_OF_OPERATOR;
-        Ok(on_conn!(self, c => sqlx::query_as(sql).bind(operator_id).fetch_all(&mut **c).await)?)
     }
 
     async fn insert_history(&mut self, change: &HistoryChange) -> Result<HistoryEntry> {
@@ -932,6 +926,14 @@ impl WriteTx for Conn<'_> {
     async fn purge_idempotency_keys(&mut self, before: DateTime<Utc>) -> Result<()> {
         let sql = sql::PURGE_IDEMPOTENCY_KEYS;
         on_conn!(self, c => sqlx::query(sql).bind(before).execute(&mut **c).await.map(drop))?;
+        Ok(())
+    }
+
+    async fn purge_deliveries(&mut self, before: DateTime<Utc>) -> Result<()> {
+        on_conn!(self, c => {
+            sqlx::query(sql::PURGE_DELIVERIES).bind(before).execute(&mut **c).await?;
+            sqlx::query(sql::PURGE_EVENTS).bind(before).execute(&mut **c).await.map(drop)
+        })?;
         Ok(())
     }
 

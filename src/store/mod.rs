@@ -245,15 +245,34 @@ impl Store {
         Ok(store)
     }
 
+    async fn drain_sources(&self, sources: Vec<i64>) -> Result<Drained> {
+        transaction!(self, |tx| queue::drain(tx, &sources).await)
+    }
+
     pub fn signals(&self) -> &Signals {
         &self.signals
     }
 
-    /// After a change to contacts or capacity: wakes the sweep if a drain left work behind, and the webhook
-    /// sender if there may be events to send.
-    fn changed(&self, drained: Drained) {
+    /// After a change to contacts or capacity has committed: on PostgreSQL, looks at the queues it drained once
+    /// more (see [`Drained::sources`]); wakes the sweep if work was left behind, and the webhook sender if
+    /// there may be events to send.
+    async fn changed(&self, drained: &Drained) {
         crate::telemetry::queue_assigned(drained.assigned);
-        if drained.more {
+        let mut more = drained.more;
+        if matches!(self.backend, Backend::Postgres { .. }) && !drained.sources.is_empty() {
+            match self.drain_sources(drained.sources.clone()).await {
+                Ok(again) => {
+                    crate::telemetry::queue_assigned(again.assigned);
+                    more |= again.more;
+                }
+                Err(error) => {
+                    // The change itself is committed; the sweep sees to its queues.
+                    tracing::warn!(%error, "draining the queues again after a change failed");
+                    more = true;
+                }
+            }
+        }
+        if more {
             self.signals.queue.notify_one();
         }
         if self.signals.webhooks_exist.load(Ordering::Relaxed) {
@@ -384,13 +403,13 @@ impl Store {
     pub async fn update_operator(&self, id: i64, changes: OperatorChanges) -> Result<Operator> {
         let (operator, drained) =
             transaction!(self, |tx| ops::update_operator(tx, id, &changes).await)?;
-        self.changed(drained);
+        self.changed(&drained).await;
         Ok(operator)
     }
 
     pub async fn delete_operator(&self, id: i64, api_key_id: Option<i64>) -> Result<()> {
         let drained = transaction!(self, |tx| ops::delete_operator(tx, id, api_key_id).await)?;
-        self.changed(drained);
+        self.changed(&drained).await;
         Ok(())
     }
 
@@ -450,7 +469,7 @@ impl Store {
             weight
         )
         .await)?;
-        self.changed(drained);
+        self.changed(&drained).await;
         Ok(linked)
     }
 
@@ -467,7 +486,7 @@ impl Store {
             weight
         )
         .await)?;
-        self.changed(drained);
+        self.changed(&drained).await;
         Ok(updated)
     }
 
@@ -500,7 +519,7 @@ impl Store {
     pub async fn create_contact(&self, new: NewContact) -> Result<CreatedContact> {
         let created = transaction!(self, |tx| ops::create_contact(tx, &new).await)?;
         if !created.replayed {
-            self.changed(created.drained);
+            self.changed(&created.drained).await;
         }
         Ok(created)
     }
@@ -524,7 +543,7 @@ impl Store {
             tx, id, &status, api_key_id
         )
         .await)?;
-        self.changed(drained);
+        self.changed(&drained).await;
         Ok(contact)
     }
 
@@ -532,7 +551,7 @@ impl Store {
     pub async fn assign_contact(&self, id: i64, assignment: ManualAssignment) -> Result<Contact> {
         let (contact, drained) =
             transaction!(self, |tx| queue::assign_manually(tx, id, &assignment).await)?;
-        self.changed(drained);
+        self.changed(&drained).await;
         Ok(contact)
     }
 
@@ -566,15 +585,18 @@ impl Store {
     /// Assigns what it can of the source's queue (at most [`queue::DRAIN_BUDGET`] contacts).
     pub async fn drain_source(&self, source_id: i64) -> Result<Drained> {
         let drained = transaction!(self, |tx| queue::drain(tx, &[source_id]).await)?;
-        self.changed(Drained {
-            more: false,
-            ..drained
-        });
+        // The sweep looks again itself; it is only woken again if a contact was skipped.
+        let skipped = Drained {
+            more: drained.more && drained.assigned < queue::DRAIN_BUDGET,
+            ..Drained::default()
+        };
+        self.changed(&skipped).await;
         Ok(drained)
     }
 
-    pub async fn purge_idempotency_keys(&self) -> Result<()> {
-        transaction!(self, |tx| ops::purge_idempotency_keys(tx).await)
+    /// Forgets expired idempotency keys and old deliveries.
+    pub async fn purge_expired(&self) -> Result<()> {
+        transaction!(self, |tx| ops::purge_expired(tx).await)
     }
 
     // ---- webhooks ----

@@ -139,8 +139,8 @@ pub async fn delete_operator(
     tx.operator_for_update(id)
         .await?
         .ok_or_else(|| AppError::not_found("Operator"))?;
-    let contacts = tx.contacts_of_operator(id).await?;
-    tx.unassign_contacts_of(id).await?;
+    // Exactly the contacts the update changed: one changed by hand meanwhile is not among them.
+    let contacts = tx.unassign_contacts_of(id).await?;
     tx.move_counts_to_unassigned(id).await?;
     tx.delete_operator(id).await?;
     let at = model::now();
@@ -325,6 +325,9 @@ async fn route_new_contact(
     }
     let operator = assign_operator(tx, candidates).await?;
     let operator_id = operator.as_ref().map(|o| o.id);
+    if operator_id.is_none() {
+        drained = drained.and(Drained::look_again(source.id));
+    }
     let message = new.message.as_ref().map(Text::as_str);
     let id = tx
         .insert_contact(
@@ -621,8 +624,13 @@ pub async fn retry_delivery(
     Ok(())
 }
 
-/// Forgets the idempotency keys older than their window.
-pub async fn purge_idempotency_keys(tx: &mut impl WriteTx) -> Result<()> {
-    tx.purge_idempotency_keys(model::now() - IDEMPOTENCY_WINDOW)
-        .await
+/// How long a delivery done with (delivered, or failed for good) stays visible through the API.
+pub const DELIVERY_RETENTION: TimeDelta = TimeDelta::days(7);
+
+/// Forgets the idempotency keys older than their window, and the deliveries (with their attempts and events)
+/// done with for longer than [`DELIVERY_RETENTION`].
+pub async fn purge_expired(tx: &mut impl WriteTx) -> Result<()> {
+    let now = model::now();
+    tx.purge_idempotency_keys(now - IDEMPOTENCY_WINDOW).await?;
+    tx.purge_deliveries(now - DELIVERY_RETENTION).await
 }

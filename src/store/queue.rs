@@ -21,19 +21,35 @@ pub const DRAIN_BUDGET: usize = 256;
 const LOOKAHEAD: i64 = 32;
 
 /// What a drain did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Drained {
     pub assigned: usize,
-    /// The budget ran out: contacts may still wait with capacity free.
+    /// The budget ran out, or a contact was skipped because another transaction held it: contacts may still
+    /// wait with capacity free.
     pub more: bool,
+    /// The sources whose queues were looked at (or, for a new contact left waiting, its source). On
+    /// PostgreSQL they are drained once more after the commit: two concurrent transactions — one freeing
+    /// capacity, one adding a waiting contact — cannot see each other's uncommitted work, but whichever
+    /// commits last sees the other's in its second look.
+    pub sources: Vec<i64>,
 }
 
 impl Drained {
-    pub fn and(self, other: Drained) -> Drained {
+    /// Nothing was drained, but the source's queue needs the second look.
+    pub fn look_again(source_id: i64) -> Drained {
         Drained {
-            assigned: self.assigned + other.assigned,
-            more: self.more || other.more,
+            sources: vec![source_id],
+            ..Drained::default()
         }
+    }
+
+    pub fn and(mut self, other: Drained) -> Drained {
+        self.assigned += other.assigned;
+        self.more |= other.more;
+        self.sources.extend(other.sources);
+        self.sources.sort_unstable();
+        self.sources.dedup();
+        self
     }
 }
 
@@ -51,7 +67,7 @@ pub async fn drain(tx: &mut impl WriteTx, source_ids: &[i64]) -> Result<Drained>
     source_ids.sort_unstable();
     source_ids.dedup();
     let mut queues = Vec::new();
-    for source_id in source_ids {
+    for &source_id in &source_ids {
         let candidates = tx.candidates(source_id).await?;
         if candidates.is_empty() {
             continue;
@@ -69,6 +85,7 @@ pub async fn drain(tx: &mut impl WriteTx, source_ids: &[i64]) -> Result<Drained>
         }
     }
     let mut assigned = 0;
+    let mut skipped = false;
     while assigned < DRAIN_BUDGET {
         let next = (0..queues.len())
             .filter(|&i| !queues[i].candidates.is_empty())
@@ -82,6 +99,7 @@ pub async fn drain(tx: &mut impl WriteTx, source_ids: &[i64]) -> Result<Drained>
         // Locking only the contact about to be assigned (not the whole front of the queue) leaves the next ones
         // to concurrent drains, so that together they still assign the oldest first.
         if !tx.lock_waiting_contact(contact_id).await? {
+            skipped = true;
             continue;
         }
         let Some(operator) = claim(tx, &mut queues, index).await? else {
@@ -109,7 +127,8 @@ pub async fn drain(tx: &mut impl WriteTx, source_ids: &[i64]) -> Result<Drained>
     }
     Ok(Drained {
         assigned,
-        more: assigned == DRAIN_BUDGET,
+        more: assigned == DRAIN_BUDGET || skipped,
+        sources: source_ids,
     })
 }
 

@@ -125,8 +125,9 @@ pub const CONTACT_STATE_FOR_UPDATE_POSTGRES: &str =
 
 pub const SET_CONTACT_STATUS: &str = "UPDATE contacts SET status = $2 WHERE id = $1";
 
-pub const UNASSIGN_CONTACTS_OF: &str =
-    "UPDATE contacts SET operator_id = NULL WHERE operator_id = $1";
+/// Returns the contacts it changed, as they are about to be recorded in their history.
+pub const UNASSIGN_CONTACTS_OF: &str = "UPDATE contacts SET operator_id = NULL WHERE operator_id = $1 \
+     RETURNING id, source_id, status";
 
 // ---- contact counts (what the stats read) ----
 
@@ -220,10 +221,6 @@ pub const SOURCES_OF_OPERATOR: &str = "SELECT w.source_id FROM source_operator_w
 
 pub const ASSIGN_CONTACT: &str = "UPDATE contacts SET operator_id = $2 WHERE id = $1";
 
-/// An operator's contacts (id, source, status), as they are about to lose the operator.
-pub const CONTACTS_OF_OPERATOR: &str =
-    "SELECT id, source_id, status FROM contacts WHERE operator_id = $1 ORDER BY id";
-
 // ---- history ----
 
 pub const INSERT_HISTORY: &str = "INSERT INTO contact_history (contact_id, at, event, from_operator_id, \
@@ -298,3 +295,11 @@ pub const RETRY_DELIVERY: &str = "UPDATE webhook_deliveries SET state = 'pending
 // ---- housekeeping ----
 
 pub const PURGE_IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
+
+/// Deliveries done with (delivered, or failed for good) before `$1`; their attempts go with them.
+pub const PURGE_DELIVERIES: &str =
+    "DELETE FROM webhook_deliveries WHERE state <> 'pending' AND created_at < $1";
+
+/// Events before `$1` that no delivery refers to any more.
+pub const PURGE_EVENTS: &str = "DELETE FROM webhook_events WHERE created_at < $1 AND NOT EXISTS \
+     (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id)";

@@ -541,9 +541,12 @@ impl WriteTx for SqliteTx {
         Ok(())
     }
 
-    async fn unassign_contacts_of(&mut self, operator_id: i64) -> Result<()> {
-        self.execute(sql::UNASSIGN_CONTACTS_OF, &[&operator_id])?;
-        Ok(())
+    async fn unassign_contacts_of(&mut self, operator_id: i64) -> Result<Vec<OperatorContact>> {
+        self.all(
+            sql::UNASSIGN_CONTACTS_OF,
+            &[&operator_id],
+            read_operator_contact,
+        )
     }
 
     async fn count_contacts(
@@ -615,14 +618,6 @@ impl WriteTx for SqliteTx {
     async fn assign_contact(&mut self, id: i64, operator_id: Option<i64>) -> Result<()> {
         self.execute(sql::ASSIGN_CONTACT, &[&id, &operator_id])?;
         Ok(())
-    }
-
-    async fn contacts_of_operator(&mut self, operator_id: i64) -> Result<Vec<OperatorContact>> {
-        self.all(
-            sql::CONTACTS_OF_OPERATOR,
-            &[&operator_id],
-            read_operator_contact,
-        )
     }
 
     async fn insert_history(&mut self, change: &HistoryChange) -> Result<HistoryEntry> {
@@ -762,6 +757,13 @@ impl WriteTx for SqliteTx {
 
     async fn purge_idempotency_keys(&mut self, before: DateTime<Utc>) -> Result<()> {
         self.execute(sql::PURGE_IDEMPOTENCY_KEYS, &[&timestamp_text(before)])?;
+        Ok(())
+    }
+
+    async fn purge_deliveries(&mut self, before: DateTime<Utc>) -> Result<()> {
+        let before = timestamp_text(before);
+        self.execute(sql::PURGE_DELIVERIES, &[&before])?;
+        self.execute(sql::PURGE_EVENTS, &[&before])?;
         Ok(())
     }
 

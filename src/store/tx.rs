@@ -31,7 +31,7 @@ pub struct IdempotentRequest {
     pub created_at: DateTime<Utc>,
 }
 
-/// A contact about to lose its operator.
+/// A contact that just lost its operator.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OperatorContact {
     pub id: i64,
@@ -232,9 +232,11 @@ pub trait WriteTx: Send {
         id: i64,
         status: &str,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// Leaves the operator's contacts without an operator (they keep their status).
-    fn unassign_contacts_of(&mut self, operator_id: i64)
-    -> impl Future<Output = Result<()>> + Send;
+    /// Leaves the operator's contacts without an operator (they keep their status), and returns them.
+    fn unassign_contacts_of(
+        &mut self,
+        operator_id: i64,
+    ) -> impl Future<Output = Result<Vec<OperatorContact>>> + Send;
 
     /// Adds `delta` to the number of contacts of (source, operator or 0, status), and returns the new number.
     fn count_contacts(
@@ -290,10 +292,6 @@ pub trait WriteTx: Send {
         id: i64,
         operator_id: Option<i64>,
     ) -> impl Future<Output = Result<()>> + Send;
-    fn contacts_of_operator(
-        &mut self,
-        operator_id: i64,
-    ) -> impl Future<Output = Result<Vec<OperatorContact>>> + Send;
     fn insert_history(
         &mut self,
         change: &HistoryChange,
@@ -353,6 +351,11 @@ pub trait WriteTx: Send {
         due_at_ms: i64,
     ) -> impl Future<Output = Result<bool>> + Send;
     fn purge_idempotency_keys(
+        &mut self,
+        before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Forgets the deliveries done with before `before`, and the events left without a delivery.
+    fn purge_deliveries(
         &mut self,
         before: DateTime<Utc>,
     ) -> impl Future<Output = Result<()>> + Send;
