@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{TestApp, ids};
+use common::{TestApp, call_with_key, create_key, ids};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -420,46 +418,6 @@ backend_test!(
 
 // --- keys ---------------------------------------------------------------------------------------------------
 
-/// Creates a key with `leadrouter keys create` on the app's database and returns its token.
-fn create_key(app: &TestApp, scope: &str, name: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_leadrouter"))
-        .args(["keys", "create", "--scope", scope, "--name", name])
-        .env("DATABASE_URL", &app.database.url)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("leadrouter keys runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed = String::from_utf8(output.stdout).unwrap();
-    let token = printed.lines().last().unwrap().trim().to_owned();
-    assert!(token.starts_with("lr_"), "{printed}");
-    token
-}
-
-/// Sends a request with the token as a bearer token.
-async fn call_with(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 backend_test!(manual_assignment_is_for_admin_keys_only, |app| {
     let source = app.source("Telegram Bot").await;
     let contact = waiting_contact(&app, source).await;
@@ -474,15 +432,16 @@ backend_test!(manual_assignment_is_for_admin_keys_only, |app| {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "no key");
     for (token, scope) in [(&read, "read"), (&ingest, "ingest")] {
         let (status, answer) =
-            call_with(&app, token, Method::PATCH, &path, Some(body.clone())).await;
+            call_with_key(&app, Some(token), Method::PATCH, &path, Some(body.clone())).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{scope}: {answer}");
     }
-    let (_, unchanged) = call_with(&app, &read, Method::GET, &path, None).await;
+    let (_, unchanged) = call_with_key(&app, Some(&read), Method::GET, &path, None).await;
     assert_eq!(unchanged["operator_id"], Value::Null, "{unchanged}");
 
-    let (status, answer) = call_with(&app, &admin, Method::PATCH, &path, Some(body)).await;
+    let (status, answer) =
+        call_with_key(&app, Some(&admin), Method::PATCH, &path, Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["operator_id"], operator, "{answer}");
-    let (_, fetched) = call_with(&app, &read, Method::GET, &path, None).await;
+    let (_, fetched) = call_with_key(&app, Some(&read), Method::GET, &path, None).await;
     assert_eq!(fetched["operator_id"], operator, "{fetched}");
 });

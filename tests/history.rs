@@ -3,10 +3,8 @@
 
 mod common;
 
-use std::process::Command;
-
 use chrono::{DateTime, FixedOffset};
-use common::TestApp;
+use common::{TestApp, call_with_key, create_key_with_id as create_key};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -459,52 +457,6 @@ backend_test!(the_history_of_an_unknown_contact_is_not_found, |app| {
 
 // --- keys ---------------------------------------------------------------------------------------------------
 
-/// Creates a key with `leadrouter keys create` on the app's database: (key id, token).
-fn create_key(app: &TestApp, scope: &str, name: &str) -> (i64, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_leadrouter"))
-        .args(["keys", "create", "--scope", scope, "--name", name])
-        .env("DATABASE_URL", &app.database.url)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("leadrouter keys runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed = String::from_utf8(output.stdout).unwrap();
-    // "Created key 3 (name, scope admin). Its token, shown this once:" then the token.
-    let id = printed
-        .split_whitespace()
-        .nth(2)
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("no key id in {printed:?}"));
-    let token = printed.lines().last().unwrap().trim().to_owned();
-    assert!(token.starts_with("lr_"), "{printed}");
-    (id, token)
-}
-
-/// Sends a request with the token as a bearer token.
-async fn call_with(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 backend_test!(manual_changes_name_the_key_that_made_them, |app| {
     let (source, first) = app.source_with_operator("Анна", 1).await;
     let second = app.operator("Борис", 5).await;
@@ -517,9 +469,9 @@ backend_test!(manual_changes_name_the_key_that_made_them, |app| {
     assert_ne!(closer, mover);
 
     // The mover reassigns the contact; the first operator's freed slot goes to the waiting one.
-    let (status, body) = call_with(
+    let (status, body) = call_with_key(
         &app,
-        &mover_token,
+        Some(&mover_token),
         Method::PATCH,
         &format!("/contacts/{contact}"),
         Some(json!({ "operator_id": second })),
@@ -527,9 +479,9 @@ backend_test!(manual_changes_name_the_key_that_made_them, |app| {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // The closer closes it.
-    let (status, body) = call_with(
+    let (status, body) = call_with_key(
         &app,
-        &closer_token,
+        Some(&closer_token),
         Method::PATCH,
         &format!("/contacts/{contact}/status?status=closed"),
         None,
@@ -540,9 +492,9 @@ backend_test!(manual_changes_name_the_key_that_made_them, |app| {
     // History needs a key now; a read key will do.
     let (status, _) = app.get(&format!("/contacts/{contact}/history")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, entries) = call_with(
+    let (status, entries) = call_with_key(
         &app,
-        &reader_token,
+        Some(&reader_token),
         Method::GET,
         &format!("/contacts/{contact}/history"),
         None,
@@ -580,9 +532,9 @@ backend_test!(manual_changes_name_the_key_that_made_them, |app| {
     );
 
     // The assignment the mover's request set off is automatic: no key.
-    let (status, entries) = call_with(
+    let (status, entries) = call_with_key(
         &app,
-        &reader_token,
+        Some(&reader_token),
         Method::GET,
         &format!("/contacts/{waiting}/history"),
         None,

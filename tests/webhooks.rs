@@ -5,11 +5,10 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::TestApp;
 use common::receiver::{DEADLINE, Received, Receiver, signature_valid};
+use common::{TestApp, call_with_key as call_with, create_key};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -457,55 +456,6 @@ backend_test!(an_invalid_webhook_is_refused_with_422, |app| {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Admin only
-
-/// Runs `leadrouter keys …` on the app's database and returns its standard output.
-fn keys_command(app: &TestApp, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_leadrouter"))
-        .arg("keys")
-        .args(args)
-        .env("DATABASE_URL", &app.database.url)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("leadrouter keys runs");
-    assert!(
-        output.status.success(),
-        "keys {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// Creates a key and returns its token (the last line the command prints).
-fn create_key(app: &TestApp, scope: &str, name: &str) -> String {
-    let printed = keys_command(app, &["create", "--scope", scope, "--name", name]);
-    let token = printed.lines().last().unwrap().trim().to_owned();
-    assert!(token.starts_with("lr_"), "{printed}");
-    token
-}
-
-/// Sends a request with the token as a bearer token (none when `None`).
-async fn call_with(
-    app: &TestApp,
-    token: Option<&str>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app.client.request(method, app.url(path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 backend_test!(webhooks_are_for_admin_keys_only, |app| {
     let receiver = Receiver::start(0).await;

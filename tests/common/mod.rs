@@ -7,6 +7,7 @@
 
 pub mod receiver;
 
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use leadrouter::{Config, Server};
@@ -324,4 +325,65 @@ pub fn test_config(database_url: &str) -> Config {
     config.webhook_retry_base_ms = 100;
     config.webhook_poll_ms = 50;
     config
+}
+
+/// Runs `leadrouter keys …` on the app's database and returns its standard output.
+pub fn keys_command(app: &TestApp, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_leadrouter"))
+        .arg("keys")
+        .args(args)
+        .env("DATABASE_URL", &app.database.url)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("leadrouter keys runs");
+    assert!(
+        output.status.success(),
+        "keys {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Creates a key with `leadrouter keys create`: (key id, token).
+pub fn create_key_with_id(app: &TestApp, scope: &str, name: &str) -> (i64, String) {
+    let printed = keys_command(app, &["create", "--scope", scope, "--name", name]);
+    // "Created key 3 (name, scope admin). Its token, shown this once:" then the token.
+    let id = printed
+        .split_whitespace()
+        .nth(2)
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no key id in {printed:?}"));
+    let token = printed.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("lr_"), "{printed}");
+    (id, token)
+}
+
+/// Creates a key and returns its token.
+pub fn create_key(app: &TestApp, scope: &str, name: &str) -> String {
+    create_key_with_id(app, scope, name).1
+}
+
+/// Sends a request with the token as a bearer token (none when `None`); a body that is not JSON comes back as
+/// a JSON string.
+pub async fn call_with_key(
+    app: &TestApp,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = app.client.request(method, app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
