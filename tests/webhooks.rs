@@ -421,6 +421,10 @@ backend_test!(an_invalid_webhook_is_refused_with_422, |app| {
             json!({ "url": "http://example.com/h", "events": events, "secret": "a".repeat(15) }),
         ),
         (
+            "a NUL in the secret",
+            json!({ "url": "http://example.com/h", "events": events, "secret": "0123456789abcdef\u{0}" }),
+        ),
+        (
             "secret of 257",
             json!({ "url": "http://example.com/h", "events": events, "secret": "a".repeat(257) }),
         ),
