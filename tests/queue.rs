@@ -804,10 +804,10 @@ backend_test!(
 
 // --- the sweep ----------------------------------------------------------------------------------------------
 
-mod the_sweep_assigns_capacity_that_appeared_behind_the_apis_back {
-    use super::*;
-
-    async fn run(app: TestApp) {
+backend_test!(
+    the_sweep_assigns_capacity_that_appeared_behind_the_apis_back,
+    config = |c| c.queue_sweep_secs = 1,
+    |app| {
         let (source, operator) = app.source_with_operator("Анна", 1).await;
         let busy = contacts(&app, source, 1).await[0];
         let waiting = contacts(&app, source, 3).await;
@@ -832,24 +832,4 @@ mod the_sweep_assigns_capacity_that_appeared_behind_the_apis_back {
         }
         assert_eq!(load_of(&app, operator).await, 4);
     }
-
-    #[tokio::test]
-    async fn sqlite() {
-        run(
-            TestApp::spawn_backend_with(common::Backend::Sqlite, |c| c.queue_sweep_secs = 1)
-                .await
-                .unwrap(),
-        )
-        .await
-    }
-
-    #[tokio::test]
-    async fn postgres() {
-        match TestApp::spawn_backend_with(common::Backend::Postgres, |c| c.queue_sweep_secs = 1)
-            .await
-        {
-            Some(app) => run(app).await,
-            None => eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR),
-        }
-    }
-}
+);

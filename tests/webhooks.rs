@@ -198,6 +198,24 @@ fn assert_unprocessable(answer: &(StatusCode, Value), what: &str) {
     assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {body}");
     assert!(body["detail"].is_string(), "{what}: {body}");
 }
+/// A delivery that failed its `attempts` attempts without an answer (no status code, an error each time).
+fn assert_failed_unanswered(detail: &Value, attempts: usize) {
+    assert_eq!(detail["attempt_count"], attempts, "{detail}");
+    assert!(detail["last_status_code"].is_null(), "{detail}");
+    assert!(
+        detail["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{detail}"
+    );
+    let logged = detail["attempts"].as_array().expect("attempts");
+    assert_eq!(logged.len(), attempts, "{detail}");
+    for attempt in logged {
+        assert!(attempt["status_code"].is_null(), "{detail}");
+        assert!(
+            attempt["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{detail}"
+        );
+    }
+}
 
 /// A URL nothing listens on: a port the system just gave out and took back.
 fn closed_port_url() -> String {
@@ -1155,21 +1173,7 @@ async fn gives_up_after_max_attempts(app: TestApp) {
 
     let listed = deliveries_until(&app, unreachable, "the unreachable one to fail", failed).await;
     let detail = delivery(&app, unreachable, id_of(&listed[0])).await;
-    assert_eq!(detail["attempt_count"], 2, "{detail}");
-    assert!(detail["last_status_code"].is_null(), "{detail}");
-    assert!(
-        detail["last_error"].as_str().is_some_and(|e| !e.is_empty()),
-        "{detail}"
-    );
-    let attempts = detail["attempts"].as_array().expect("attempts");
-    assert_eq!(attempts.len(), 2, "{detail}");
-    for attempt in attempts {
-        assert!(attempt["status_code"].is_null(), "{detail}");
-        assert!(
-            attempt["error"].as_str().is_some_and(|e| !e.is_empty()),
-            "{detail}"
-        );
-    }
+    assert_failed_unanswered(&detail, 2);
 
     // Retried by hand once the receiver is fixed.
     receiver.set_failing(false);
@@ -1196,29 +1200,11 @@ async fn gives_up_after_max_attempts(app: TestApp) {
     assert!(got(&receiver.received(), "contact.created", contact));
 }
 
-mod gives_up_after_the_configured_attempts_and_can_be_retried {
-    use super::*;
-
-    fn two_attempts(config: &mut leadrouter::Config) {
-        config.webhook_max_attempts = 2;
-    }
-
-    #[tokio::test]
-    async fn sqlite() {
-        let app = TestApp::spawn_backend_with(common::Backend::Sqlite, two_attempts)
-            .await
-            .unwrap();
-        gives_up_after_max_attempts(app).await
-    }
-
-    #[tokio::test]
-    async fn postgres() {
-        match TestApp::spawn_backend_with(common::Backend::Postgres, two_attempts).await {
-            Some(app) => gives_up_after_max_attempts(app).await,
-            None => eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR),
-        }
-    }
-}
+backend_test!(
+    gives_up_after_the_configured_attempts_and_can_be_retried,
+    config = |c| c.webhook_max_attempts = 2,
+    |app| { gives_up_after_max_attempts(app).await }
+);
 
 async fn a_slow_receiver_times_out(app: TestApp) {
     let receiver = Receiver::start(0).await;
@@ -1232,51 +1218,20 @@ async fn a_slow_receiver_times_out(app: TestApp) {
     })
     .await;
     let detail = delivery(&app, webhook, id_of(&listed[0])).await;
-    assert_eq!(detail["attempt_count"], 2, "{detail}");
-    assert!(detail["last_status_code"].is_null(), "{detail}");
-    assert!(
-        detail["last_error"].as_str().is_some_and(|e| !e.is_empty()),
-        "{detail}"
-    );
-    let attempts = detail["attempts"].as_array().expect("attempts");
-    assert_eq!(attempts.len(), 2, "{detail}");
-    for attempt in attempts {
-        assert!(attempt["status_code"].is_null(), "{detail}");
-        assert!(
-            attempt["error"].as_str().is_some_and(|e| !e.is_empty()),
-            "{detail}"
-        );
-    }
+    assert_failed_unanswered(&detail, 2);
     let received = receiver.received();
     assert_eq!(received.len(), 2, "{:#?}", summary(&received));
     assert!(received.iter().all(|r| r.is("contact.created", contact)));
 }
 
-mod a_receiver_that_does_not_answer_in_time_fails_the_attempt {
-    use super::*;
-
-    fn one_second_two_attempts(config: &mut leadrouter::Config) {
-        config.webhook_timeout_secs = 1;
-        config.webhook_max_attempts = 2;
-    }
-
-    #[tokio::test]
-    async fn sqlite() {
-        let app = TestApp::spawn_backend_with(common::Backend::Sqlite, one_second_two_attempts)
-            .await
-            .unwrap();
-        a_slow_receiver_times_out(app).await
-    }
-
-    #[tokio::test]
-    async fn postgres() {
-        match TestApp::spawn_backend_with(common::Backend::Postgres, one_second_two_attempts).await
-        {
-            Some(app) => a_slow_receiver_times_out(app).await,
-            None => eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR),
-        }
-    }
-}
+backend_test!(
+    a_receiver_that_does_not_answer_in_time_fails_the_attempt,
+    config = |c| {
+        c.webhook_timeout_secs = 1;
+        c.webhook_max_attempts = 2;
+    },
+    |app| { a_slow_receiver_times_out(app).await }
+);
 
 backend_test!(a_deleted_webhook_gets_nothing_more, |app| {
     let deleted = Receiver::start(0).await;

@@ -57,7 +57,24 @@ impl Drained {
 struct SourceQueue {
     source_id: i64,
     candidates: Vec<Candidate>,
+    /// The candidates as first read, to restore one whose claimed unit was given back.
+    linked: Vec<Candidate>,
     waiting: VecDeque<i64>,
+}
+
+/// The operator's unit was given back: wherever it was a candidate, it is one again.
+fn give_back(queues: &mut [SourceQueue], operator: &Operator) {
+    for queue in queues.iter_mut() {
+        let present = queue
+            .candidates
+            .iter()
+            .any(|c| c.operator_id == operator.id);
+        if !present
+            && let Some(candidate) = queue.linked.iter().find(|c| c.operator_id == operator.id)
+        {
+            queue.candidates.push(*candidate);
+        }
+    }
 }
 
 /// Assigns the waiting contacts of the sources, oldest first across all of them, while their operators have
@@ -79,6 +96,7 @@ pub async fn drain(tx: &mut impl WriteTx, source_ids: &[i64]) -> Result<Drained>
         if !waiting.is_empty() {
             queues.push(SourceQueue {
                 source_id,
+                linked: candidates.clone(),
                 candidates,
                 waiting: waiting.into(),
             });
@@ -95,16 +113,18 @@ pub async fn drain(tx: &mut impl WriteTx, source_ids: &[i64]) -> Result<Drained>
             break;
         };
         let source_id = queues[index].source_id;
-        queues[index].waiting.pop_front();
-        // Locking only the contact about to be assigned (not the whole front of the queue) leaves the next ones
-        // to concurrent drains, so that together they still assign the oldest first.
-        if !tx.lock_waiting_contact(contact_id).await? {
-            skipped = true;
-            continue;
-        }
         let Some(operator) = claim(tx, &mut queues, index).await? else {
             continue; // that source has nobody left; its contacts wait on
         };
+        queues[index].waiting.pop_front();
+        // Only the contact about to be assigned is locked, and only once it has an operator: a drain never
+        // holds a contact it does not assign, so concurrent drains take the next ones, oldest first.
+        if !tx.lock_waiting_contact(contact_id).await? {
+            skipped = true;
+            tx.adjust_load(operator.id, -1).await?;
+            give_back(&mut queues, &operator);
+            continue;
+        }
         tx.assign_contact(contact_id, Some(operator.id)).await?;
         // Ascending operator keys, as every transaction moving counts takes them, so as not to deadlock.
         tx.count_contacts(source_id, count_key(None), Status::ACTIVE, -1)

@@ -19,9 +19,13 @@ pub const POSTGRES_URL_VAR: &str = "LEADROUTER_TEST_POSTGRES_URL";
 
 /// Defines a test that runs on both backends: `backend_test!(name, |app| { … })` makes the tests
 /// `name::sqlite` and `name::postgres`, each handing a fresh [`TestApp`] to the body.
+/// `backend_test!(name, config = |c| { … }, |app| { … })` first changes the server's configuration.
 #[macro_export]
 macro_rules! backend_test {
     ($name:ident, |$app:ident| $body:block) => {
+        backend_test!($name, config = |_: &mut leadrouter::Config| {}, |$app| $body);
+    };
+    ($name:ident, config = $adjust:expr, |$app:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -30,12 +34,13 @@ macro_rules! backend_test {
 
             #[tokio::test]
             async fn sqlite() {
-                run(common::TestApp::spawn_backend(common::Backend::Sqlite).await.unwrap()).await
+                let app = common::TestApp::spawn_backend_with(common::Backend::Sqlite, $adjust).await;
+                run(app.unwrap()).await
             }
 
             #[tokio::test]
             async fn postgres() {
-                match common::TestApp::spawn_backend(common::Backend::Postgres).await {
+                match common::TestApp::spawn_backend_with(common::Backend::Postgres, $adjust).await {
                     Some(app) => run(app).await,
                     None => eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR),
                 }
