@@ -3,25 +3,12 @@
 
 mod common;
 
-use common::{TestApp, call_with_key, create_key, ids};
+use common::{TestApp, call_with_key, create_key, id_of, ids};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-fn id_of(record: &Value) -> i64 {
-    record["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no id: {record}"))
-}
-
 fn contact_path(contact_id: i64) -> String {
     format!("/contacts/{contact_id}")
-}
-
-/// GET /contacts/{id}, expecting 200.
-async fn fetch(app: &TestApp, contact_id: i64) -> Value {
-    let (status, contact) = app.get(&contact_path(contact_id)).await;
-    assert_eq!(status, StatusCode::OK, "{contact}");
-    contact
 }
 
 /// PATCH /contacts/{id} with the body.
@@ -95,7 +82,7 @@ backend_test!(a_waiting_contact_is_given_to_a_free_operator, |app| {
     let source = app.source("Telegram Bot").await;
     let waiting = waiting_contact(&app, source).await;
     let other = waiting_contact(&app, source).await;
-    assert_eq!(fetch(&app, other).await["queue_position"], 2);
+    assert_eq!(app.fetch_contact(other).await["queue_position"], 2);
     let free = app.operator("Борис", 3).await;
 
     let assigned = assign_ok(&app, waiting, json!(free)).await;
@@ -104,11 +91,11 @@ backend_test!(a_waiting_contact_is_given_to_a_free_operator, |app| {
     assert_eq!(assigned["queue_position"], Value::Null, "{assigned}");
     assert_eq!(assigned["status"], "active");
 
-    let fetched = fetch(&app, waiting).await;
+    let fetched = app.fetch_contact(waiting).await;
     assert_eq!(fetched["operator_id"], free);
     assert_eq!(fetched["queue_position"], Value::Null);
     assert_eq!(load_of(&app, free).await, 1);
-    let behind = fetch(&app, other).await;
+    let behind = app.fetch_contact(other).await;
     assert_eq!(behind["queue_position"], 1, "the one behind moved up");
     assert_eq!(behind["operator_id"], Value::Null, "{behind}");
     let (_, queue) = app.get(&format!("/sources/{source}/queue")).await;
@@ -125,7 +112,10 @@ backend_test!(
 
         let assigned = assign_ok(&app, id_of(&contact), json!(stranger)).await;
         assert_eq!(assigned["operator_id"], stranger);
-        assert_eq!(fetch(&app, id_of(&contact)).await["operator_id"], stranger);
+        assert_eq!(
+            app.fetch_contact(id_of(&contact)).await["operator_id"],
+            stranger
+        );
         assert_eq!(load_of(&app, stranger).await, 1);
         assert_eq!(load_of(&app, linked).await, 0);
     }
@@ -145,7 +135,7 @@ backend_test!(
         assert_eq!(moved["operator_id"], second);
         assert_eq!(load_of(&app, first).await, 1);
         assert_eq!(load_of(&app, second).await, 1);
-        assert_eq!(fetch(&app, kept).await["operator_id"], first);
+        assert_eq!(app.fetch_contact(kept).await["operator_id"], first);
 
         // And back.
         assign_ok(&app, contact, json!(first)).await;
@@ -164,7 +154,7 @@ backend_test!(
 
         assign_ok(&app, busy, json!(second)).await;
 
-        let drained = fetch(&app, waiting).await;
+        let drained = app.fetch_contact(waiting).await;
         assert_eq!(drained["operator_id"], first, "{drained}");
         assert_eq!(drained["queue_position"], Value::Null, "{drained}");
         assert_eq!(load_of(&app, first).await, 1);
@@ -192,11 +182,11 @@ backend_test!(
             )
             .await;
             assert_eq!(status, StatusCode::CONFLICT, "{what}, force false: {body}");
-            let unchanged = fetch(&app, contact).await;
+            let unchanged = app.fetch_contact(contact).await;
             assert_eq!(unchanged["operator_id"], Value::Null, "{what}: {unchanged}");
         }
-        assert_eq!(fetch(&app, first).await["queue_position"], 1);
-        assert_eq!(fetch(&app, second).await["queue_position"], 2);
+        assert_eq!(app.fetch_contact(first).await["queue_position"], 1);
+        assert_eq!(app.fetch_contact(second).await["queue_position"], 2);
         assert_eq!(load_of(&app, inactive).await, 0);
         assert_eq!(load_of(&app, full).await, 1);
 
@@ -255,7 +245,7 @@ backend_test!(unknown_contacts_and_operators_are_not_found, |app| {
     let (status, answer) = assign(&app, contact, json!({ "operator_id": gone })).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
 
-    assert_eq!(fetch(&app, contact).await["operator_id"], operator);
+    assert_eq!(app.fetch_contact(contact).await["operator_id"], operator);
     assert_eq!(load_of(&app, operator).await, 1);
 });
 
@@ -294,7 +284,7 @@ backend_test!(invalid_bodies_are_refused, |app| {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {answer}");
         assert!(answer["detail"].is_string(), "{what}: {answer}");
     }
-    let unchanged = fetch(&app, contact).await;
+    let unchanged = app.fetch_contact(contact).await;
     assert_eq!(unchanged["operator_id"], operator, "{unchanged}");
     assert_eq!(load_of(&app, other).await, 0);
     assert_eq!(history_len(&app, contact).await, 1, "nothing was recorded");
@@ -344,7 +334,7 @@ backend_test!(null_unassigns_back_into_the_queue, |app| {
     assert_eq!(unassigned["operator"], Value::Null, "{unassigned}");
     assert_eq!(unassigned["queue_position"], 1, "{unassigned}");
     assert_eq!(unassigned["status"], "active");
-    let fetched = fetch(&app, contact).await;
+    let fetched = app.fetch_contact(contact).await;
     assert_eq!(fetched["operator_id"], Value::Null);
     assert_eq!(fetched["queue_position"], 1);
     assert_eq!(load_of(&app, operator).await, 0);
@@ -353,7 +343,7 @@ backend_test!(null_unassigns_back_into_the_queue, |app| {
 
     // A younger contact waits behind it.
     let younger = waiting_contact(&app, source).await;
-    assert_eq!(fetch(&app, younger).await["queue_position"], 2);
+    assert_eq!(app.fetch_contact(younger).await["queue_position"], 2);
 });
 
 backend_test!(an_unassigned_contact_goes_back_at_its_age_position, |app| {
@@ -364,10 +354,10 @@ backend_test!(an_unassigned_contact_goes_back_at_its_age_position, |app| {
 
     assign_ok(&app, contact, Value::Null).await;
 
-    let again = fetch(&app, contact).await;
+    let again = app.fetch_contact(contact).await;
     assert_eq!(again["operator_id"], operator, "{again}");
     assert_eq!(again["queue_position"], Value::Null, "{again}");
-    let still = fetch(&app, younger).await;
+    let still = app.fetch_contact(younger).await;
     assert_eq!(still["operator_id"], Value::Null, "{still}");
     assert_eq!(still["queue_position"], 1, "{still}");
     assert_eq!(load_of(&app, operator).await, 1);
@@ -384,7 +374,7 @@ backend_test!(
 
         let (status, body) = assign(&app, contact, json!({ "operator_id": inactive })).await;
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
-        assert_eq!(fetch(&app, contact).await["operator_id"], first);
+        assert_eq!(app.fetch_contact(contact).await["operator_id"], first);
 
         let moved = assign_ok(&app, contact, json!(full)).await;
         assert_eq!(moved["operator_id"], full, "{moved}");

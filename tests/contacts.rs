@@ -3,25 +3,9 @@
 
 mod common;
 
-use common::{TestApp, ids};
+use common::{TestApp, field_names, id_of, ids};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// The sorted field names of a JSON object.
-fn keys(object: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = object
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {object}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
-}
-
-fn id_of(record: &Value) -> i64 {
-    record["id"].as_i64().expect("an id")
-}
 
 async fn contact_through(app: &TestApp, source_id: i64) -> Value {
     app.contact(json!({ "source_id": source_id })).await
@@ -60,7 +44,7 @@ backend_test!(a_new_contact_is_returned_whole_with_201, |app| {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{contact}");
     assert_eq!(
-        keys(&contact),
+        field_names(&contact),
         [
             "created_at",
             "id",
@@ -81,7 +65,7 @@ backend_test!(a_new_contact_is_returned_whole_with_201, |app| {
     assert!(contact["created_at"].as_str().unwrap().ends_with('Z'));
 
     assert_eq!(
-        keys(&contact["lead"]),
+        field_names(&contact["lead"]),
         ["created_at", "email", "external_id", "id", "name", "phone"]
     );
     assert_eq!(contact["lead"]["id"], contact["lead_id"]);
@@ -89,14 +73,14 @@ backend_test!(a_new_contact_is_returned_whole_with_201, |app| {
     assert_eq!(contact["lead"]["name"], "Иван");
 
     assert_eq!(
-        keys(&contact["source"]),
+        field_names(&contact["source"]),
         ["created_at", "description", "id", "name"]
     );
     assert_eq!(contact["source"]["id"], source);
     assert_eq!(contact["source_id"], source);
 
     assert_eq!(
-        keys(&contact["operator"]),
+        field_names(&contact["operator"]),
         ["created_at", "id", "is_active", "max_load", "name"]
     );
     assert_eq!(contact["operator_id"], operator);

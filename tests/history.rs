@@ -4,15 +4,9 @@
 mod common;
 
 use chrono::{DateTime, FixedOffset};
-use common::{TestApp, call_with_key, create_key_with_id as create_key};
+use common::{TestApp, call_with_key, create_key_with_id as create_key, field_names, id_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-fn id_of(record: &Value) -> i64 {
-    record["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no id: {record}"))
-}
 
 /// GET /contacts/{id}/history, expecting 200, with every entry's shape checked and the order asserted.
 async fn history(app: &TestApp, contact_id: i64) -> Vec<Value> {
@@ -26,18 +20,6 @@ async fn history(app: &TestApp, contact_id: i64) -> Vec<Value> {
     entries
 }
 
-/// The sorted field names of a JSON object.
-fn keys(object: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = object
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {object}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
-}
-
 /// Every entry has exactly the documented fields with their types; the first is `created`; ids increase and
 /// `at` never goes back.
 fn assert_well_formed(contact_id: i64, entries: &[Value]) {
@@ -46,7 +28,7 @@ fn assert_well_formed(contact_id: i64, entries: &[Value]) {
     let mut previous: Option<(i64, DateTime<FixedOffset>)> = None;
     for entry in entries {
         assert_eq!(
-            keys(entry),
+            field_names(entry),
             [
                 "api_key_id",
                 "at",

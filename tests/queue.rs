@@ -7,24 +7,11 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{TestApp, ids};
+use common::{TestApp, id_of, ids};
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Connection;
-
-fn id_of(record: &Value) -> i64 {
-    record["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no id: {record}"))
-}
-
-/// GET /contacts/{id}, expecting 200.
-async fn fetch(app: &TestApp, contact_id: i64) -> Value {
-    let (status, contact) = app.get(&format!("/contacts/{contact_id}")).await;
-    assert_eq!(status, StatusCode::OK, "{contact}");
-    contact
-}
 
 /// Posts `count` contacts through the source and returns their ids, oldest first.
 async fn contacts(app: &TestApp, source_id: i64, count: usize) -> Vec<i64> {
@@ -65,7 +52,7 @@ async fn assert_queue(app: &TestApp, source_id: i64, expected: &[i64]) {
         .collect();
     assert_eq!(listed, wanted, "the queue of source {source_id}");
     for (id, position) in wanted {
-        let contact = fetch(app, id).await;
+        let contact = app.fetch_contact(id).await;
         assert_eq!(contact["queue_position"], position, "{contact}");
         assert_eq!(contact["operator_id"], Value::Null, "{contact}");
     }
@@ -73,7 +60,7 @@ async fn assert_queue(app: &TestApp, source_id: i64, expected: &[i64]) {
 
 /// Asserts the contact is assigned to the operator and out of the queue.
 async fn assert_assigned(app: &TestApp, contact_id: i64, operator_id: i64) {
-    let contact = fetch(app, contact_id).await;
+    let contact = app.fetch_contact(contact_id).await;
     assert_eq!(contact["operator_id"], operator_id, "{contact}");
     assert_eq!(contact["queue_position"], Value::Null, "{contact}");
 }
@@ -181,7 +168,7 @@ backend_test!(positions_count_the_waiting_contacts_of_each_source, |app| {
 
     // GET /contacts/{id} and GET /contacts show the same positions.
     for (&id, position) in &expected {
-        let fetched = fetch(&app, id).await;
+        let fetched = app.fetch_contact(id).await;
         assert_eq!(&fetched["queue_position"], position, "{fetched}");
     }
     let (status, list) = app.get("/contacts/?limit=1000").await;
@@ -214,7 +201,10 @@ backend_test!(
 
         let closed = app.set_status(waiting[1], "closed").await;
         assert_eq!(closed["queue_position"], Value::Null, "{closed}");
-        assert_eq!(fetch(&app, waiting[1]).await["queue_position"], Value::Null);
+        assert_eq!(
+            app.fetch_contact(waiting[1]).await["queue_position"],
+            Value::Null
+        );
         assert_queue(&app, source, &[waiting[0], waiting[2]]).await;
 
         let won = app.set_status(waiting[0], "won").await;
@@ -498,7 +488,7 @@ backend_test!(
         assert_queue(&app, source, &[c[2]]).await;
         assert_eq!(load_of(&app, heir).await, 2);
         // The closed contact just lost its operator.
-        let closed = fetch(&app, c[0]).await;
+        let closed = app.fetch_contact(c[0]).await;
         assert_eq!(closed["status"], "closed");
         assert_eq!(closed["operator_id"], Value::Null, "{closed}");
         assert_eq!(closed["queue_position"], Value::Null, "{closed}");
@@ -671,7 +661,7 @@ backend_test!(
         let positions: Vec<i64> = queued.iter().map(|(_, position)| *position).collect();
         assert_eq!(positions, (1..=queued.len() as i64).collect::<Vec<_>>());
         for id in &busy {
-            let contact = fetch(&app, *id).await;
+            let contact = app.fetch_contact(*id).await;
             assert_eq!(contact["status"], "closed", "{contact}");
         }
 

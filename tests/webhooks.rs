@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use common::receiver::{DEADLINE, Received, Receiver, signature_valid};
-use common::{TestApp, call_with_key as call_with, create_key};
+use common::{TestApp, call_with_key as call_with, create_key, field_names, id_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -18,24 +18,6 @@ const ALL_EVENTS: [&str; 4] = [
     "contact.unassigned",
     "contact.status_changed",
 ];
-
-fn id_of(record: &Value) -> i64 {
-    record["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no id: {record}"))
-}
-
-/// The sorted field names of a JSON object.
-fn keys(object: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = object
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {object}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    keys
-}
 
 fn is_timestamp(value: &Value) -> bool {
     value
@@ -242,7 +224,7 @@ backend_test!(a_webhook_is_created_listed_fetched_and_deleted, |app| {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     assert_eq!(
-        keys(&created),
+        field_names(&created),
         ["created_at", "events", "id", "secret", "url"]
     );
     assert!(created["id"].is_i64(), "{created}");
@@ -299,7 +281,7 @@ backend_test!(a_webhook_is_created_listed_fetched_and_deleted, |app| {
     );
     for listed in &list {
         assert_eq!(
-            keys(listed),
+            field_names(listed),
             ["created_at", "events", "id", "url"],
             "{listed}"
         );
@@ -308,7 +290,7 @@ backend_test!(a_webhook_is_created_listed_fetched_and_deleted, |app| {
         let id = id_of(webhook);
         let (status, fetched) = app.get(&format!("/webhooks/{id}")).await;
         assert_eq!(status, StatusCode::OK, "{fetched}");
-        assert_eq!(keys(&fetched), ["created_at", "events", "id", "url"]);
+        assert_eq!(field_names(&fetched), ["created_at", "events", "id", "url"]);
         assert_eq!(fetched["id"], webhook["id"]);
         assert_eq!(fetched["url"], webhook["url"]);
         assert_eq!(fetched["created_at"], webhook["created_at"]);
@@ -681,7 +663,7 @@ backend_test!(events_are_delivered_signed_and_recorded, |app| {
             r.headers
         );
         assert_eq!(
-            keys(&r.json),
+            field_names(&r.json),
             ["created_at", "data", "id", "type"],
             "{:?}",
             r.json
@@ -803,7 +785,7 @@ backend_test!(events_are_delivered_signed_and_recorded, |app| {
     );
     for listed in &list {
         assert_eq!(
-            keys(listed),
+            field_names(listed),
             [
                 "attempt_count",
                 "created_at",

@@ -291,6 +291,13 @@ impl TestApp {
         body
     }
 
+    /// `GET /contacts/{id}`, expecting 200.
+    pub async fn fetch_contact(&self, contact_id: i64) -> Value {
+        let (status, contact) = self.get(&format!("/contacts/{contact_id}")).await;
+        assert_eq!(status, StatusCode::OK, "{contact}");
+        contact
+    }
+
     /// Sets a contact's status through the query parameter, expects 200.
     pub async fn set_status(&self, contact_id: i64, status: &str) -> Value {
         let (code, body) = self
@@ -303,6 +310,25 @@ impl TestApp {
         assert_eq!(code, StatusCode::OK, "{body}");
         body
     }
+}
+
+/// A record's id.
+pub fn id_of(record: &Value) -> i64 {
+    record["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no id: {record}"))
+}
+
+/// The sorted field names of a JSON object.
+pub fn field_names(object: &Value) -> Vec<&str> {
+    let mut names: Vec<&str> = object
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {object}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    names
 }
 
 /// The ids of a JSON array of records, in order.
