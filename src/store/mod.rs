@@ -584,13 +584,15 @@ impl Store {
 
     /// Assigns what it can of the source's queue (at most [`queue::DRAIN_BUDGET`] contacts).
     pub async fn drain_source(&self, source_id: i64) -> Result<Drained> {
-        let drained = transaction!(self, |tx| queue::drain(tx, &[source_id]).await)?;
-        // The sweep looks again itself; it is only woken again if a contact was skipped.
-        let skipped = Drained {
+        let drained = self.drain_sources(vec![source_id]).await?;
+        // The sweep looks again itself (no second look after commit), and is woken again only if a contact
+        // was skipped.
+        let swept = Drained {
+            assigned: drained.assigned,
             more: drained.more && drained.assigned < queue::DRAIN_BUDGET,
-            ..Drained::default()
+            sources: Vec::new(),
         };
-        self.changed(&skipped).await;
+        self.changed(&swept).await;
         Ok(drained)
     }
 
