@@ -135,3 +135,16 @@ async fn a_request_over_the_timeout_is_answered_503() {
     drop(lock);
     server.stop().await.unwrap();
 }
+
+backend_test!(metrics_count_contacts_assigned_from_the_queue, |app| {
+    let (source, _) = app.source_with_operator("Ann", 1).await;
+    let busy = app.contact(json!({ "source_id": source })).await;
+    app.contact(json!({ "source_id": source })).await;
+    let assigned = "leadrouter_queue_assigned_total";
+    let before = metric(&app, assigned).await;
+
+    app.set_status(busy["id"].as_i64().unwrap(), "closed").await;
+
+    // Other tests of this process may drain queues too: at least this one assignment is counted.
+    assert!(metric(&app, assigned).await - before >= 1.0);
+});
