@@ -190,6 +190,11 @@ pub struct Config {
         global = true
     )]
     pub webhook_poll_ms: u64,
+
+    /// Seeds routing's random draws, so that the same requests in the same order make the same assignments
+    /// (for tests and for reproducing a distribution). Unset, the draws are seeded by the operating system.
+    #[arg(long, env = "LEADROUTER_ROUTING_SEED", global = true)]
+    pub routing_seed: Option<u64>,
 }
 
 impl Config {

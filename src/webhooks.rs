@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::model;
-use crate::store::ops::Attempt;
-use crate::store::{DeliveryJob, Store, events};
+use crate::store::Attempt;
+use crate::store::deliveries::event_body;
+use crate::store::{DeliveryJob, Store};
 
 /// Most deliveries being sent at once by one instance.
 const IN_FLIGHT: usize = 32;
@@ -144,7 +145,7 @@ async fn send(
     settings: &SenderSettings,
     job: DeliveryJob,
 ) {
-    let body = events::event_body(
+    let body = event_body(
         job.event_id,
         &job.event_type,
         job.event_created_at,

@@ -8,6 +8,11 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 /// The value of one Prometheus sample, 0 when absent.
+/// The metrics recorder is one per test process, shared by the SQLite and PostgreSQL halves of each test
+/// (whose fresh databases number their sources alike): the tests that create contacts take turns, so that
+/// one's before-and-after comparison does not count another's contacts.
+static CONTACT_METRICS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn metric(app: &TestApp, sample: &str) -> f64 {
     let text = app
         .client
@@ -66,6 +71,7 @@ backend_test!(every_response_carries_a_request_id, |app| {
 backend_test!(
     metrics_count_requests_contacts_and_report_operator_load,
     |app| {
+        let _turn = CONTACT_METRICS.lock().await;
         let source = app.source("bot").await;
         let operator = app.operator("Ann", 2).await;
         app.link(source, operator, 1.0).await;
@@ -100,6 +106,7 @@ backend_test!(
 
 #[tokio::test]
 async fn a_request_over_the_timeout_is_answered_503() {
+    let _turn = CONTACT_METRICS.lock().await;
     let database = TestDatabase::new(Backend::Sqlite).await.unwrap();
     let mut config = Config::with_database_url(&database.url);
     config.bind = "127.0.0.1:0".parse().unwrap();
@@ -137,6 +144,7 @@ async fn a_request_over_the_timeout_is_answered_503() {
 }
 
 backend_test!(metrics_count_contacts_assigned_from_the_queue, |app| {
+    let _turn = CONTACT_METRICS.lock().await;
     let (source, _) = app.source_with_operator("Ann", 1).await;
     let busy = app.contact(json!({ "source_id": source })).await;
     app.contact(json!({ "source_id": source })).await;

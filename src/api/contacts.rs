@@ -19,8 +19,8 @@ use crate::model::{
     deserialize_optional_whole_number, deserialize_whole_number,
 };
 use crate::store::ContactFilter;
-use crate::store::ops::{CreatedContact, IdempotencyKey, NewContact};
-use crate::store::queue::ManualAssignment;
+use crate::store::ManualAssignment;
+use crate::store::{CreatedContact, IdempotencyKey, NewContact};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(QuerySchemas::openapi())

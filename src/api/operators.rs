@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::domain::{MaxLoad, Name};
 use crate::error::{AppError, ErrorBody};
 use crate::model::{NameString, Operator, deserialize_optional_whole_number};
-use crate::store::ops::{NewOperator, OperatorChanges};
+use crate::store::{NewOperator, OperatorChanges};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -12,7 +12,7 @@ use crate::error::{AppError, ErrorBody};
 use crate::model::{
     Contact, NameString, OperatorWeight, Source, SourceDetail, deserialize_whole_number,
 };
-use crate::store::ops::{NewSource, SourceChanges};
+use crate::store::{NewSource, SourceChanges};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -12,8 +12,8 @@ use super::{Json, Pagination, Path, Query};
 use crate::AppState;
 use crate::error::{AppError, ErrorBody};
 use crate::model::{Delivery, DeliveryDetail, Webhook};
-use crate::store::events::EVENT_TYPES;
-use crate::store::ops::NewWebhook;
+use crate::store::NewWebhook;
+use crate::store::webhooks::EVENT_TYPES;
 
 /// The longest webhook URL accepted.
 pub const MAX_URL_CHARS: usize = 2048;

@@ -135,6 +135,68 @@ impl LeadIdentity {
     }
 }
 
+/// A stored lead, as lead resolution sees it.
+pub trait KnownLead {
+    fn id(&self) -> i64;
+    fn external_id(&self) -> Option<&str>;
+    fn phone(&self) -> Option<&str>;
+    fn email(&self) -> Option<&str>;
+    fn has_name(&self) -> bool;
+}
+
+/// Which lead a contact belongs to.
+#[derive(Debug, PartialEq)]
+pub enum LeadResolution<'l, L> {
+    /// Nobody holds any of the identifiers: a new lead, with all of them.
+    New,
+    /// This lead, as it is.
+    Existing(&'l L),
+    /// This lead, with the fields of `fill` (the ones it lacks and no other lead holds) filled in.
+    Fill(&'l L, LeadIdentity),
+}
+
+/// Finds the lead by external_id, then phone, then email (the first that matches wins) among `holders`,
+/// every stored lead that holds any of the identity's identifiers; says which of the fields it lacks are to
+/// be filled in, unless another lead holds them.
+pub fn resolve_lead<'l, L: KnownLead>(
+    identity: &LeadIdentity,
+    holders: &'l [L],
+) -> LeadResolution<'l, L> {
+    let external_id = identity.external_id.as_deref();
+    let phone = identity.phone.as_ref().map(Phone::as_str);
+    let email = identity.email.as_ref().map(Email::as_str);
+    let held_by = |value: Option<&str>, field: fn(&L) -> Option<&str>| {
+        value.and_then(|value| holders.iter().find(|lead| field(lead) == Some(value)))
+    };
+    let by_external_id = held_by(external_id, L::external_id);
+    let by_phone = held_by(phone, L::phone);
+    let by_email = held_by(email, L::email);
+    let Some(lead) = by_external_id.or(by_phone).or(by_email) else {
+        return LeadResolution::New;
+    };
+    let free = |holder: Option<&L>| holder.is_none_or(|other| other.id() == lead.id());
+    let fill = LeadIdentity {
+        external_id: identity
+            .external_id
+            .clone()
+            .filter(|_| lead.external_id().is_none() && free(by_external_id)),
+        phone: identity
+            .phone
+            .clone()
+            .filter(|_| lead.phone().is_none() && free(by_phone)),
+        email: identity
+            .email
+            .clone()
+            .filter(|_| lead.email().is_none() && free(by_email)),
+        name: identity.name.clone().filter(|_| !lead.has_name()),
+    };
+    if fill == LeadIdentity::default() {
+        LeadResolution::Existing(lead)
+    } else {
+        LeadResolution::Fill(lead, fill)
+    }
+}
+
 fn non_blank(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
@@ -235,5 +297,108 @@ mod tests {
         };
         let identity = LeadIdentity::parse(raw, ru(), "lead_").unwrap();
         assert!(!identity.has_identifier());
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Stored {
+        id: i64,
+        external_id: Option<&'static str>,
+        phone: Option<&'static str>,
+        email: Option<&'static str>,
+        name: Option<&'static str>,
+    }
+
+    impl KnownLead for Stored {
+        fn id(&self) -> i64 {
+            self.id
+        }
+        fn external_id(&self) -> Option<&str> {
+            self.external_id
+        }
+        fn phone(&self) -> Option<&str> {
+            self.phone
+        }
+        fn email(&self) -> Option<&str> {
+            self.email
+        }
+        fn has_name(&self) -> bool {
+            self.name.is_some()
+        }
+    }
+
+    fn stored(id: i64) -> Stored {
+        Stored {
+            id,
+            external_id: None,
+            phone: None,
+            email: None,
+            name: None,
+        }
+    }
+
+    fn identity(
+        external_id: Option<&str>,
+        phone: Option<&str>,
+        email: Option<&str>,
+    ) -> LeadIdentity {
+        LeadIdentity::parse(
+            RawLeadIdentity {
+                external_id,
+                phone,
+                email,
+                name: None,
+            },
+            ru(),
+            "",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn no_holder_means_a_new_lead() {
+        let holders: [Stored; 0] = [];
+        assert_eq!(
+            resolve_lead(&identity(Some("u1"), None, None), &holders),
+            LeadResolution::New
+        );
+    }
+
+    #[test]
+    fn external_id_wins_over_phone_and_email() {
+        let by_phone = Stored {
+            phone: Some("+79991234567"),
+            ..stored(1)
+        };
+        let by_external_id = Stored {
+            external_id: Some("u1"),
+            ..stored(2)
+        };
+        let holders = [by_phone, by_external_id];
+        let found = resolve_lead(&identity(Some("u1"), Some("+79991234567"), None), &holders);
+        // Lead 2 is the one; the phone stays with lead 1, so nothing is filled in.
+        assert_eq!(found, LeadResolution::Existing(&holders[1]));
+    }
+
+    #[test]
+    fn missing_fields_are_filled_unless_another_lead_holds_them() {
+        let holders = [
+            Stored {
+                email: Some("ivan@example.com"),
+                ..stored(1)
+            },
+            Stored {
+                phone: Some("+79991234567"),
+                ..stored(2)
+            },
+        ];
+        let wanted = identity(Some("u9"), Some("+79991234567"), Some("ivan@example.com"));
+        // The phone's holder (lead 2) wins over the email's; it gains the external id, not the email.
+        let LeadResolution::Fill(lead, fill) = resolve_lead(&wanted, &holders) else {
+            panic!("expected a fill");
+        };
+        assert_eq!(lead.id, 2);
+        assert_eq!(fill.external_id.as_deref(), Some("u9"));
+        assert_eq!(fill.phone, None);
+        assert_eq!(fill.email, None);
     }
 }

@@ -1,11 +1,17 @@
-//! Pure logic, no I/O: the values a request is parsed into, lead identity, and the weighted choice.
+//! Pure rules, no I/O: the values a request is parsed into, which lead a contact belongs to, and who among
+//! the operators gets it.
 
 pub mod access;
-pub mod distribution;
 pub mod identity;
+pub mod routing;
 pub mod values;
 
 pub use access::{Need, Scope};
-pub use distribution::{Candidate, choose_operator};
-pub use identity::{Email, LeadIdentity, Phone, PhoneRegion};
+pub use identity::{
+    Email, KnownLead, LeadIdentity, LeadResolution, Phone, PhoneRegion, resolve_lead,
+};
+pub use routing::{
+    Candidate, CapacityClaim, LinkedOperator, RandomSource, candidates, choose_operator,
+    draw_and_claim,
+};
 pub use values::*;

@@ -1,17 +1,18 @@
 //! The queue: a source's contacts that found no free operator wait, oldest first, and are assigned — by the
-//! same weighted draw as new contacts, with the same capacity claim — as soon as capacity may have appeared.
-//! The changes that can free capacity call [`drain`] in their own transaction, so that the contacts waiting
-//! get the capacity before any newer contact can; a periodic sweep drains whatever was missed.
+//! same draw-and-claim as new contacts — as soon as capacity may have appeared. The changes that can free
+//! capacity call [`drain`] in their own transaction, so that the contacts waiting get the capacity before
+//! any newer contact can; a periodic sweep drains whatever was missed. Manual assignment is here too: it moves
+//! capacity, and drains what it frees.
 
 use std::collections::VecDeque;
 
-use super::events::{self, entry, reason};
-use super::tx::{HistoryChange, WriteTx, count_key};
-use crate::domain::{Candidate, Status, choose_operator};
+use super::executor::{Dialect, Executor, params};
+use super::history::{self, HistoryChange, entry, reason};
+use super::tallies::{self, count_key};
+use super::{Page, Result, Store, contacts, operators, sources};
+use crate::domain::{Candidate, RandomSource, Status, draw_and_claim};
 use crate::error::AppError;
 use crate::model::{self, Contact, Operator};
-
-type Result<T> = std::result::Result<T, AppError>;
 
 /// Most contacts one transaction assigns from the queues; the rest are left to the background sweep, so that
 /// no single request holds the database for long.
@@ -19,6 +20,13 @@ pub const DRAIN_BUDGET: usize = 256;
 
 /// Waiting contacts read beyond the free capacity, in case concurrent drains hold the first ones.
 const LOOKAHEAD: i64 = 32;
+
+/// The condition of a waiting contact, on `contacts` as `c` or unqualified.
+macro_rules! waiting {
+    () => {
+        "operator_id IS NULL AND status = 'active'"
+    };
+}
 
 /// What a drain did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,6 +61,129 @@ impl Drained {
     }
 }
 
+// ---- reads ----
+
+/// The oldest waiting contacts of the source, at most `limit`, as read now (not locked).
+async fn waiting(db: &mut impl Executor, source_id: i64, limit: i64) -> Result<Vec<i64>> {
+    let sql = concat!(
+        "SELECT id AS value FROM contacts WHERE source_id = $1 AND ",
+        waiting!(),
+        " ORDER BY id LIMIT $2"
+    );
+    db.all(sql, params![source_id, limit]).await
+}
+
+pub async fn has_waiting(db: &mut impl Executor, source_id: i64) -> Result<bool> {
+    Ok(!waiting(db, source_id, 1).await?.is_empty())
+}
+
+/// How many contacts of the source wait ahead of contact `id`, or with it.
+pub async fn position(db: &mut impl Executor, source_id: i64, id: i64) -> Result<i64> {
+    let sql = concat!(
+        "SELECT COUNT(*) AS value FROM contacts WHERE source_id = $1 AND ",
+        waiting!(),
+        " AND id <= $2"
+    );
+    db.one(sql, params![source_id, id]).await
+}
+
+/// Sets the queue position of the waiting contacts among `contacts`: per source, one count up to the oldest
+/// of them and one walk over the queue from there to the newest, rather than a count for each.
+pub async fn fill_positions(db: &mut impl Executor, contacts: &mut [Contact]) -> Result<()> {
+    let mut sources: Vec<i64> = contacts
+        .iter()
+        .filter(|c| c.is_waiting())
+        .map(|c| c.source_id)
+        .collect();
+    sources.sort_unstable();
+    sources.dedup();
+    for source_id in sources {
+        let waiting_here = || {
+            contacts
+                .iter()
+                .filter(|c| c.is_waiting() && c.source_id == source_id)
+        };
+        let (Some(first), Some(last)) = (
+            waiting_here().map(|c| c.id).min(),
+            waiting_here().map(|c| c.id).max(),
+        ) else {
+            continue;
+        };
+        let ahead = position(db, source_id, first - 1).await?;
+        let sql = concat!(
+            "SELECT id AS value FROM contacts WHERE source_id = $1 AND ",
+            waiting!(),
+            " AND id BETWEEN $2 AND $3 ORDER BY id"
+        );
+        let queue: Vec<i64> = db.all(sql, params![source_id, first, last]).await?;
+        for contact in contacts
+            .iter_mut()
+            .filter(|c| c.is_waiting() && c.source_id == source_id)
+        {
+            // A contact read before a concurrent change may be missing from the queue read after it.
+            contact.queue_position = queue
+                .binary_search(&contact.id)
+                .ok()
+                .map(|index| ahead + index as i64 + 1);
+        }
+    }
+    Ok(())
+}
+
+/// A page of the source's queue, oldest first, with their positions.
+async fn page_of(db: &mut impl Executor, source_id: i64, page: Page) -> Result<Vec<Contact>> {
+    sources::find(db, source_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Source"))?;
+    let sql = concat!(
+        contacts::contact_select!(),
+        " WHERE c.source_id = $1 AND c.operator_id IS NULL AND c.status = 'active' ",
+        "ORDER BY c.id LIMIT $2 OFFSET $3"
+    );
+    let contacts: Vec<Contact> = db
+        .all(sql, params![source_id, page.limit, page.skip])
+        .await?;
+    Ok(contacts
+        .into_iter()
+        .zip(1..)
+        .map(|(contact, index)| Contact {
+            queue_position: Some(page.skip.saturating_add(index)),
+            ..contact
+        })
+        .collect())
+}
+
+/// The live sources with a waiting contact: what the sweep drains.
+async fn sources_with_waiting(db: &mut impl Executor) -> Result<Vec<i64>> {
+    let sql = concat!(
+        "SELECT s.id AS value FROM sources s WHERE s.deleted_at IS NULL AND EXISTS ",
+        "(SELECT 1 FROM contacts c WHERE c.source_id = s.id AND c.",
+        waiting!(),
+        ") ORDER BY s.id"
+    );
+    db.all(sql, params![]).await
+}
+
+/// Whether the contact still waits and is this transaction's to assign: on PostgreSQL it is then locked until
+/// the transaction ends; false when it was assigned meanwhile, or another transaction (a concurrent drain
+/// about to assign it, a change by hand) holds it, in which case it is left to that one.
+async fn lock_waiting(db: &mut impl Executor, id: i64) -> Result<bool> {
+    let sql = match db.dialect() {
+        Dialect::Sqlite => concat!(
+            "SELECT id AS value FROM contacts WHERE id = $1 AND ",
+            waiting!()
+        ),
+        Dialect::Postgres => concat!(
+            "SELECT id AS value FROM contacts WHERE id = $1 AND ",
+            waiting!(),
+            " FOR UPDATE SKIP LOCKED"
+        ),
+    };
+    Ok(db.optional::<i64>(sql, params![id]).await?.is_some())
+}
+
+// ---- drains ----
+
 /// One source's part in a drain: who may take its contacts, and who waits.
 struct SourceQueue {
     source_id: i64,
@@ -62,7 +193,14 @@ struct SourceQueue {
     waiting: VecDeque<i64>,
 }
 
-/// The operator's unit was given back: wherever it was a candidate, it is one again.
+/// The operator is out of capacity: they are no candidate of any source of the drain.
+fn drop_everywhere(queues: &mut [SourceQueue], operator_id: i64) {
+    for queue in queues.iter_mut() {
+        queue.candidates.retain(|c| c.operator_id != operator_id);
+    }
+}
+
+/// The operator's unit was given back: wherever they were a candidate, they are one again.
 fn give_back(queues: &mut [SourceQueue], operator: &Operator) {
     for queue in queues.iter_mut() {
         let present = queue
@@ -79,20 +217,24 @@ fn give_back(queues: &mut [SourceQueue], operator: &Operator) {
 
 /// Assigns the waiting contacts of the sources, oldest first across all of them, while their operators have
 /// capacity, and at most [`DRAIN_BUDGET`] of them.
-pub async fn drain(tx: &mut impl WriteTx, source_ids: &[i64]) -> Result<Drained> {
+pub async fn drain(
+    db: &mut impl Executor,
+    random: &RandomSource,
+    source_ids: &[i64],
+) -> Result<Drained> {
     let mut source_ids = source_ids.to_vec();
     source_ids.sort_unstable();
     source_ids.dedup();
     let mut queues = Vec::new();
     for &source_id in &source_ids {
-        let candidates = tx.candidates(source_id).await?;
+        let candidates = sources::candidates_of(db, source_id).await?;
         if candidates.is_empty() {
             continue;
         }
         // As many as the free capacity seen, and some to spare for the ones concurrent drains take first.
         let free_slots: i64 = candidates.iter().map(|c| c.free_slots.max(0)).sum();
         let limit = (free_slots + LOOKAHEAD).min(DRAIN_BUDGET as i64);
-        let waiting = tx.waiting_contacts(source_id, limit).await?;
+        let waiting = waiting(db, source_id, limit).await?;
         if !waiting.is_empty() {
             queues.push(SourceQueue {
                 source_id,
@@ -113,24 +255,36 @@ pub async fn drain(tx: &mut impl WriteTx, source_ids: &[i64]) -> Result<Drained>
             break;
         };
         let source_id = queues[index].source_id;
-        let Some(operator) = claim(tx, &mut queues, index).await? else {
+        let mut refused = Vec::new();
+        let claimed = draw_and_claim(
+            &mut queues[index].candidates,
+            random,
+            &mut operators::Claimer(&mut *db),
+            |operator_id| refused.push(operator_id),
+        )
+        .await?;
+        for operator_id in refused {
+            drop_everywhere(&mut queues, operator_id);
+        }
+        let Some(operator) = claimed else {
             continue; // that source has nobody left; its contacts wait on
         };
+        if operator.active_load >= operator.max_load {
+            drop_everywhere(&mut queues, operator.id);
+        }
         queues[index].waiting.pop_front();
         // Only the contact about to be assigned is locked, and only once it has an operator: a drain never
         // holds a contact it does not assign, so concurrent drains take the next ones, oldest first.
-        if !tx.lock_waiting_contact(contact_id).await? {
+        if !lock_waiting(db, contact_id).await? {
             skipped = true;
-            tx.adjust_load(operator.id, -1).await?;
+            operators::adjust_load(db, operator.id, -1).await?;
             give_back(&mut queues, &operator);
             continue;
         }
-        tx.assign_contact(contact_id, Some(operator.id)).await?;
+        contacts::set_operator(db, contact_id, Some(operator.id)).await?;
         // Ascending operator keys, as every transaction moving counts takes them, so as not to deadlock.
-        tx.count_contacts(source_id, count_key(None), Status::ACTIVE, -1)
-            .await?;
-        tx.count_contacts(source_id, operator.id, Status::ACTIVE, 1)
-            .await?;
+        tallies::count(db, source_id, count_key(None), Status::ACTIVE, -1).await?;
+        tallies::count(db, source_id, operator.id, Status::ACTIVE, 1).await?;
         let change = HistoryChange {
             contact_id,
             at: model::now(),
@@ -142,7 +296,7 @@ pub async fn drain(tx: &mut impl WriteTx, source_ids: &[i64]) -> Result<Drained>
             reason: reason::QUEUE,
             api_key_id: None,
         };
-        events::record(tx, change, None).await?;
+        history::record(db, change, None).await?;
         assigned += 1;
     }
     Ok(Drained {
@@ -152,39 +306,17 @@ pub async fn drain(tx: &mut impl WriteTx, source_ids: &[i64]) -> Result<Drained>
     })
 }
 
-/// Draws among the free operators of `queues[index]` and claims a unit of the one drawn. An operator found
-/// full (or full after this claim) is dropped from every source of the drain, as operators serve several.
-async fn claim(
-    tx: &mut impl WriteTx,
-    queues: &mut [SourceQueue],
-    index: usize,
-) -> Result<Option<Operator>> {
-    let drop_operator = |queues: &mut [SourceQueue], operator_id: i64| {
-        for queue in queues.iter_mut() {
-            queue.candidates.retain(|c| c.operator_id != operator_id);
-        }
-    };
-    loop {
-        let Some(pick) = choose_operator(&queues[index].candidates, &mut rand::rng()) else {
-            return Ok(None);
-        };
-        match tx.claim_capacity(pick.operator_id).await? {
-            Some(operator) => {
-                if operator.active_load >= operator.max_load {
-                    drop_operator(queues, operator.id);
-                }
-                return Ok(Some(operator));
-            }
-            None => drop_operator(queues, pick.operator_id),
-        }
-    }
+/// Every source the operator's freed capacity could go to.
+pub async fn drain_for_operator(
+    db: &mut impl Executor,
+    random: &RandomSource,
+    operator_id: i64,
+) -> Result<Drained> {
+    let sources = sources::sources_of_operator(db, operator_id).await?;
+    drain(db, random, &sources).await
 }
 
-/// Every source the operator's freed capacity could go to.
-pub async fn drain_for_operator(tx: &mut impl WriteTx, operator_id: i64) -> Result<Drained> {
-    let sources = tx.sources_of_operator(operator_id).await?;
-    drain(tx, &sources).await
-}
+// ---- by hand ----
 
 /// A contact given to an operator (or taken from one, `None`) by hand.
 #[derive(Debug, Clone)]
@@ -200,21 +332,18 @@ pub struct ManualAssignment {
 /// previous operator's freed capacity drains their queues at once; an active contact left without an operator
 /// waits in its source's queue like any other.
 pub async fn assign_manually(
-    tx: &mut impl WriteTx,
+    db: &mut impl Executor,
+    random: &RandomSource,
     id: i64,
     assignment: &ManualAssignment,
 ) -> Result<(Contact, Drained)> {
-    let current = tx
-        .contact_state_for_update(id)
-        .await?
-        .ok_or_else(|| AppError::not_found("Contact"))?;
+    let current = contacts::state_for_update(db, id).await?;
     let target = assignment.operator_id;
     let mut drained = Drained::default();
     if current.operator_id != target {
         let active = current.status == Status::ACTIVE;
         if let Some(operator_id) = target {
-            let operator = tx
-                .operator_for_update(operator_id)
+            let operator = operators::find_for_update(db, operator_id)
                 .await?
                 .ok_or_else(|| AppError::not_found("Operator"))?;
             let refuse = |why: String| {
@@ -227,8 +356,8 @@ pub async fn assign_manually(
             }
             if active {
                 if assignment.force {
-                    tx.adjust_load(operator_id, 1).await?;
-                } else if tx.claim_capacity(operator_id).await?.is_none() {
+                    operators::adjust_load(db, operator_id, 1).await?;
+                } else if operators::claim_capacity(db, operator_id).await?.is_none() {
                     return refuse(format!(
                         "is at max_load ({} of {} active contacts)",
                         operator.active_load, operator.max_load
@@ -237,14 +366,13 @@ pub async fn assign_manually(
             }
         }
         if active && let Some(previous) = current.operator_id {
-            tx.adjust_load(previous, -1).await?;
+            operators::adjust_load(db, previous, -1).await?;
         }
-        tx.assign_contact(id, target).await?;
+        contacts::set_operator(db, id, target).await?;
         let mut changes = [(count_key(current.operator_id), -1), (count_key(target), 1)];
         changes.sort();
         for (operator_key, delta) in changes {
-            tx.count_contacts(current.source_id, operator_key, &current.status, delta)
-                .await?;
+            tallies::count(db, current.source_id, operator_key, &current.status, delta).await?;
         }
         let change = HistoryChange {
             contact_id: id,
@@ -261,21 +389,61 @@ pub async fn assign_manually(
             reason: reason::MANUAL,
             api_key_id: assignment.api_key_id,
         };
-        events::record(tx, change, None).await?;
+        history::record(db, change, None).await?;
         if active {
             let mut sources = match current.operator_id {
-                Some(previous) => tx.sources_of_operator(previous).await?,
+                Some(previous) => sources::sources_of_operator(db, previous).await?,
                 None => Vec::new(),
             };
             if target.is_none() {
                 sources.push(current.source_id);
             }
-            drained = drain(tx, &sources).await?;
+            drained = drain(db, random, &sources).await?;
         }
     }
-    let contact = tx
-        .contact(id)
+    let contact = contacts::find(db, id)
         .await?
         .ok_or_else(|| AppError::not_found("Contact"))?;
     Ok((contact, drained))
+}
+
+impl Store {
+    /// Gives the contact to an operator, or takes it from one, by hand.
+    pub async fn assign_contact(&self, id: i64, assignment: ManualAssignment) -> Result<Contact> {
+        let random = self.random.clone();
+        let (contact, drained) =
+            transaction!(self, |db| assign_manually(db, &random, id, &assignment)
+                .await)?;
+        self.changed(&drained).await;
+        Ok(contact)
+    }
+
+    /// A page of the source's queue, oldest first.
+    pub async fn queue(&self, source_id: i64, page: Page) -> Result<Vec<Contact>> {
+        read!(self, |db| page_of(db, source_id, page).await)
+    }
+
+    /// The live sources with contacts waiting.
+    pub async fn sources_with_waiting(&self) -> Result<Vec<i64>> {
+        read!(self, |db| sources_with_waiting(db).await)
+    }
+
+    pub(super) async fn drain_sources(&self, sources: Vec<i64>) -> Result<Drained> {
+        let random = self.random.clone();
+        transaction!(self, |db| drain(db, &random, &sources).await)
+    }
+
+    /// Assigns what it can of the source's queue (at most [`DRAIN_BUDGET`] contacts).
+    pub async fn drain_source(&self, source_id: i64) -> Result<Drained> {
+        let drained = self.drain_sources(vec![source_id]).await?;
+        // The sweep looks again itself (no second look after commit), and is woken again only if a contact
+        // was skipped.
+        let swept = Drained {
+            assigned: drained.assigned,
+            more: drained.more && drained.assigned < DRAIN_BUDGET,
+            sources: Vec::new(),
+        };
+        self.changed(&swept).await;
+        Ok(drained)
+    }
 }

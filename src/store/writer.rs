@@ -1,8 +1,9 @@
 //! SQLite's single writer. SQLite lets one connection write at a time, so rather than have request tasks queue
 //! for the write lock, one thread owns the write connection and takes the writes waiting for it in batches: one
-//! transaction and one durable commit per batch (group commit), a savepoint per write so that a write refused
-//! for the client's reasons (404, 409) leaves the rest of the batch alone. A write is answered only after the
-//! commit that holds it; should the commit fail, its waiters are answered 503 and nothing of it remains.
+//! transaction and one durable commit per batch (group commit), a savepoint per write so that a write that
+//! fails — refused for the client's reasons (404, 409), or failed in the database (500) — is rolled back alone
+//! and leaves the rest of the batch to commit. A write is answered only after the commit that holds it; should
+//! the commit itself fail, its waiters are answered 503 and nothing of it remains.
 //!
 //! The thread runs the batch's writes one after the other, synchronously: a request task hands its write
 //! over once and is woken once, whatever the number of statements the write runs.
@@ -10,14 +11,13 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::pin::{Pin, pin};
-use std::task::{Context, Poll, Waker};
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::sqlite_tx::SqliteTx;
 use crate::error::AppError;
+use rusqlite::{Connection, OpenFlags};
 
 /// Sends the write's answer once the fate of its batch is known (`true`: committed).
 type Reply = Box<dyn FnOnce(bool) + Send>;
@@ -31,13 +31,11 @@ struct Ran {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Done,
-    /// Refused for the client's reasons; nothing of it stays.
-    Refused,
-    /// The database failed; the batch cannot be trusted and is rolled back whole.
-    Failed,
+    /// Refused, or failed; nothing of it stays, and the rest of the batch goes on.
+    Undone,
 }
 
-type Job = Box<dyn FnOnce(&mut SqliteTx) -> Ran + Send>;
+type Job = Box<dyn FnOnce(&mut Connection) -> Ran + Send>;
 
 enum Message {
     Write(Job),
@@ -61,7 +59,7 @@ pub struct WriterHandle {
 impl WriterHandle {
     /// Opens the write connection on the database file (which must have its schema) and starts the thread.
     pub fn start(path: &Path, batch_max: usize, queue_timeout: Duration) -> anyhow::Result<Self> {
-        let connection = SqliteTx::open(path)?;
+        let connection = open(path)?;
         let batch_max = batch_max.max(1);
         let (sender, receiver) = mpsc::channel(batch_max * QUEUED_BATCHES);
         std::thread::Builder::new()
@@ -77,19 +75,18 @@ impl WriterHandle {
     pub async fn write<T, F>(&self, op: F) -> Result<T, AppError>
     where
         T: Send + 'static,
-        F: for<'t> FnOnce(&'t mut SqliteTx) -> WriteFuture<'t, T> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut Connection) -> WriteFuture<'t, T> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |tx| {
-            let result = ready(op(tx)).unwrap_or_else(|| {
+            let result = super::executor::ready_now(op(tx)).unwrap_or_else(|| {
                 Err(AppError::Internal(anyhow::anyhow!(
                     "a SQLite write waited for something"
                 )))
             });
             let outcome = match &result {
                 Ok(_) => Outcome::Done,
-                Err(error) if error.is_client_error() => Outcome::Refused,
-                Err(_) => Outcome::Failed,
+                Err(_) => Outcome::Undone,
             };
             let reply: Reply = Box::new(move |committed| {
                 // A success is reported only once committed; a refusal or failure is true either way.
@@ -115,20 +112,26 @@ impl WriterHandle {
     }
 }
 
-/// The output of a future that completes without waiting, as the writes on [`SqliteTx`] do (every statement
-/// is a synchronous call); `None` should one ever wait.
-fn ready<F: Future>(future: F) -> Option<F::Output> {
-    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => Some(output),
-        Poll::Pending => None,
-    }
+/// Opens the database file (which must exist, with its schema) for writing: WAL, and every commit synced to
+/// disk before it is acknowledged.
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA busy_timeout = 5000;",
+    )?;
+    connection.set_prepared_statement_cache_capacity(128);
+    Ok(connection)
 }
 
 fn not_committed() -> AppError {
     AppError::Unavailable("The write was not committed; retry".to_owned())
 }
 
-fn run(mut tx: SqliteTx, mut receiver: mpsc::Receiver<Message>, batch_max: usize) {
+fn run(mut tx: Connection, mut receiver: mpsc::Receiver<Message>, batch_max: usize) {
     let mut jobs = Vec::with_capacity(batch_max);
     while let Some(first) = receiver.blocking_recv() {
         let mut stop = None;
@@ -154,7 +157,7 @@ fn run(mut tx: SqliteTx, mut receiver: mpsc::Receiver<Message>, batch_max: usize
     }
 }
 
-fn run_batch(tx: &mut SqliteTx, jobs: impl ExactSizeIterator<Item = Job>) {
+fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) {
     let batch_size = jobs.len();
     if let Err(error) = tx.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(%error, batch_size, "could not begin a write transaction");
@@ -168,20 +171,21 @@ fn run_batch(tx: &mut SqliteTx, jobs: impl ExactSizeIterator<Item = Job>) {
             failed = true;
             break;
         }
-        // A bug that panics in one write must not take the writer, and every later write, down with it.
-        let Ok(ran) = catch_unwind(AssertUnwindSafe(|| job(tx))) else {
-            tracing::error!("a write panicked; its batch is rolled back");
-            failed = true;
-            break;
-        };
-        replies.push(ran.reply);
-        let closing = match ran.outcome {
-            Outcome::Done => "RELEASE write",
-            Outcome::Refused => "ROLLBACK TO write; RELEASE write",
-            Outcome::Failed => {
-                failed = true;
-                break;
+        // A bug that panics in one write must not take the writer, and every later write, down with it: the
+        // write is rolled back and its waiter, whose answer went with the panic, is told it was not committed.
+        let outcome = match catch_unwind(AssertUnwindSafe(|| job(tx))) {
+            Ok(ran) => {
+                replies.push(ran.reply);
+                ran.outcome
             }
+            Err(_) => {
+                tracing::error!("a write panicked; it is rolled back");
+                Outcome::Undone
+            }
+        };
+        let closing = match outcome {
+            Outcome::Done => "RELEASE write",
+            Outcome::Undone => "ROLLBACK TO write; RELEASE write",
         };
         if let Err(error) = tx.execute_batch(closing) {
             tracing::error!(%error, "could not close a savepoint");
@@ -198,7 +202,7 @@ fn run_batch(tx: &mut SqliteTx, jobs: impl ExactSizeIterator<Item = Job>) {
     }
 }
 
-fn commit(tx: &SqliteTx) -> bool {
+fn commit(tx: &Connection) -> bool {
     match tx.execute_batch("COMMIT") {
         Ok(()) => true,
         Err(error) => {

@@ -1,0 +1,125 @@
+//! API keys: only a hash of each token is stored; the token is shown once, when the key is created.
+
+use std::sync::PoisonError;
+
+use super::backend::Backend;
+use super::executor::{Executor, Record, Row, params, ready_now};
+use super::{Result, Store};
+use crate::domain::{Name, Scope};
+use crate::error::AppError;
+use crate::model::{self, ApiKey};
+
+macro_rules! key_columns {
+    () => {
+        "id, name, scope, created_at, revoked_at"
+    };
+}
+
+impl Record for ApiKey {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(ApiKey {
+            id: row.get("id")?,
+            name: row.get("name")?,
+            scope: row.get("scope")?,
+            created_at: row.get("created_at")?,
+            revoked_at: row.get("revoked_at")?,
+        })
+    }
+}
+
+/// Who a token belongs to, and whether any key was ever created (until one is, the API is open; revoking
+/// every key later does not open it again).
+struct Authenticated {
+    key: Option<(i64, String)>,
+    keys_exist: bool,
+}
+
+impl Record for Authenticated {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        let key_id: Option<i64> = row.get("key_id")?;
+        let scope: Option<String> = row.get("scope")?;
+        Ok(Authenticated {
+            key: key_id.zip(scope),
+            keys_exist: row.get("keys_exist")?,
+        })
+    }
+}
+
+/// In one round trip: the live key with this token hash, if any, and whether any key exists.
+async fn authenticate(db: &mut impl Executor, token_hash: &str) -> Result<Authenticated> {
+    let sql = "SELECT \
+         (SELECT id FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL) AS key_id, \
+         (SELECT scope FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL) AS scope, \
+         EXISTS (SELECT 1 FROM api_keys) AS keys_exist";
+    db.one(sql, params![token_hash]).await
+}
+
+async fn create(
+    db: &mut impl Executor,
+    name: &Name,
+    scope: Scope,
+    token_hash: &str,
+) -> Result<ApiKey> {
+    let sql = concat!(
+        "INSERT INTO api_keys (name, scope, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING ",
+        key_columns!()
+    );
+    db.one(
+        sql,
+        params![name.as_str(), scope.as_str(), token_hash, model::now()],
+    )
+    .await
+}
+
+/// Revokes by id, or by name when `key` is not a number.
+async fn revoke(db: &mut impl Executor, key: &str) -> Result<()> {
+    let id = key.parse::<i64>().ok();
+    let name = id.is_none().then_some(key);
+    let sql =
+        "UPDATE api_keys SET revoked_at = $3 WHERE (id = $1 OR name = $2) AND revoked_at IS NULL";
+    if db.execute(sql, params![id, name, model::now()]).await? == 0 {
+        return Err(AppError::NotFound(format!(
+            "No live API key with id or name {key:?}"
+        )));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The live key whose token has this hash (id, scope), and whether any live key exists.
+    pub async fn authenticate(&self, token_hash: &str) -> Result<(Option<(i64, String)>, bool)> {
+        let found = match &self.backend {
+            Backend::Sqlite { keys, .. } => {
+                let mut connection = keys.lock().unwrap_or_else(PoisonError::into_inner);
+                ready_now(authenticate(&mut *connection, token_hash)).ok_or_else(|| {
+                    AppError::Internal(anyhow::anyhow!("a SQLite key lookup waited"))
+                })??
+            }
+            Backend::Postgres { .. } => read!(self, |db| authenticate(db, token_hash).await)?,
+        };
+        Ok((found.key, found.keys_exist))
+    }
+
+    /// Whether any live API key exists (while none does, the API is open).
+    pub async fn api_keys_exist(&self) -> Result<bool> {
+        Ok(self.authenticate("").await?.1)
+    }
+
+    /// Creates a key and returns it with its token, which is not stored and cannot be shown again.
+    pub async fn create_api_key(&self, name: Name, scope: Scope) -> Result<(ApiKey, String)> {
+        let token = crate::domain::access::new_token();
+        let token_hash = crate::domain::access::token_hash(&token);
+        let key = transaction!(self, |db| create(db, &name, scope, &token_hash).await)?;
+        Ok((key, token))
+    }
+
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        let sql = concat!("SELECT ", key_columns!(), " FROM api_keys ORDER BY id");
+        read!(self, |db| db.all(sql, params![]).await)
+    }
+
+    /// Revokes the live key with this id or name.
+    pub async fn revoke_api_key(&self, key: String) -> Result<()> {
+        transaction!(self, |db| revoke(db, &key).await)
+    }
+}

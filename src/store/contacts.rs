@@ -1,0 +1,489 @@
+//! Contacts: the one transaction that registers and routes a new contact (with its idempotency key), status
+//! changes, and the lists. Queue positions and drains are [`super::queue`]'s.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sha2::{Digest, Sha256};
+
+use super::executor::{Dialect, Executor, Filters, Record, Row, params};
+use super::history::{self, HistoryChange, entry, reason};
+use super::queue::{self, Drained};
+use super::tallies::{self, count_key};
+use super::{Page, Result, Store, leads, operators, sources};
+use crate::domain::{LeadIdentity, RandomSource, Status, Text, draw_and_claim};
+use crate::error::AppError;
+use crate::model::{self, Contact, Lead, Operator, Source};
+
+/// A contact joined with its lead, source and operator; callers append WHERE, ORDER BY and LIMIT.
+macro_rules! contact_select {
+    () => {
+        "SELECT c.id, c.lead_id, c.source_id, c.operator_id, c.status, c.message, c.created_at, \
+         l.external_id AS lead_external_id, l.phone AS lead_phone, l.email AS lead_email, \
+         l.name AS lead_name, l.created_at AS lead_created_at, s.name AS source_name, \
+         s.description AS source_description, s.created_at AS source_created_at, o.name AS operator_name, \
+         o.is_active AS operator_is_active, o.max_load AS operator_max_load, \
+         o.active_load AS operator_active_load, o.created_at AS operator_created_at \
+         FROM contacts c JOIN leads l ON l.id = c.lead_id JOIN sources s ON s.id = c.source_id \
+         LEFT JOIN operators o ON o.id = c.operator_id"
+    };
+}
+pub(super) use contact_select;
+
+impl Record for Contact {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        let id = row.get("id")?;
+        let lead_id = row.get("lead_id")?;
+        let source_id = row.get("source_id")?;
+        let operator_id: Option<i64> = row.get("operator_id")?;
+        let operator_name: Option<String> = row.get("operator_name")?;
+        let operator = match (operator_id, operator_name) {
+            (Some(id), Some(name)) => Some(Operator {
+                id,
+                name,
+                is_active: row
+                    .get::<Option<bool>>("operator_is_active")?
+                    .unwrap_or(false),
+                max_load: row.get::<Option<i64>>("operator_max_load")?.unwrap_or(0),
+                active_load: row.get::<Option<i64>>("operator_active_load")?.unwrap_or(0),
+                created_at: row.get("operator_created_at")?,
+            }),
+            _ => None,
+        };
+        Ok(Contact {
+            id,
+            lead_id,
+            source_id,
+            operator_id,
+            status: row.get("status")?,
+            message: row.get("message")?,
+            created_at: row.get("created_at")?,
+            lead: Lead {
+                id: lead_id,
+                external_id: row.get("lead_external_id")?,
+                phone: row.get("lead_phone")?,
+                email: row.get("lead_email")?,
+                name: row.get("lead_name")?,
+                created_at: row.get("lead_created_at")?,
+            },
+            source: Source {
+                id: source_id,
+                name: row.get("source_name")?,
+                description: row.get("source_description")?,
+                created_at: row.get("source_created_at")?,
+            },
+            operator,
+            queue_position: None,
+        })
+    }
+}
+
+/// What a change to a contact needs to know about it.
+#[derive(Debug, Clone)]
+pub struct ContactState {
+    pub id: i64,
+    pub source_id: i64,
+    pub operator_id: Option<i64>,
+    pub status: String,
+}
+
+impl Record for ContactState {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(ContactState {
+            id: row.get("id")?,
+            source_id: row.get("source_id")?,
+            operator_id: row.get("operator_id")?,
+            status: row.get("status")?,
+        })
+    }
+}
+
+/// The filters of `GET /contacts/`; absent ones do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    pub lead_id: Option<i64>,
+    pub source_id: Option<i64>,
+    pub operator_id: Option<i64>,
+    pub status: Option<Status>,
+    /// `Some(true)`: only contacts without an operator; `Some(false)`: only those with one.
+    pub unassigned: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewContact {
+    pub source_id: i64,
+    pub lead: LeadIdentity,
+    pub message: Option<Text>,
+    pub idempotency: Option<IdempotencyKey>,
+    /// The API key that sent it, if the API is not open.
+    pub created_by_key_id: Option<i64>,
+}
+
+impl NewContact {
+    /// SHA-256 of the normalised request, so that a retry matches however its JSON was spelled.
+    pub fn fingerprint(&self) -> String {
+        // A JSON array: unambiguous, and independent of any type's Debug output.
+        let canonical = serde_json::json!([
+            self.source_id,
+            self.lead.external_id,
+            self.lead.phone.as_ref().map(|p| p.as_str()),
+            self.lead.email.as_ref().map(|e| e.as_str()),
+            self.lead.name,
+            self.message.as_ref().map(Text::as_str),
+        ])
+        .to_string();
+        Sha256::digest(canonical.as_bytes())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+}
+
+/// An `Idempotency-Key` sent with a contact.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// Whose key it is: keys of different clients never meet.
+    pub client: String,
+    pub key: String,
+    /// [`NewContact::fingerprint`] of the request that came with it.
+    pub fingerprint: String,
+}
+
+/// What an idempotency key remembers.
+struct IdempotentRequest {
+    fingerprint: String,
+    contact_id: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl Record for IdempotentRequest {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(IdempotentRequest {
+            fingerprint: row.get("fingerprint")?,
+            contact_id: row.get("contact_id")?,
+            created_at: row.get("created_at")?,
+        })
+    }
+}
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);
+
+/// A contact as `POST /contacts/` answers it: created now, or replayed for a retried idempotency key.
+#[derive(Debug, Clone)]
+pub struct CreatedContact {
+    pub contact: Contact,
+    pub replayed: bool,
+    /// The older contacts of the source assigned first.
+    pub drained: Drained,
+}
+
+// ---- reads ----
+
+pub async fn list(
+    db: &mut impl Executor,
+    filter: &ContactFilter,
+    page: Page,
+) -> Result<Vec<Contact>> {
+    let mut filters = Filters::default();
+    filters.equals("c.lead_id", filter.lead_id);
+    filters.equals("c.source_id", filter.source_id);
+    filters.equals("c.operator_id", filter.operator_id);
+    filters.equals("c.status", filter.status.as_ref().map(Status::as_str));
+    match filter.unassigned {
+        Some(true) => filters.raw("c.operator_id IS NULL"),
+        Some(false) => filters.raw("c.operator_id IS NOT NULL"),
+        None => {}
+    }
+    let (tail, params) = filters.finish("c.id DESC", page);
+    let sql = format!("{}{tail}", contact_select!());
+    let mut contacts = db.all(&sql, &params).await?;
+    queue::fill_positions(db, &mut contacts).await?;
+    Ok(contacts)
+}
+
+/// The contact, with its place in the queue if it waits.
+pub async fn find(db: &mut impl Executor, id: i64) -> Result<Option<Contact>> {
+    let sql = concat!(contact_select!(), " WHERE c.id = $1");
+    let Some(mut contact) = db.optional::<Contact>(sql, params![id]).await? else {
+        return Ok(None);
+    };
+    if contact.is_waiting() {
+        contact.queue_position = Some(queue::position(db, contact.source_id, id).await?);
+    }
+    Ok(Some(contact))
+}
+
+async fn expect(db: &mut impl Executor, id: i64) -> Result<Contact> {
+    find(db, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Contact"))
+}
+
+pub async fn exists(db: &mut impl Executor, id: i64) -> Result<bool> {
+    let sql = "SELECT EXISTS (SELECT 1 FROM contacts WHERE id = $1) AS value";
+    db.one(sql, params![id]).await
+}
+
+/// The contact's state, locked until the transaction ends where the database locks rows, so that two
+/// concurrent changes cannot both move the same load.
+pub async fn state_for_update(db: &mut impl Executor, id: i64) -> Result<ContactState> {
+    let sql = match db.dialect() {
+        Dialect::Sqlite => "SELECT id, source_id, operator_id, status FROM contacts WHERE id = $1",
+        Dialect::Postgres => {
+            "SELECT id, source_id, operator_id, status FROM contacts WHERE id = $1 FOR UPDATE"
+        }
+    };
+    db.optional(sql, params![id])
+        .await?
+        .ok_or_else(|| AppError::not_found("Contact"))
+}
+
+// ---- writes ----
+
+pub async fn set_operator(db: &mut impl Executor, id: i64, operator_id: Option<i64>) -> Result<()> {
+    let sql = "UPDATE contacts SET operator_id = $2 WHERE id = $1";
+    db.execute(sql, params![id, operator_id]).await?;
+    Ok(())
+}
+
+/// Leaves the operator's contacts without an operator (they keep their status), and returns them as they
+/// are about to be recorded in their history.
+pub async fn unassign_all_of(
+    db: &mut impl Executor,
+    operator_id: i64,
+) -> Result<Vec<ContactState>> {
+    let sql = "UPDATE contacts SET operator_id = NULL WHERE operator_id = $1 \
+         RETURNING id, source_id, operator_id, status";
+    db.all(sql, params![operator_id]).await
+}
+
+/// Identifies the lead, picks an operator, claims one unit of their capacity and stores the contact: all in
+/// the caller's transaction, so that either all of it is committed or none of it. With an idempotency key
+/// seen in the last 24 hours, creates nothing and answers the contact that key created.
+pub async fn create(
+    db: &mut impl Executor,
+    random: &RandomSource,
+    new: &NewContact,
+) -> Result<CreatedContact> {
+    let now = model::now();
+    if let Some(key) = &new.idempotency {
+        let sql = "SELECT fingerprint, contact_id, created_at FROM idempotency_keys \
+             WHERE client = $1 AND key = $2";
+        let earlier: Option<IdempotentRequest> =
+            db.optional(sql, params![&key.client, &key.key]).await?;
+        if let Some(earlier) = earlier {
+            if now - earlier.created_at < IDEMPOTENCY_WINDOW {
+                if earlier.fingerprint != key.fingerprint {
+                    return Err(AppError::Unprocessable(
+                        "Idempotency-Key: already used with a different request".to_owned(),
+                    ));
+                }
+                let contact = find(db, earlier.contact_id).await?.ok_or_else(|| {
+                    AppError::Internal(anyhow::anyhow!(
+                        "idempotency key points at a missing contact"
+                    ))
+                })?;
+                return Ok(CreatedContact {
+                    contact,
+                    replayed: true,
+                    drained: Drained::default(),
+                });
+            }
+            let sql = "DELETE FROM idempotency_keys WHERE client = $1 AND key = $2";
+            db.execute(sql, params![&key.client, &key.key]).await?;
+        }
+    }
+    let (contact, drained) = route_new(db, random, new, now).await?;
+    if let Some(key) = &new.idempotency {
+        // A plain INSERT, not an upsert: two requests racing with one key must collide here, so that one of
+        // them is rolled back (and, tried again, replays the other's answer).
+        let sql = "INSERT INTO idempotency_keys (client, key, fingerprint, contact_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5)";
+        let params = params![&key.client, &key.key, &key.fingerprint, contact.id, now];
+        db.execute(sql, params).await?;
+    }
+    Ok(CreatedContact {
+        contact,
+        replayed: false,
+        drained,
+    })
+}
+
+/// Routes the contact as it arrives. It never jumps the queue: should the source have older contacts waiting
+/// while an operator is free (capacity a trigger did not hand out), those are assigned first.
+async fn route_new(
+    db: &mut impl Executor,
+    random: &RandomSource,
+    new: &NewContact,
+    created_at: DateTime<Utc>,
+) -> Result<(Contact, Drained)> {
+    let source = sources::find(db, new.source_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Source"))?;
+    let lead = leads::resolve(db, &new.lead).await?;
+    let mut candidates = sources::candidates_of(db, source.id).await?;
+    let mut drained = Drained::default();
+    if !candidates.is_empty() && queue::has_waiting(db, source.id).await? {
+        drained = queue::drain(db, random, &[source.id]).await?;
+        candidates = sources::candidates_of(db, source.id).await?;
+    }
+    let operator = draw_and_claim(
+        &mut candidates,
+        random,
+        &mut operators::Claimer(&mut *db),
+        |_| {},
+    )
+    .await?;
+    let operator_id = operator.as_ref().map(|o| o.id);
+    if operator_id.is_none() {
+        drained = drained.and(Drained::look_again(source.id));
+    }
+    let message = new.message.as_ref().map(Text::as_str);
+    let sql = "INSERT INTO contacts \
+         (lead_id, source_id, operator_id, status, message, created_at, created_by_key_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id AS value";
+    let params = params![
+        lead.id,
+        source.id,
+        operator_id,
+        Status::ACTIVE,
+        message,
+        created_at,
+        new.created_by_key_id
+    ];
+    let id: i64 = db.one(sql, params).await?;
+    let counted = tallies::count(db, source.id, count_key(operator_id), Status::ACTIVE, 1).await?;
+    let contact = Contact {
+        id,
+        lead_id: lead.id,
+        source_id: source.id,
+        operator_id,
+        status: Status::ACTIVE.to_owned(),
+        message: message.map(str::to_owned),
+        created_at,
+        lead,
+        source,
+        operator,
+        // The newest contact waits last: its place is the number waiting, which the counts hold, and reading
+        // it there costs nothing however long the queue.
+        queue_position: operator_id.is_none().then_some(counted),
+    };
+    let change = HistoryChange {
+        contact_id: id,
+        at: created_at,
+        event: entry::CREATED,
+        from_operator_id: None,
+        to_operator_id: operator_id,
+        from_status: None,
+        to_status: Status::ACTIVE.to_owned(),
+        reason: reason::CREATION,
+        api_key_id: new.created_by_key_id,
+    };
+    history::record(db, change, Some(&contact)).await?;
+    Ok((contact, drained))
+}
+
+/// Sets the contact's status, moving one unit of load when it enters or leaves `active`. Reopening a contact
+/// gives it back to its operator even when that takes them over max_load: max_load bounds automatic
+/// assignment, not an operator's own decision. A unit freed goes to the operator's queues at once; an
+/// unassigned contact reopened waits in its source's queue (and is assigned if it can be).
+pub async fn set_status(
+    db: &mut impl Executor,
+    random: &RandomSource,
+    id: i64,
+    status: &Status,
+    api_key_id: Option<i64>,
+) -> Result<(Contact, Drained)> {
+    let current = state_for_update(db, id).await?;
+    let mut drained = Drained::default();
+    if current.status != status.as_str() {
+        let sql = "UPDATE contacts SET status = $2 WHERE id = $1";
+        db.execute(sql, params![id, status.as_str()]).await?;
+        let was_active = current.status == Status::ACTIVE;
+        if let Some(operator_id) = current.operator_id
+            && was_active != status.is_active()
+        {
+            operators::adjust_load(db, operator_id, if was_active { -1 } else { 1 }).await?;
+        }
+        // Always in the same order, so that two transactions touching the same two counts cannot deadlock.
+        let key = count_key(current.operator_id);
+        let mut changes = [(current.status.as_str(), -1), (status.as_str(), 1)];
+        changes.sort();
+        for (status, delta) in changes {
+            tallies::count(db, current.source_id, key, status, delta).await?;
+        }
+        let change = HistoryChange {
+            contact_id: id,
+            at: model::now(),
+            event: entry::STATUS_CHANGED,
+            from_operator_id: current.operator_id,
+            to_operator_id: current.operator_id,
+            from_status: Some(current.status.clone()),
+            to_status: status.as_str().to_owned(),
+            reason: reason::MANUAL,
+            api_key_id,
+        };
+        history::record(db, change, None).await?;
+        drained = match current.operator_id {
+            Some(operator_id) if was_active => {
+                queue::drain_for_operator(db, random, operator_id).await?
+            }
+            None if status.is_active() => queue::drain(db, random, &[current.source_id]).await?,
+            _ => Drained::default(),
+        };
+    }
+    Ok((expect(db, id).await?, drained))
+}
+
+/// Forgets the idempotency keys older than their window.
+pub async fn purge_idempotency_keys(db: &mut impl Executor, now: DateTime<Utc>) -> Result<()> {
+    let sql = "DELETE FROM idempotency_keys WHERE created_at < $1";
+    db.execute(sql, params![now - IDEMPOTENCY_WINDOW]).await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn create_contact(&self, new: NewContact) -> Result<CreatedContact> {
+        let random = self.random.clone();
+        let created = transaction!(self, |db| create(db, &random, &new).await)?;
+        if !created.replayed {
+            self.changed(&created.drained).await;
+        }
+        Ok(created)
+    }
+
+    pub async fn list_contacts(&self, filter: &ContactFilter, page: Page) -> Result<Vec<Contact>> {
+        read!(self, |db| list(db, filter, page).await)
+    }
+
+    pub async fn get_contact(&self, id: i64) -> Result<Contact> {
+        read!(self, |db| expect(db, id).await)
+    }
+
+    /// The key that created the contact: `None` when there is no such contact, `Some(None)` for no key.
+    pub async fn contact_creator(&self, id: i64) -> Result<Option<Option<i64>>> {
+        /// The one column, which may be NULL.
+        struct Creator(Option<i64>);
+        impl Record for Creator {
+            fn decode(row: &Row<'_>) -> Result<Self> {
+                Ok(Creator(row.get("created_by_key_id")?))
+            }
+        }
+        let sql = "SELECT created_by_key_id FROM contacts WHERE id = $1";
+        let found: Option<Creator> = read!(self, |db| db.optional(sql, params![id]).await)?;
+        Ok(found.map(|Creator(key_id)| key_id))
+    }
+
+    pub async fn set_contact_status(
+        &self,
+        id: i64,
+        status: Status,
+        api_key_id: Option<i64>,
+    ) -> Result<Contact> {
+        let random = self.random.clone();
+        let (contact, drained) =
+            transaction!(self, |db| set_status(db, &random, id, &status, api_key_id)
+                .await)?;
+        self.changed(&drained).await;
+        Ok(contact)
+    }
+}

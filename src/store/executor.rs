@@ -1,0 +1,417 @@
+//! The one interface every statement runs through: a statement with its parameters, answered with an optional
+//! row, one row, all rows or a row count. It is implemented once over SQLite's rusqlite connections (the
+//! writer thread's, and the key lookup's) and once over sqlx's connections (PostgreSQL's pool and
+//! transactions, SQLite's read pool). Rows are decoded by column name, one [`Record`] decoder per record type,
+//! whatever backend read them; every operation of the store is written once against [`Executor`].
+//!
+//! SQLite and PostgreSQL both accept `$N` placeholders. Where the dialects differ, the caller picks the
+//! statement by [`Executor::dialect`], and the two versions stand side by side.
+
+use std::future::{Future, ready};
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::{ToSqlOutput, Type};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Postgres, Row as _, Sqlite};
+
+use crate::error::AppError;
+
+type Result<T> = std::result::Result<T, AppError>;
+
+/// The SQL dialect of a connection, for the few statements written differently on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A statement's parameter. Typed even when null, because PostgreSQL types every parameter.
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Bool(Option<bool>),
+    Text(Option<&'a str>),
+    Time(Option<DateTime<Utc>>),
+}
+
+macro_rules! value_from {
+    ($variant:ident: $($type:ty),+) => {$(
+        impl<'a> From<$type> for Value<'a> {
+            fn from(value: $type) -> Self {
+                Value::$variant(Some(value.into()))
+            }
+        }
+        impl<'a> From<Option<$type>> for Value<'a> {
+            fn from(value: Option<$type>) -> Self {
+                Value::$variant(value.map(Into::into))
+            }
+        }
+    )+};
+}
+
+value_from!(Int: i64);
+value_from!(Real: f64);
+value_from!(Bool: bool);
+value_from!(Text: &'a str);
+value_from!(Time: DateTime<Utc>);
+
+impl<'a> From<&'a String> for Value<'a> {
+    fn from(value: &'a String) -> Self {
+        Value::Text(Some(value))
+    }
+}
+
+/// The parameters of a statement, `$1` first.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! params {
+    ($($value:expr),* $(,)?) => {
+        &[$($crate::store::executor::Value::from($value)),*]
+    };
+}
+pub use params;
+
+/// A row as read by either backend.
+pub enum Row<'r> {
+    Rusqlite(&'r rusqlite::Row<'r>),
+    Sqlite(&'r SqliteRow),
+    Postgres(&'r PgRow),
+}
+
+impl Row<'_> {
+    /// The value of the named column.
+    pub fn get<T: Column>(&self, column: &str) -> Result<T> {
+        T::read(self, column)
+    }
+}
+
+/// A value that can be read out of a column of either backend.
+pub trait Column: Sized {
+    fn read(row: &Row<'_>, column: &str) -> Result<Self>;
+}
+
+macro_rules! plain_column {
+    ($($type:ty),+) => {$(
+        impl Column for $type {
+            fn read(row: &Row<'_>, column: &str) -> Result<Self> {
+                Ok(match row {
+                    Row::Rusqlite(row) => row.get(column)?,
+                    Row::Sqlite(row) => row.try_get(column)?,
+                    Row::Postgres(row) => row.try_get(column)?,
+                })
+            }
+        }
+    )+};
+}
+
+plain_column!(
+    i64,
+    Option<i64>,
+    f64,
+    bool,
+    Option<bool>,
+    String,
+    Option<String>
+);
+
+impl Column for Option<DateTime<Utc>> {
+    fn read(row: &Row<'_>, column: &str) -> Result<Self> {
+        Ok(match row {
+            // Written by [`timestamp_text`], as sqlx writes timestamps to SQLite.
+            Row::Rusqlite(row) => {
+                let text: Option<String> = row.get(column)?;
+                text.map(|text| {
+                    DateTime::parse_from_rfc3339(&text)
+                        .map(|time| time.with_timezone(&Utc))
+                        .map_err(|error| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                0,
+                                Type::Text,
+                                Box::new(error),
+                            )
+                        })
+                })
+                .transpose()?
+            }
+            Row::Sqlite(row) => row.try_get(column)?,
+            Row::Postgres(row) => row.try_get(column)?,
+        })
+    }
+}
+
+impl Column for DateTime<Utc> {
+    fn read(row: &Row<'_>, column: &str) -> Result<Self> {
+        Option::<DateTime<Utc>>::read(row, column)?.ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("column {column} is unexpectedly NULL"))
+        })
+    }
+}
+
+/// A record type and how to decode it from a row, by column name.
+pub trait Record: Sized + Send + Unpin {
+    fn decode(row: &Row<'_>) -> Result<Self>;
+}
+
+/// A one-column answer (an id, a count, an EXISTS): the column is named `value`.
+impl Record for i64 {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        row.get("value")
+    }
+}
+
+impl Record for bool {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        row.get("value")
+    }
+}
+
+/// Runs statements on one connection or transaction. The futures of the rusqlite implementation are ready at
+/// once: the writer thread polls them once and never waits.
+pub trait Executor: Send {
+    fn dialect(&self) -> Dialect;
+
+    /// The first row the statement returns, if any.
+    fn optional<T: Record>(
+        &mut self,
+        sql: &str,
+        params: &[Value<'_>],
+    ) -> impl Future<Output = Result<Option<T>>> + Send;
+
+    /// Every row the statement returns.
+    fn all<T: Record>(
+        &mut self,
+        sql: &str,
+        params: &[Value<'_>],
+    ) -> impl Future<Output = Result<Vec<T>>> + Send;
+
+    /// Runs the statement and returns how many rows it changed.
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &[Value<'_>],
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The row the statement must return.
+    fn one<T: Record>(
+        &mut self,
+        sql: &str,
+        params: &[Value<'_>],
+    ) -> impl Future<Output = Result<T>> + Send {
+        async move {
+            self.optional(sql, params)
+                .await?
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("no row returned by {sql}")))
+        }
+    }
+}
+
+/// The output of a future that completes without waiting, as the statements on a rusqlite connection do
+/// (every one is a synchronous call); `None` should one ever wait.
+pub fn ready_now<F: Future>(future: F) -> Option<F::Output> {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
+    }
+}
+
+// ---- SQLite through rusqlite ----
+
+/// The placeholders in order. rusqlite binds them by name, because SQLite numbers named parameters by their
+/// first appearance in the statement rather than by the number in their name.
+const PLACEHOLDERS: [&str; 12] = [
+    "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12",
+];
+
+/// A timestamp as sqlx writes it to SQLite, so that both of SQLite's drivers read each other's.
+fn timestamp_text(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+impl rusqlite::ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use rusqlite::types::Value as Owned;
+        Ok(match *self {
+            Value::Int(value) => value.map_or(ToSqlOutput::Owned(Owned::Null), ToSqlOutput::from),
+            Value::Real(value) => value.map_or(ToSqlOutput::Owned(Owned::Null), ToSqlOutput::from),
+            Value::Bool(value) => value.map_or(ToSqlOutput::Owned(Owned::Null), ToSqlOutput::from),
+            Value::Text(value) => value.map_or(ToSqlOutput::Owned(Owned::Null), ToSqlOutput::from),
+            Value::Time(value) => value.map_or(ToSqlOutput::Owned(Owned::Null), |time| {
+                ToSqlOutput::Owned(Owned::Text(timestamp_text(time)))
+            }),
+        })
+    }
+}
+
+fn prepare<'c>(
+    connection: &'c rusqlite::Connection,
+    sql: &str,
+    params: &[Value<'_>],
+) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    for (placeholder, value) in PLACEHOLDERS.iter().zip(params) {
+        if let Some(index) = statement.parameter_index(placeholder)? {
+            statement.raw_bind_parameter(index, value)?;
+        }
+    }
+    Ok(statement)
+}
+
+fn rusqlite_rows<T: Record>(
+    connection: &rusqlite::Connection,
+    sql: &str,
+    params: &[Value<'_>],
+    at_most: usize,
+) -> Result<Vec<T>> {
+    let mut statement = prepare(connection, sql, params)?;
+    let mut rows = statement.raw_query();
+    let mut found = Vec::new();
+    while found.len() < at_most
+        && let Some(row) = rows.next()?
+    {
+        found.push(T::decode(&Row::Rusqlite(row))?);
+    }
+    Ok(found)
+}
+
+impl Executor for rusqlite::Connection {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn optional<T: Record>(
+        &mut self,
+        sql: &str,
+        params: &[Value<'_>],
+    ) -> impl Future<Output = Result<Option<T>>> + Send {
+        ready(rusqlite_rows(self, sql, params, 1).map(|rows| rows.into_iter().next()))
+    }
+
+    fn all<T: Record>(
+        &mut self,
+        sql: &str,
+        params: &[Value<'_>],
+    ) -> impl Future<Output = Result<Vec<T>>> + Send {
+        ready(rusqlite_rows(self, sql, params, usize::MAX))
+    }
+
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &[Value<'_>],
+    ) -> impl Future<Output = Result<u64>> + Send {
+        ready(
+            prepare(self, sql, params)
+                .and_then(|mut statement| statement.raw_execute())
+                .map(|changed| changed as u64)
+                .map_err(AppError::from),
+        )
+    }
+}
+
+// ---- sqlx: PostgreSQL, and SQLite's read pool ----
+
+macro_rules! sqlx_executor {
+    ($connection:ty, $database:ty, $row:ident, $dialect:expr) => {
+        impl Executor for $connection {
+            fn dialect(&self) -> Dialect {
+                $dialect
+            }
+
+            async fn optional<T: Record>(
+                &mut self,
+                sql: &str,
+                params: &[Value<'_>],
+            ) -> Result<Option<T>> {
+                let row = bind::<$database>(sqlx::query(sql), params)
+                    .fetch_optional(&mut *self)
+                    .await?;
+                row.map(|row| T::decode(&Row::$row(&row))).transpose()
+            }
+
+            async fn all<T: Record>(&mut self, sql: &str, params: &[Value<'_>]) -> Result<Vec<T>> {
+                let rows = bind::<$database>(sqlx::query(sql), params)
+                    .fetch_all(&mut *self)
+                    .await?;
+                rows.iter().map(|row| T::decode(&Row::$row(row))).collect()
+            }
+
+            async fn execute(&mut self, sql: &str, params: &[Value<'_>]) -> Result<u64> {
+                let done = bind::<$database>(sqlx::query(sql), params)
+                    .execute(&mut *self)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+sqlx_executor!(sqlx::PgConnection, Postgres, Postgres, Dialect::Postgres);
+sqlx_executor!(sqlx::SqliteConnection, Sqlite, Sqlite, Dialect::Sqlite);
+
+/// Binds the parameters in order onto a sqlx query.
+fn bind<'q, DB>(
+    mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    params: &[Value<'q>],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<f64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<bool>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<DateTime<Utc>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for value in params {
+        query = match *value {
+            Value::Int(value) => query.bind(value),
+            Value::Real(value) => query.bind(value),
+            Value::Bool(value) => query.bind(value),
+            Value::Text(value) => query.bind(value),
+            Value::Time(value) => query.bind(value),
+        };
+    }
+    query
+}
+
+/// Builds the WHERE clause of a list query from the filters given: absent ones do not filter.
+#[derive(Default)]
+pub struct Filters<'a> {
+    clauses: Vec<String>,
+    params: Vec<Value<'a>>,
+}
+
+impl<'a> Filters<'a> {
+    /// ` AND <column> = $N` when `value` is given.
+    pub fn equals(&mut self, column: &str, value: Option<impl Into<Value<'a>>>) {
+        if let Some(value) = value {
+            self.params.push(value.into());
+            self.clauses
+                .push(format!("{column} = ${}", self.params.len()));
+        }
+    }
+
+    pub fn raw(&mut self, clause: &str) {
+        self.clauses.push(clause.to_owned());
+    }
+
+    /// The WHERE clause (empty when nothing filters), then ORDER BY and the page; and the parameters.
+    pub fn finish(mut self, order_by: &str, page: super::Page) -> (String, Vec<Value<'a>>) {
+        let mut sql = String::new();
+        if !self.clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&self.clauses.join(" AND "));
+        }
+        self.params.push(Value::from(page.limit));
+        self.params.push(Value::from(page.skip));
+        let n = self.params.len();
+        sql.push_str(&format!(
+            " ORDER BY {order_by} LIMIT ${} OFFSET ${n}",
+            n - 1
+        ));
+        (sql, self.params)
+    }
+}

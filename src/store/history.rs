@@ -1,0 +1,118 @@
+//! A contact's history: every change to it is written down in the change's own transaction, together with its
+//! webhook events ([`super::webhooks::enqueue`]). Either the change, its history entry and its events are all
+//! committed, or none of them.
+
+use chrono::{DateTime, Utc};
+
+use super::executor::{Executor, Record, Row, params};
+use super::{Page, Result, Store, contacts, webhooks};
+use crate::error::AppError;
+use crate::model::{Contact, HistoryEntry};
+
+/// The kinds of history entry.
+pub mod entry {
+    pub const CREATED: &str = "created";
+    pub const ASSIGNED: &str = "assigned";
+    pub const UNASSIGNED: &str = "unassigned";
+    pub const STATUS_CHANGED: &str = "status_changed";
+}
+
+/// Why a change happened.
+pub mod reason {
+    /// The contact arrived (routed, or left waiting).
+    pub const CREATION: &str = "creation";
+    /// Capacity freed up and the contact was next in its source's queue.
+    pub const QUEUE: &str = "queue";
+    /// Somebody changed it through the API.
+    pub const MANUAL: &str = "manual";
+    /// Its operator was deleted.
+    pub const OPERATOR_DELETED: &str = "operator_deleted";
+}
+
+macro_rules! history_columns {
+    () => {
+        "id, contact_id, at, event, from_operator_id, to_operator_id, from_status, to_status, reason, \
+         api_key_id"
+    };
+}
+
+impl Record for HistoryEntry {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(HistoryEntry {
+            id: row.get("id")?,
+            contact_id: row.get("contact_id")?,
+            at: row.get("at")?,
+            event: row.get("event")?,
+            from_operator_id: row.get("from_operator_id")?,
+            to_operator_id: row.get("to_operator_id")?,
+            from_status: row.get("from_status")?,
+            to_status: row.get("to_status")?,
+            reason: row.get("reason")?,
+            api_key_id: row.get("api_key_id")?,
+        })
+    }
+}
+
+/// A change to record in a contact's history.
+#[derive(Debug, Clone)]
+pub struct HistoryChange {
+    pub contact_id: i64,
+    pub at: DateTime<Utc>,
+    pub event: &'static str,
+    pub from_operator_id: Option<i64>,
+    pub to_operator_id: Option<i64>,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub reason: &'static str,
+    pub api_key_id: Option<i64>,
+}
+
+/// Records the change in the contact's history and queues its events for the webhooks that receive them.
+/// `snapshot` is the contact as the change left it, when the caller has it at hand; otherwise it is read,
+/// and only when some webhook wants it.
+pub async fn record(
+    db: &mut impl Executor,
+    change: HistoryChange,
+    snapshot: Option<&Contact>,
+) -> Result<()> {
+    let sql = concat!(
+        "INSERT INTO contact_history (contact_id, at, event, from_operator_id, to_operator_id, ",
+        "from_status, to_status, reason, api_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+        history_columns!()
+    );
+    let params = params![
+        change.contact_id,
+        change.at,
+        change.event,
+        change.from_operator_id,
+        change.to_operator_id,
+        change.from_status.as_deref(),
+        change.to_status.as_str(),
+        change.reason,
+        change.api_key_id
+    ];
+    let entry: HistoryEntry = db.one(sql, params).await?;
+    webhooks::enqueue(db, &change, &entry, snapshot).await
+}
+
+async fn list(db: &mut impl Executor, contact_id: i64, page: Page) -> Result<Vec<HistoryEntry>> {
+    let sql = concat!(
+        "SELECT ",
+        history_columns!(),
+        " FROM contact_history WHERE contact_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
+    );
+    db.all(sql, params![contact_id, page.limit, page.skip])
+        .await
+}
+
+impl Store {
+    /// The contact's history, oldest first.
+    pub async fn contact_history(&self, id: i64, page: Page) -> Result<Vec<HistoryEntry>> {
+        read!(self, |db| {
+            if !contacts::exists(db, id).await? {
+                return Err(AppError::not_found("Contact"));
+            }
+            list(db, id, page).await
+        })
+    }
+}

@@ -1,0 +1,350 @@
+//! Sources (the bots) and the operators' weights on each: what routing loads to pick an operator.
+
+use super::executor::{Dialect, Executor, Record, Row, params};
+use super::queue::{self, Drained};
+use super::{Page, Result, Store, operators};
+use crate::domain::{Candidate, LinkedOperator, Name, RandomSource, Text, Weight, candidates};
+use crate::error::AppError;
+use crate::model::{self, NamedOperatorWeight, OperatorWeight, Source, SourceDetail};
+
+macro_rules! source_columns {
+    () => {
+        "id, name, description, created_at"
+    };
+}
+
+macro_rules! weight_columns {
+    () => {
+        "id, source_id, operator_id, weight"
+    };
+}
+
+impl Record for Source {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(Source {
+            id: row.get("id")?,
+            name: row.get("name")?,
+            description: row.get("description")?,
+            created_at: row.get("created_at")?,
+        })
+    }
+}
+
+impl Record for OperatorWeight {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(OperatorWeight {
+            id: row.get("id")?,
+            source_id: row.get("source_id")?,
+            operator_id: row.get("operator_id")?,
+            weight: row.get("weight")?,
+        })
+    }
+}
+
+impl Record for NamedOperatorWeight {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(NamedOperatorWeight {
+            weight: OperatorWeight::decode(row)?,
+            operator_name: row.get("operator_name")?,
+        })
+    }
+}
+
+impl Record for LinkedOperator {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(LinkedOperator {
+            operator_id: row.get("operator_id")?,
+            weight: row.get("weight")?,
+            is_active: row.get("is_active")?,
+            max_load: row.get("max_load")?,
+            active_load: row.get("active_load")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSource {
+    pub name: Name,
+    pub description: Option<Text>,
+}
+
+/// `name: None` keeps the name; `description: None` keeps it, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct SourceChanges {
+    pub name: Option<Name>,
+    pub description: Option<Option<Text>>,
+}
+
+// ---- statements ----
+
+pub async fn list(db: &mut impl Executor, page: Page) -> Result<Vec<Source>> {
+    let sql = concat!(
+        "SELECT ",
+        source_columns!(),
+        " FROM sources WHERE deleted_at IS NULL ORDER BY id LIMIT $1 OFFSET $2"
+    );
+    db.all(sql, params![page.limit, page.skip]).await
+}
+
+/// A source that has not been deleted.
+pub async fn find(db: &mut impl Executor, id: i64) -> Result<Option<Source>> {
+    let sql = concat!(
+        "SELECT ",
+        source_columns!(),
+        " FROM sources WHERE id = $1 AND deleted_at IS NULL"
+    );
+    db.optional(sql, params![id]).await
+}
+
+/// A source that has not been deleted, kept from being deleted until the transaction ends where the database
+/// locks rows (so that a link cannot be added to a source being deleted).
+async fn find_for_share(db: &mut impl Executor, id: i64) -> Result<Option<Source>> {
+    let sql = match db.dialect() {
+        Dialect::Sqlite => return find(db, id).await,
+        Dialect::Postgres => concat!(
+            "SELECT ",
+            source_columns!(),
+            " FROM sources WHERE id = $1 AND deleted_at IS NULL FOR SHARE"
+        ),
+    };
+    db.optional(sql, params![id]).await
+}
+
+async fn find_by_name(db: &mut impl Executor, name: &str) -> Result<Option<Source>> {
+    let sql = concat!(
+        "SELECT ",
+        source_columns!(),
+        " FROM sources WHERE name = $1 AND deleted_at IS NULL"
+    );
+    db.optional(sql, params![name]).await
+}
+
+/// The source with its weights.
+pub async fn detail(db: &mut impl Executor, id: i64) -> Result<SourceDetail> {
+    let source = find(db, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Source"))?;
+    let sql = "SELECT w.id, w.source_id, w.operator_id, w.weight, o.name AS operator_name \
+         FROM source_operator_weights w JOIN operators o ON o.id = w.operator_id \
+         WHERE w.source_id = $1 ORDER BY w.operator_id";
+    let operator_weights = db.all(sql, params![id]).await?;
+    Ok(SourceDetail {
+        source,
+        operator_weights,
+    })
+}
+
+async fn weight(
+    db: &mut impl Executor,
+    source_id: i64,
+    operator_id: i64,
+) -> Result<Option<OperatorWeight>> {
+    let sql = concat!(
+        "SELECT ",
+        weight_columns!(),
+        " FROM source_operator_weights WHERE source_id = $1 AND operator_id = $2"
+    );
+    db.optional(sql, params![source_id, operator_id]).await
+}
+
+/// The operators that may take a contact of the source now, by the rule of [`candidates`], in operator order.
+pub async fn candidates_of(db: &mut impl Executor, source_id: i64) -> Result<Vec<Candidate>> {
+    let sql = "SELECT w.operator_id, w.weight, o.is_active, o.max_load, o.active_load \
+         FROM source_operator_weights w JOIN operators o ON o.id = w.operator_id \
+         WHERE w.source_id = $1 ORDER BY w.operator_id";
+    let linked: Vec<LinkedOperator> = db.all(sql, params![source_id]).await?;
+    Ok(candidates(&linked))
+}
+
+/// The live sources an operator is linked to.
+pub async fn sources_of_operator(db: &mut impl Executor, operator_id: i64) -> Result<Vec<i64>> {
+    let sql = "SELECT w.source_id AS value FROM source_operator_weights w \
+         JOIN sources s ON s.id = w.source_id WHERE w.operator_id = $1 AND s.deleted_at IS NULL \
+         ORDER BY w.source_id";
+    db.all(sql, params![operator_id]).await
+}
+
+// ---- operations ----
+
+pub async fn create(db: &mut impl Executor, new: &NewSource) -> Result<Source> {
+    ensure_name_free(db, new.name.as_str(), None).await?;
+    let sql = concat!(
+        "INSERT INTO sources (name, description, created_at) VALUES ($1, $2, $3) RETURNING ",
+        source_columns!()
+    );
+    let description = new.description.as_ref().map(Text::as_str);
+    db.one(sql, params![new.name.as_str(), description, model::now()])
+        .await
+}
+
+pub async fn update(db: &mut impl Executor, id: i64, changes: &SourceChanges) -> Result<Source> {
+    if let Some(name) = &changes.name {
+        ensure_name_free(db, name.as_str(), Some(id)).await?;
+    }
+    // `$3` says whether to set the description to `$4` (which may be NULL, clearing it).
+    let sql = concat!(
+        "UPDATE sources SET name = COALESCE($2, name), ",
+        "description = CASE WHEN $3 THEN $4 ELSE description END ",
+        "WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+        source_columns!()
+    );
+    let description = changes
+        .description
+        .as_ref()
+        .map(|d| d.as_ref().map(Text::as_str));
+    let params = params![
+        id,
+        changes.name.as_ref().map(Name::as_str),
+        description.is_some(),
+        description.flatten()
+    ];
+    db.optional(sql, params)
+        .await?
+        .ok_or_else(|| AppError::not_found("Source"))
+}
+
+async fn ensure_name_free(
+    db: &mut impl Executor,
+    name: &str,
+    except_id: Option<i64>,
+) -> Result<()> {
+    match find_by_name(db, name).await? {
+        Some(existing) if Some(existing.id) != except_id => Err(AppError::Conflict(format!(
+            "A source named {name:?} already exists (id {})",
+            existing.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Retires the source: it disappears from the API and takes no new contacts, its weights are removed, and its
+/// contacts stay as they are (with their operators and statuses), still listed and counted.
+pub async fn delete(db: &mut impl Executor, id: i64) -> Result<()> {
+    let sql = "UPDATE sources SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
+    if db.execute(sql, params![id, model::now()]).await? == 0 {
+        return Err(AppError::not_found("Source"));
+    }
+    let sql = "DELETE FROM source_operator_weights WHERE source_id = $1";
+    db.execute(sql, params![id]).await?;
+    Ok(())
+}
+
+/// Links the operator to the source; the source's queue drains to them at once.
+pub async fn link(
+    db: &mut impl Executor,
+    random: &RandomSource,
+    source_id: i64,
+    operator_id: i64,
+    weight_of_operator: Weight,
+) -> Result<(OperatorWeight, Drained)> {
+    find_for_share(db, source_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Source"))?;
+    operators::find_for_share(db, operator_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Operator"))?;
+    if weight(db, source_id, operator_id).await?.is_some() {
+        return Err(AppError::Conflict(format!(
+            "Operator {operator_id} is already linked to source {source_id}"
+        )));
+    }
+    let sql = concat!(
+        "INSERT INTO source_operator_weights (source_id, operator_id, weight) VALUES ($1, $2, $3) ",
+        "RETURNING ",
+        weight_columns!()
+    );
+    let linked = db
+        .one(
+            sql,
+            params![source_id, operator_id, weight_of_operator.get()],
+        )
+        .await?;
+    let drained = queue::drain(db, random, &[source_id]).await?;
+    Ok((linked, drained))
+}
+
+pub async fn update_weight(
+    db: &mut impl Executor,
+    random: &RandomSource,
+    source_id: i64,
+    operator_id: i64,
+    weight: Weight,
+) -> Result<(OperatorWeight, Drained)> {
+    let sql = concat!(
+        "UPDATE source_operator_weights SET weight = $3 WHERE source_id = $1 AND operator_id = $2 ",
+        "RETURNING ",
+        weight_columns!()
+    );
+    let updated = db
+        .optional(sql, params![source_id, operator_id, weight.get()])
+        .await?
+        .ok_or_else(not_linked)?;
+    let drained = queue::drain(db, random, &[source_id]).await?;
+    Ok((updated, drained))
+}
+
+pub async fn unlink(db: &mut impl Executor, source_id: i64, operator_id: i64) -> Result<()> {
+    let sql = "DELETE FROM source_operator_weights WHERE source_id = $1 AND operator_id = $2";
+    if db.execute(sql, params![source_id, operator_id]).await? == 0 {
+        return Err(not_linked());
+    }
+    Ok(())
+}
+
+fn not_linked() -> AppError {
+    AppError::NotFound("Operator is not linked to this source".to_owned())
+}
+
+impl Store {
+    pub async fn create_source(&self, new: NewSource) -> Result<Source> {
+        transaction!(self, |db| create(db, &new).await)
+    }
+
+    pub async fn list_sources(&self, page: Page) -> Result<Vec<Source>> {
+        read!(self, |db| list(db, page).await)
+    }
+
+    pub async fn get_source(&self, id: i64) -> Result<SourceDetail> {
+        read!(self, |db| detail(db, id).await)
+    }
+
+    pub async fn update_source(&self, id: i64, changes: SourceChanges) -> Result<Source> {
+        transaction!(self, |db| update(db, id, &changes).await)
+    }
+
+    pub async fn delete_source(&self, id: i64) -> Result<()> {
+        transaction!(self, |db| delete(db, id).await)
+    }
+
+    pub async fn link_operator(
+        &self,
+        source_id: i64,
+        operator_id: i64,
+        weight: Weight,
+    ) -> Result<OperatorWeight> {
+        let random = self.random.clone();
+        let (linked, drained) = transaction!(self, |db| {
+            link(db, &random, source_id, operator_id, weight).await
+        })?;
+        self.changed(&drained).await;
+        Ok(linked)
+    }
+
+    pub async fn update_weight(
+        &self,
+        source_id: i64,
+        operator_id: i64,
+        weight: Weight,
+    ) -> Result<OperatorWeight> {
+        let random = self.random.clone();
+        let (updated, drained) = transaction!(self, |db| {
+            update_weight(db, &random, source_id, operator_id, weight).await
+        })?;
+        self.changed(&drained).await;
+        Ok(updated)
+    }
+
+    pub async fn unlink_operator(&self, source_id: i64, operator_id: i64) -> Result<()> {
+        transaction!(self, |db| unlink(db, source_id, operator_id).await)
+    }
+}

@@ -1,0 +1,191 @@
+//! Webhooks and their outbox: the receivers an admin registers, and the events a change queues for them in
+//! its own transaction. Sending is [`super::deliveries`]' and the sender's ([`crate::webhooks`]).
+
+use serde_json::json;
+
+use super::executor::{Executor, Record, Row, params};
+use super::history::{HistoryChange, entry};
+use super::{Result, Store, contacts};
+use crate::error::AppError;
+use crate::model::{self, Contact, HistoryEntry, Webhook};
+
+/// The webhook event types.
+pub const CONTACT_CREATED: &str = "contact.created";
+pub const CONTACT_ASSIGNED: &str = "contact.assigned";
+pub const CONTACT_UNASSIGNED: &str = "contact.unassigned";
+pub const CONTACT_STATUS_CHANGED: &str = "contact.status_changed";
+pub const EVENT_TYPES: [&str; 4] = [
+    CONTACT_CREATED,
+    CONTACT_ASSIGNED,
+    CONTACT_UNASSIGNED,
+    CONTACT_STATUS_CHANGED,
+];
+
+macro_rules! webhook_columns {
+    () => {
+        "id, url, events, created_at"
+    };
+}
+
+/// A webhook as stored: its event types comma-separated.
+impl Record for Webhook {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        let events: String = row.get("events")?;
+        Ok(Webhook {
+            id: row.get("id")?,
+            url: row.get("url")?,
+            events: events.split(',').map(str::to_owned).collect(),
+            created_at: row.get("created_at")?,
+        })
+    }
+}
+
+/// A webhook to create, already checked.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<&'static str>,
+    pub secret: String,
+}
+
+/// The webhook events a history entry stands for: a contact routed as it arrives is both created and assigned.
+fn event_types(change: &HistoryChange) -> &'static [&'static str] {
+    match change.event {
+        entry::CREATED if change.to_operator_id.is_some() => &[CONTACT_CREATED, CONTACT_ASSIGNED],
+        entry::CREATED => &[CONTACT_CREATED],
+        entry::ASSIGNED => &[CONTACT_ASSIGNED],
+        entry::UNASSIGNED => &[CONTACT_UNASSIGNED],
+        _ => &[CONTACT_STATUS_CHANGED],
+    }
+}
+
+/// A webhook's id and the event types it receives.
+struct Subscription {
+    webhook_id: i64,
+    events: String,
+}
+
+impl Record for Subscription {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(Subscription {
+            webhook_id: row.get("id")?,
+            events: row.get("events")?,
+        })
+    }
+}
+
+/// Queues the change's events for every webhook that receives them. `snapshot` is the contact as the change
+/// left it, when the caller has it at hand; otherwise it is read, and only when some webhook wants it.
+pub async fn enqueue(
+    db: &mut impl Executor,
+    change: &HistoryChange,
+    entry: &HistoryEntry,
+    snapshot: Option<&Contact>,
+) -> Result<()> {
+    let sql = "SELECT id, events FROM webhooks ORDER BY id";
+    let subscriptions: Vec<Subscription> = db.all(sql, params![]).await?;
+    if subscriptions.is_empty() {
+        return Ok(());
+    }
+    let mut data = None;
+    for &event_type in event_types(change) {
+        let receivers: Vec<i64> = subscriptions
+            .iter()
+            .filter(|s| s.events.split(',').any(|e| e == event_type))
+            .map(|s| s.webhook_id)
+            .collect();
+        if receivers.is_empty() {
+            continue;
+        }
+        let data = match &data {
+            Some(data) => data,
+            None => {
+                let contact = match snapshot {
+                    Some(contact) => contact.clone(),
+                    None => contacts::find(db, change.contact_id)
+                        .await?
+                        .ok_or_else(|| {
+                            AppError::Internal(anyhow::anyhow!("a changed contact is missing"))
+                        })?,
+                };
+                data.insert(json!({ "contact": contact, "change": entry }).to_string())
+            }
+        };
+        let sql = "INSERT INTO webhook_events (type, data, created_at) VALUES ($1, $2, $3) \
+             RETURNING id AS value";
+        let event_id: i64 = db
+            .one(sql, params![event_type, data.as_str(), entry.at])
+            .await?;
+        let due_at_ms = entry.at.timestamp_millis();
+        for webhook_id in receivers {
+            let sql = "INSERT INTO webhook_deliveries (webhook_id, event_id, state, due_at_ms, created_at) \
+                 VALUES ($1, $2, 'pending', $3, $4)";
+            db.execute(sql, params![webhook_id, event_id, due_at_ms, entry.at])
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn find(db: &mut impl Executor, id: i64) -> Result<Option<Webhook>> {
+    let sql = concat!(
+        "SELECT ",
+        webhook_columns!(),
+        " FROM webhooks WHERE id = $1"
+    );
+    db.optional(sql, params![id]).await
+}
+
+async fn exist(db: &mut impl Executor) -> Result<bool> {
+    let sql = "SELECT EXISTS (SELECT 1 FROM webhooks) AS value";
+    db.one(sql, params![]).await
+}
+
+async fn create(db: &mut impl Executor, new: &NewWebhook) -> Result<Webhook> {
+    let sql = concat!(
+        "INSERT INTO webhooks (url, events, secret, created_at) VALUES ($1, $2, $3, $4) RETURNING ",
+        webhook_columns!()
+    );
+    let events = new.events.join(",");
+    db.one(sql, params![&new.url, &events, &new.secret, model::now()])
+        .await
+}
+
+/// Removes the webhook with its deliveries and their attempts (ON DELETE CASCADE): nothing more is sent to it.
+async fn delete(db: &mut impl Executor, id: i64) -> Result<()> {
+    if db
+        .execute("DELETE FROM webhooks WHERE id = $1", params![id])
+        .await?
+        == 0
+    {
+        return Err(AppError::not_found("Webhook"));
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook> {
+        let webhook = transaction!(self, |db| create(db, &new).await)?;
+        self.signals
+            .webhooks_exist
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(webhook)
+    }
+
+    pub async fn list_webhooks(&self) -> Result<Vec<Webhook>> {
+        let sql = concat!("SELECT ", webhook_columns!(), " FROM webhooks ORDER BY id");
+        read!(self, |db| db.all(sql, params![]).await)
+    }
+
+    pub async fn get_webhook(&self, id: i64) -> Result<Webhook> {
+        read!(self, |db| find(db, id).await)?.ok_or_else(|| AppError::not_found("Webhook"))
+    }
+
+    pub async fn delete_webhook(&self, id: i64) -> Result<()> {
+        transaction!(self, |db| delete(db, id).await)
+    }
+
+    pub async fn webhooks_exist(&self) -> Result<bool> {
+        read!(self, |db| exist(db).await)
+    }
+}
