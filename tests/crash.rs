@@ -618,8 +618,7 @@ mod sigkill_under_write_load_loses_nothing_acknowledged {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn postgres() {
         if common::postgres_url().is_none() {
-            eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
-            return;
+            return common::postgres_not_configured();
         }
         let database = TestDatabase::new(Backend::Postgres).await.unwrap();
         crash_and_check(Backend::Postgres, database).await;

@@ -67,8 +67,7 @@ fn host_port(url: &str) -> &str {
 #[tokio::test]
 async fn requests_get_503_while_postgres_is_unreachable_and_succeed_once_it_is_back() {
     let Some(database) = TestDatabase::new(Backend::Postgres).await else {
-        eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
-        return;
+        return common::postgres_not_configured();
     };
     let target = host_port(&database.url).to_owned();
     let proxy = Proxy::start(target.clone()).await;

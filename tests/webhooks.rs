@@ -1310,8 +1310,7 @@ backend_test!(a_redirect_is_not_followed, |app| {
 #[tokio::test]
 async fn every_event_is_delivered_across_instances_postgres() {
     let Some(app) = TestApp::spawn_backend(common::Backend::Postgres).await else {
-        eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
-        return;
+        return common::postgres_not_configured();
     };
     let (source, _) = app.source_with_operator("Анна", 100).await;
     // The second instance starts before any webhook exists, and the webhook is created through it.

@@ -2,7 +2,8 @@
 //!
 //! Each test is written once with [`backend_test!`] and runs twice: `name::sqlite` on a fresh SQLite file, and
 //! `name::postgres` on a fresh schema of the PostgreSQL database named by `LEADROUTER_TEST_POSTGRES_URL`
-//! (skipped, with a line on stderr, when that is not set).
+//! (skipped, with a line on stderr, when that is not set; failed when it is not set under CI: see
+//! [`postgres_not_configured`]).
 #![allow(dead_code)]
 
 pub mod receiver;
@@ -42,7 +43,7 @@ macro_rules! backend_test {
             async fn postgres() {
                 match common::TestApp::spawn_backend_with(common::Backend::Postgres, $adjust).await {
                     Some(app) => run(app).await,
-                    None => eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR),
+                    None => common::postgres_not_configured(),
                 }
             }
         }
@@ -60,6 +61,24 @@ pub fn postgres_url() -> Option<String> {
     std::env::var(POSTGRES_URL_VAR)
         .ok()
         .filter(|url| !url.is_empty())
+}
+
+/// Whether this is a CI run: `CI` is set (CI services set `CI=true`; `.ci/run` runs with it), and not to
+/// `false` or `0`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !matches!(value.trim(), "" | "false" | "0"))
+}
+
+/// What a PostgreSQL test does when `LEADROUTER_TEST_POSTGRES_URL` is not set: locally it is skipped, with a
+/// line on stderr; under CI it fails, so that a CI run that lost its database cannot pass on SQLite alone.
+pub fn postgres_not_configured() {
+    if in_ci() {
+        panic!(
+            "{POSTGRES_URL_VAR} is not set, and CI is: the PostgreSQL half of the tests must run under CI \
+             (set {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/test, as .ci/run does)"
+        );
+    }
+    eprintln!("skipped: {POSTGRES_URL_VAR} is not set");
 }
 
 /// A fresh, empty database for one test; the PostgreSQL schema is dropped when it goes.
