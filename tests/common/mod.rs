@@ -8,7 +8,8 @@
 
 pub mod receiver;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -583,6 +584,50 @@ pub fn test_config(database_url: &str) -> Config {
     config.webhook_retry_base_ms = 100;
     config.webhook_poll_ms = 50;
     config
+}
+
+/// Spawns the `leadrouter` command (already given its environment) with `RUST_LOG=leadrouter=info` and the
+/// OS's choice of port, and waits, at most a minute, for the address it logs: the child and its base URL. A
+/// thread keeps draining its log, so that the server never blocks on a full pipe.
+pub fn spawn_logging_address(command: &mut Command) -> (Child, String) {
+    let mut child = command
+        .env("LEADROUTER_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "leadrouter=info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("leadrouter starts");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sender = Some(sender);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("address=").nth(1)
+                && let Some(sender) = sender.take()
+            {
+                let address = rest.split_whitespace().next().unwrap_or("").to_owned();
+                let _ = sender.send(address);
+            }
+        }
+    });
+    match receiver.recv_timeout(Duration::from_secs(60)) {
+        Ok(address) => (child, format!("http://{address}")),
+        Err(error) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("leadrouter did not log its address ({error})");
+        }
+    }
+}
+
+/// Sends the signal (`TERM`, `KILL`…) to the process with `kill`.
+pub fn send_signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} failed");
 }
 
 /// Runs `leadrouter keys …` on the app's database and returns its standard output.
