@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestApp, call_with_key, create_key, id_of, ids};
+use common::{TestApp, call_with_key, call_with_key_ok, create_key, id_of, ids};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -16,46 +16,11 @@ async fn assign(app: &TestApp, contact_id: i64, body: Value) -> (StatusCode, Val
     app.patch(&contact_path(contact_id), body).await
 }
 
-/// PATCH /contacts/{id} `{"operator_id": operator}`, expecting 200; returns the contact answered.
-async fn assign_ok(app: &TestApp, contact_id: i64, operator: Value) -> Value {
-    let (status, contact) = assign(app, contact_id, json!({ "operator_id": operator })).await;
-    assert_eq!(status, StatusCode::OK, "{contact}");
-    assert_eq!(id_of(&contact), contact_id);
-    contact
-}
-
-/// The operator's load as listed (`active` contacts), checked against the load in its stats.
-async fn load_of(app: &TestApp, operator_id: i64) -> i64 {
-    let (status, list) = app
-        .get(&format!(
-            "/contacts/?operator_id={operator_id}&status=active&limit=1000"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{list}");
-    let counted = ids(&list).len() as i64;
-    let (status, stats) = app.get(&format!("/operators/{operator_id}/stats")).await;
-    assert_eq!(status, StatusCode::OK, "{stats}");
-    assert_eq!(stats["active_contacts_count"], counted, "{stats}");
-    counted
-}
-
 /// The number of history entries of the contact.
 async fn history_len(app: &TestApp, contact_id: i64) -> usize {
     let (status, history) = app.get(&format!("/contacts/{contact_id}/history")).await;
     assert_eq!(status, StatusCode::OK, "{history}");
     history.as_array().expect("an array").len()
-}
-
-/// An operator created inactive.
-async fn inactive_operator(app: &TestApp, name: &str, max_load: i64) -> i64 {
-    let (status, body) = app
-        .post(
-            "/operators/",
-            json!({ "name": name, "is_active": false, "max_load": max_load }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    id_of(&body)
 }
 
 /// A waiting contact: through a source no operator is linked to.
@@ -73,7 +38,7 @@ async fn full_operator(app: &TestApp, name: &str) -> i64 {
     app.link(source, operator, 1.0).await;
     let contact = app.contact(json!({ "source_id": source })).await;
     assert_eq!(contact["operator_id"], operator);
-    assert_eq!(load_of(app, operator).await, 1);
+    assert_eq!(app.load_of(operator).await, 1);
     operator
 }
 
@@ -85,7 +50,7 @@ backend_test!(a_waiting_contact_is_given_to_a_free_operator, |app| {
     assert_eq!(app.fetch_contact(other).await["queue_position"], 2);
     let free = app.operator("Борис", 3).await;
 
-    let assigned = assign_ok(&app, waiting, json!(free)).await;
+    let assigned = app.assign_ok(waiting, json!(free)).await;
     assert_eq!(assigned["operator_id"], free, "{assigned}");
     assert_eq!(assigned["operator"]["id"], free, "{assigned}");
     assert_eq!(assigned["queue_position"], Value::Null, "{assigned}");
@@ -94,11 +59,11 @@ backend_test!(a_waiting_contact_is_given_to_a_free_operator, |app| {
     let fetched = app.fetch_contact(waiting).await;
     assert_eq!(fetched["operator_id"], free);
     assert_eq!(fetched["queue_position"], Value::Null);
-    assert_eq!(load_of(&app, free).await, 1);
+    assert_eq!(app.load_of(free).await, 1);
     let behind = app.fetch_contact(other).await;
     assert_eq!(behind["queue_position"], 1, "the one behind moved up");
     assert_eq!(behind["operator_id"], Value::Null, "{behind}");
-    let (_, queue) = app.get(&format!("/sources/{source}/queue")).await;
+    let queue = app.get_ok(&format!("/sources/{source}/queue")).await;
     assert_eq!(ids(&queue), [other]);
 });
 
@@ -110,14 +75,14 @@ backend_test!(
         assert_eq!(contact["operator_id"], linked);
         let stranger = app.operator("Чужой", 5).await;
 
-        let assigned = assign_ok(&app, id_of(&contact), json!(stranger)).await;
+        let assigned = app.assign_ok(id_of(&contact), json!(stranger)).await;
         assert_eq!(assigned["operator_id"], stranger);
         assert_eq!(
             app.fetch_contact(id_of(&contact)).await["operator_id"],
             stranger
         );
-        assert_eq!(load_of(&app, stranger).await, 1);
-        assert_eq!(load_of(&app, linked).await, 0);
+        assert_eq!(app.load_of(stranger).await, 1);
+        assert_eq!(app.load_of(linked).await, 0);
     }
 );
 
@@ -128,19 +93,19 @@ backend_test!(
         let contact = id_of(&app.contact(json!({ "source_id": source })).await);
         let kept = id_of(&app.contact(json!({ "source_id": source })).await);
         let second = app.operator("Борис", 5).await;
-        assert_eq!(load_of(&app, first).await, 2);
-        assert_eq!(load_of(&app, second).await, 0);
+        assert_eq!(app.load_of(first).await, 2);
+        assert_eq!(app.load_of(second).await, 0);
 
-        let moved = assign_ok(&app, contact, json!(second)).await;
+        let moved = app.assign_ok(contact, json!(second)).await;
         assert_eq!(moved["operator_id"], second);
-        assert_eq!(load_of(&app, first).await, 1);
-        assert_eq!(load_of(&app, second).await, 1);
+        assert_eq!(app.load_of(first).await, 1);
+        assert_eq!(app.load_of(second).await, 1);
         assert_eq!(app.fetch_contact(kept).await["operator_id"], first);
 
         // And back.
-        assign_ok(&app, contact, json!(first)).await;
-        assert_eq!(load_of(&app, first).await, 2);
-        assert_eq!(load_of(&app, second).await, 0);
+        app.assign_ok(contact, json!(first)).await;
+        assert_eq!(app.load_of(first).await, 2);
+        assert_eq!(app.load_of(second).await, 0);
     }
 );
 
@@ -152,13 +117,13 @@ backend_test!(
         let waiting = waiting_contact(&app, source).await;
         let second = app.operator("Борис", 5).await;
 
-        assign_ok(&app, busy, json!(second)).await;
+        app.assign_ok(busy, json!(second)).await;
 
         let drained = app.fetch_contact(waiting).await;
         assert_eq!(drained["operator_id"], first, "{drained}");
         assert_eq!(drained["queue_position"], Value::Null, "{drained}");
-        assert_eq!(load_of(&app, first).await, 1);
-        assert_eq!(load_of(&app, second).await, 1);
+        assert_eq!(app.load_of(first).await, 1);
+        assert_eq!(app.load_of(second).await, 1);
     }
 );
 
@@ -168,7 +133,7 @@ backend_test!(
         let source = app.source("Telegram Bot").await;
         let first = waiting_contact(&app, source).await;
         let second = waiting_contact(&app, source).await;
-        let inactive = inactive_operator(&app, "В отпуске", 5).await;
+        let inactive = app.inactive_operator("В отпуске", 5).await;
         let full = full_operator(&app, "Занята").await;
 
         for (contact, operator, what) in [(first, inactive, "inactive"), (second, full, "full")] {
@@ -187,8 +152,8 @@ backend_test!(
         }
         assert_eq!(app.fetch_contact(first).await["queue_position"], 1);
         assert_eq!(app.fetch_contact(second).await["queue_position"], 2);
-        assert_eq!(load_of(&app, inactive).await, 0);
-        assert_eq!(load_of(&app, full).await, 1);
+        assert_eq!(app.load_of(inactive).await, 0);
+        assert_eq!(app.load_of(full).await, 1);
 
         for (contact, operator) in [(first, inactive), (second, full)] {
             let (status, body) = assign(
@@ -201,8 +166,8 @@ backend_test!(
             assert_eq!(body["operator_id"], operator, "{body}");
             assert_eq!(body["queue_position"], Value::Null, "{body}");
         }
-        assert_eq!(load_of(&app, inactive).await, 1);
-        assert_eq!(load_of(&app, full).await, 2, "forced over max_load 1");
+        assert_eq!(app.load_of(inactive).await, 1);
+        assert_eq!(app.load_of(full).await, 2, "forced over max_load 1");
     }
 );
 
@@ -217,7 +182,7 @@ backend_test!(
         let (status, body) =
             assign(&app, contact, json!({ "operator_id": zero, "force": true })).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(load_of(&app, zero).await, 1);
+        assert_eq!(app.load_of(zero).await, 1);
     }
 );
 
@@ -246,7 +211,7 @@ backend_test!(unknown_contacts_and_operators_are_not_found, |app| {
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
 
     assert_eq!(app.fetch_contact(contact).await["operator_id"], operator);
-    assert_eq!(load_of(&app, operator).await, 1);
+    assert_eq!(app.load_of(operator).await, 1);
 });
 
 backend_test!(invalid_bodies_are_refused, |app| {
@@ -286,7 +251,7 @@ backend_test!(invalid_bodies_are_refused, |app| {
     }
     let unchanged = app.fetch_contact(contact).await;
     assert_eq!(unchanged["operator_id"], operator, "{unchanged}");
-    assert_eq!(load_of(&app, other).await, 0);
+    assert_eq!(app.load_of(other).await, 0);
     assert_eq!(history_len(&app, contact).await, 1, "nothing was recorded");
 });
 
@@ -296,7 +261,7 @@ backend_test!(assigning_the_operator_it_has_changes_nothing, |app| {
     assert_eq!(history_len(&app, contact).await, 1);
 
     // Full (1 of 1), yet it is the same operator: nothing to check, nothing to do.
-    let same = assign_ok(&app, contact, json!(operator)).await;
+    let same = app.assign_ok(contact, json!(operator)).await;
     assert_eq!(same["operator_id"], operator, "{same}");
     let (status, forced) = assign(
         &app,
@@ -305,13 +270,13 @@ backend_test!(assigning_the_operator_it_has_changes_nothing, |app| {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{forced}");
-    assert_eq!(load_of(&app, operator).await, 1);
+    assert_eq!(app.load_of(operator).await, 1);
     assert_eq!(history_len(&app, contact).await, 1, "no history entry");
 
     // A waiting contact unassigned again: nothing either.
     let other = app.source("WhatsApp").await;
     let waiting = waiting_contact(&app, other).await;
-    let still = assign_ok(&app, waiting, Value::Null).await;
+    let still = app.assign_ok(waiting, Value::Null).await;
     assert_eq!(still["operator_id"], Value::Null, "{still}");
     assert_eq!(still["queue_position"], 1, "{still}");
     assert_eq!(history_len(&app, waiting).await, 1, "no history entry");
@@ -321,15 +286,10 @@ backend_test!(null_unassigns_back_into_the_queue, |app| {
     let (source, operator) = app.source_with_operator("Анна", 1).await;
     let contact = id_of(&app.contact(json!({ "source_id": source })).await);
     // No capacity may remain, or the queue would hand the contact straight back.
-    let (status, _) = app
-        .patch(
-            &format!("/operators/{operator}"),
-            json!({ "is_active": false }),
-        )
+    app.change_operator(operator, json!({ "is_active": false }))
         .await;
-    assert_eq!(status, StatusCode::OK);
 
-    let unassigned = assign_ok(&app, contact, Value::Null).await;
+    let unassigned = app.assign_ok(contact, Value::Null).await;
     assert_eq!(unassigned["operator_id"], Value::Null, "{unassigned}");
     assert_eq!(unassigned["operator"], Value::Null, "{unassigned}");
     assert_eq!(unassigned["queue_position"], 1, "{unassigned}");
@@ -337,8 +297,8 @@ backend_test!(null_unassigns_back_into_the_queue, |app| {
     let fetched = app.fetch_contact(contact).await;
     assert_eq!(fetched["operator_id"], Value::Null);
     assert_eq!(fetched["queue_position"], 1);
-    assert_eq!(load_of(&app, operator).await, 0);
-    let (_, queue) = app.get(&format!("/sources/{source}/queue")).await;
+    assert_eq!(app.load_of(operator).await, 0);
+    let queue = app.get_ok(&format!("/sources/{source}/queue")).await;
     assert_eq!(ids(&queue), [contact]);
 
     // A younger contact waits behind it.
@@ -352,7 +312,7 @@ backend_test!(an_unassigned_contact_goes_back_at_its_age_position, |app| {
     let contact = id_of(&app.contact(json!({ "source_id": source })).await);
     let younger = waiting_contact(&app, source).await;
 
-    assign_ok(&app, contact, Value::Null).await;
+    app.assign_ok(contact, Value::Null).await;
 
     let again = app.fetch_contact(contact).await;
     assert_eq!(again["operator_id"], operator, "{again}");
@@ -360,7 +320,7 @@ backend_test!(an_unassigned_contact_goes_back_at_its_age_position, |app| {
     let still = app.fetch_contact(younger).await;
     assert_eq!(still["operator_id"], Value::Null, "{still}");
     assert_eq!(still["queue_position"], 1, "{still}");
-    assert_eq!(load_of(&app, operator).await, 1);
+    assert_eq!(app.load_of(operator).await, 1);
 });
 
 backend_test!(
@@ -370,22 +330,18 @@ backend_test!(
         let contact = id_of(&app.contact(json!({ "source_id": source })).await);
         app.set_status(contact, "closed").await;
         let full = full_operator(&app, "Занята").await;
-        let inactive = inactive_operator(&app, "В отпуске", 5).await;
+        let inactive = app.inactive_operator("В отпуске", 5).await;
 
         let (status, body) = assign(&app, contact, json!({ "operator_id": inactive })).await;
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
         assert_eq!(app.fetch_contact(contact).await["operator_id"], first);
 
-        let moved = assign_ok(&app, contact, json!(full)).await;
+        let moved = app.assign_ok(contact, json!(full)).await;
         assert_eq!(moved["operator_id"], full, "{moved}");
         assert_eq!(moved["status"], "closed", "{moved}");
         assert_eq!(moved["queue_position"], Value::Null, "{moved}");
-        assert_eq!(
-            load_of(&app, full).await,
-            1,
-            "a closed contact adds no load"
-        );
-        assert_eq!(load_of(&app, first).await, 0);
+        assert_eq!(app.load_of(full).await, 1, "a closed contact adds no load");
+        assert_eq!(app.load_of(first).await, 0);
 
         // Forced, the inactive one is fine.
         let (status, body) = assign(
@@ -395,13 +351,13 @@ backend_test!(
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(load_of(&app, inactive).await, 0);
+        assert_eq!(app.load_of(inactive).await, 0);
 
         // A closed contact unassigned is not waiting.
-        let unassigned = assign_ok(&app, contact, Value::Null).await;
+        let unassigned = app.assign_ok(contact, Value::Null).await;
         assert_eq!(unassigned["operator_id"], Value::Null, "{unassigned}");
         assert_eq!(unassigned["queue_position"], Value::Null, "{unassigned}");
-        let (_, queue) = app.get(&format!("/sources/{source}/queue")).await;
+        let queue = app.get_ok(&format!("/sources/{source}/queue")).await;
         assert_eq!(queue, json!([]));
     }
 );
@@ -425,13 +381,13 @@ backend_test!(manual_assignment_is_for_admin_keys_only, |app| {
             call_with_key(&app, Some(token), Method::PATCH, &path, Some(body.clone())).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{scope}: {answer}");
     }
-    let (_, unchanged) = call_with_key(&app, Some(&read), Method::GET, &path, None).await;
+    let unchanged = call_with_key_ok(&app, Some(&read), Method::GET, &path, None).await;
     assert_eq!(unchanged["operator_id"], Value::Null, "{unchanged}");
 
     let (status, answer) =
         call_with_key(&app, Some(&admin), Method::PATCH, &path, Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["operator_id"], operator, "{answer}");
-    let (_, fetched) = call_with_key(&app, Some(&read), Method::GET, &path, None).await;
+    let fetched = call_with_key_ok(&app, Some(&read), Method::GET, &path, None).await;
     assert_eq!(fetched["operator_id"], operator, "{fetched}");
 });

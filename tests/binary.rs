@@ -1,9 +1,10 @@
 //! The `leadrouter` binary as an operator runs it: defaults that just work, `--help`, `migrate`, and a SIGTERM
 //! that stops it gracefully without losing what it acknowledged.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use serde_json::{Value, json};
 
@@ -13,36 +14,15 @@ const BINARY: &str = env!("CARGO_BIN_EXE_leadrouter");
 /// and returns it with the address it reported.
 fn start(dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
     let mut command = Command::new(BINARY);
-    command
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env("LEADROUTER_BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "leadrouter=info")
-        .stdout(Stdio::piped());
+    command.current_dir(dir).env_remove("DATABASE_URL");
     for (key, value) in env {
         command.env(key, value);
     }
-    let mut child = command.spawn().expect("leadrouter starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines.next().expect("the server logs its address").unwrap();
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so that the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, format!("http://{address}"))
+    common::spawn_logging_address(&mut command)
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::send_signal(child, "TERM");
     child.wait().unwrap()
 }
 

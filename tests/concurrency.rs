@@ -8,19 +8,6 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// The operator's load counter equals their active contacts as listed, and returns it.
-async fn assert_load_is_counted_contacts(app: &TestApp, operator: i64) -> i64 {
-    let (_, stats) = app.get(&format!("/operators/{operator}/stats")).await;
-    let (_, active) = app
-        .get(&format!(
-            "/contacts/?operator_id={operator}&status=active&limit=1000"
-        ))
-        .await;
-    let counted = active.as_array().unwrap().len() as i64;
-    assert_eq!(stats["active_contacts_count"], counted, "{stats}");
-    counted
-}
-
 /// Fires all the bodies at POST /contacts/ at once and returns every answer.
 async fn post_all(app: &TestApp, bodies: Vec<Value>) -> Vec<(StatusCode, Value)> {
     join_all(bodies.into_iter().map(|body| app.post("/contacts/", body))).await
@@ -50,9 +37,9 @@ backend_test!(
             .filter(|(_, c)| c["operator_id"] == operator)
             .count();
         assert_eq!(assigned, 5);
-        assert_eq!(assert_load_is_counted_contacts(&app, operator).await, 5);
-        let (_, unassigned) = app
-            .get(&format!(
+        assert_eq!(app.load_of(operator).await, 5);
+        let unassigned = app
+            .get_ok(&format!(
                 "/contacts/?source_id={source}&unassigned=true&limit=1000"
             ))
             .await;
@@ -88,12 +75,9 @@ backend_test!(
                 .filter(|(_, c)| c["operator_id"] == operator)
                 .count() as i64;
             assert_eq!(held, max_load, "operator {operator}");
-            assert_eq!(
-                assert_load_is_counted_contacts(&app, operator).await,
-                max_load
-            );
+            assert_eq!(app.load_of(operator).await, max_load);
         }
-        let (_, stats) = app.get(&format!("/stats/sources/{source}")).await;
+        let stats = app.get_ok(&format!("/stats/sources/{source}")).await;
         assert_eq!(stats["total_contacts"], 100);
         assert_eq!(stats["assigned_contacts"], 21);
         assert_eq!(stats["unassigned_contacts"], 79);
@@ -121,9 +105,9 @@ backend_test!(
         );
         let lead_id = &answers[0].1["lead_id"];
         assert!(answers.iter().all(|(_, c)| &c["lead_id"] == lead_id));
-        let (_, leads) = app.get("/leads/").await;
+        let leads = app.get_ok("/leads/").await;
         assert_eq!(leads.as_array().unwrap().len(), 1, "{leads}");
-        let (_, detail) = app.get(&format!("/leads/{lead_id}")).await;
+        let detail = app.get_ok(&format!("/leads/{lead_id}")).await;
         assert_eq!(detail["contacts"].as_array().unwrap().len(), 32);
     }
 );
@@ -149,9 +133,9 @@ backend_test!(
                 .iter()
                 .all(|(status, _)| *status == StatusCode::CREATED)
         );
-        let (_, leads) = app.get("/leads/?phone=%2B79991112233").await;
+        let leads = app.get_ok("/leads/?phone=%2B79991112233").await;
         assert_eq!(leads.as_array().unwrap().len(), 1);
-        let (_, all) = app.get("/leads/").await;
+        let all = app.get_ok("/leads/").await;
         assert_eq!(all.as_array().unwrap().len(), 1);
     }
 );
@@ -176,8 +160,8 @@ backend_test!(concurrent_closes_of_one_contact_free_its_slot_once, |app| {
     .await;
 
     assert!(answers.iter().all(|(status, _)| *status == StatusCode::OK));
-    assert_eq!(assert_load_is_counted_contacts(&app, operator).await, 1);
-    let (_, stats) = app.get(&format!("/operators/{operator}/stats")).await;
+    assert_eq!(app.load_of(operator).await, 1);
+    let stats = app.operator_stats(operator).await;
     assert_eq!(stats["total_contacts"], 2, "{stats}");
 });
 
@@ -202,8 +186,8 @@ backend_test!(
         });
         join_all(changes).await;
 
-        assert_load_is_counted_contacts(&app, operator).await;
-        let (_, stats) = app.get(&format!("/operators/{operator}/stats")).await;
+        app.load_of(operator).await;
+        let stats = app.operator_stats(operator).await;
         assert_eq!(stats["total_contacts"], 10);
     }
 );

@@ -3,13 +3,9 @@
 
 mod common;
 
-use common::{TestApp, field_names, id_of, ids};
+use common::{TestApp, assert_unprocessable, field_names, id_of, ids};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-async fn contact_through(app: &TestApp, source_id: i64) -> Value {
-    app.contact(json!({ "source_id": source_id })).await
-}
 
 /// The ids `GET /contacts/?{query}` answers, in order.
 async fn listed(app: &TestApp, query: &str) -> Vec<i64> {
@@ -20,13 +16,6 @@ async fn listed(app: &TestApp, query: &str) -> Vec<i64> {
 
 fn status_path(contact_id: i64) -> String {
     format!("/contacts/{contact_id}/status")
-}
-
-/// Asserts a 422 with a `detail`.
-fn assert_unprocessable(answer: &(StatusCode, Value), what: &str) {
-    let (status, body) = answer;
-    assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {body}");
-    assert!(body["detail"].is_string(), "{what}: {body}");
 }
 
 backend_test!(a_new_contact_is_returned_whole_with_201, |app| {
@@ -95,14 +84,14 @@ backend_test!(a_contact_through_an_unknown_source_is_not_found, |app| {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(body["detail"].is_string());
-    let (_, leads) = app.get("/leads/").await;
+    let leads = app.get_ok("/leads/").await;
     assert_eq!(leads, json!([]), "no lead was created for it");
 });
 
 backend_test!(without_linked_operators_the_contact_is_unassigned, |app| {
     let source = app.source("Telegram Bot").await;
     app.operator("Не привязан", 5).await;
-    let contact = contact_through(&app, source).await;
+    let contact = app.contact_through(source).await;
     assert_eq!(contact["operator_id"], Value::Null);
     assert_eq!(contact["operator"], Value::Null);
     assert_eq!(contact["status"], "active");
@@ -110,8 +99,8 @@ backend_test!(without_linked_operators_the_contact_is_unassigned, |app| {
 
 backend_test!(an_inactive_operator_is_never_picked, |app| {
     let source = app.source("Telegram Bot").await;
-    let (_, inactive) = app
-        .post(
+    let inactive = app
+        .post_ok(
             "/operators/",
             json!({ "name": "В отпуске", "is_active": false, "max_load": 100 }),
         )
@@ -121,19 +110,16 @@ backend_test!(an_inactive_operator_is_never_picked, |app| {
     app.link(source, inactive, 1000.0).await;
     app.link(source, active, 1.0).await;
     for _ in 0..20 {
-        let contact = contact_through(&app, source).await;
+        let contact = app.contact_through(source).await;
         assert_eq!(contact["operator_id"], active);
     }
 });
 
 backend_test!(an_operator_deactivated_later_is_not_picked, |app| {
     let (source, operator) = app.source_with_operator("Анна", 5).await;
-    app.patch(
-        &format!("/operators/{operator}"),
-        json!({ "is_active": false }),
-    )
-    .await;
-    let contact = contact_through(&app, source).await;
+    app.change_operator(operator, json!({ "is_active": false }))
+        .await;
+    let contact = app.contact_through(source).await;
     assert_eq!(contact["operator_id"], Value::Null);
 });
 
@@ -142,13 +128,13 @@ backend_test!(an_operator_with_max_load_zero_is_never_picked, |app| {
     let zero = app.operator("Ноль", 0).await;
     app.link(source, zero, 1000.0).await;
     for _ in 0..5 {
-        let contact = contact_through(&app, source).await;
+        let contact = app.contact_through(source).await;
         assert_eq!(contact["operator_id"], Value::Null);
     }
     let other = app.operator("Другой", 100).await;
     app.link(source, other, 1.0).await;
     for _ in 0..10 {
-        let contact = contact_through(&app, source).await;
+        let contact = app.contact_through(source).await;
         assert_eq!(contact["operator_id"], other);
     }
 });
@@ -157,10 +143,10 @@ backend_test!(
     a_full_operator_is_not_picked_until_a_contact_is_closed,
     |app| {
         let (source, operator) = app.source_with_operator("Анна", 1).await;
-        let first = contact_through(&app, source).await;
+        let first = app.contact_through(source).await;
         assert_eq!(first["operator_id"], operator);
 
-        let second = contact_through(&app, source).await;
+        let second = app.contact_through(source).await;
         assert_eq!(second["operator_id"], Value::Null, "the operator is full");
         assert_eq!(second["status"], "active");
 
@@ -171,34 +157,34 @@ backend_test!(
             "closing keeps the operator"
         );
 
-        let (_, second) = app.get(&format!("/contacts/{}", id_of(&second))).await;
+        let second = app.get_ok(&format!("/contacts/{}", id_of(&second))).await;
         assert_eq!(
             second["operator_id"], operator,
             "the freed slot went to the contact waiting"
         );
-        let third = contact_through(&app, source).await;
+        let third = app.contact_through(source).await;
         assert_eq!(third["operator_id"], Value::Null, "and was taken again");
     }
 );
 
 backend_test!(the_status_can_be_given_as_a_json_body, |app| {
     let (source, operator) = app.source_with_operator("Анна", 1).await;
-    let contact = contact_through(&app, source).await;
+    let contact = app.contact_through(source).await;
     let (status, changed) = app
         .patch(&status_path(id_of(&contact)), json!({ "status": "closed" }))
         .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(changed["status"], "closed");
     assert_eq!(changed["id"], contact["id"]);
-    let (_, fetched) = app.get(&format!("/contacts/{}", contact["id"])).await;
+    let fetched = app.get_ok(&format!("/contacts/{}", contact["id"])).await;
     assert_eq!(fetched["status"], "closed");
-    let next = contact_through(&app, source).await;
+    let next = app.contact_through(source).await;
     assert_eq!(next["operator_id"], operator, "the slot was freed");
 });
 
 backend_test!(the_same_status_in_query_and_body_is_accepted, |app| {
     let (source, _) = app.source_with_operator("Анна", 1).await;
-    let contact = contact_through(&app, source).await;
+    let contact = app.contact_through(source).await;
     let (status, changed) = app
         .call(
             Method::PATCH,
@@ -212,7 +198,7 @@ backend_test!(the_same_status_in_query_and_body_is_accepted, |app| {
 
 backend_test!(invalid_status_changes_are_refused, |app| {
     let (source, _) = app.source_with_operator("Анна", 5).await;
-    let contact = contact_through(&app, source).await;
+    let contact = app.contact_through(source).await;
     let path = status_path(id_of(&contact));
     let long = "x".repeat(33);
     let cases = [
@@ -234,7 +220,7 @@ backend_test!(invalid_status_changes_are_refused, |app| {
         let answer = app.call(Method::PATCH, &path, body).await;
         assert_unprocessable(&answer, what);
     }
-    let (_, fetched) = app.get(&format!("/contacts/{}", contact["id"])).await;
+    let fetched = app.get_ok(&format!("/contacts/{}", contact["id"])).await;
     assert_eq!(fetched["status"], "active", "nothing changed");
 
     let ok = app.set_status(id_of(&contact), &"x".repeat(32)).await;
@@ -245,7 +231,7 @@ backend_test!(
     changing_the_status_of_an_unknown_contact_is_not_found,
     |app| {
         let (source, _) = app.source_with_operator("Анна", 5).await;
-        let contact = contact_through(&app, source).await;
+        let contact = app.contact_through(source).await;
         let (status, body) = app
             .call(
                 Method::PATCH,
@@ -286,17 +272,12 @@ backend_test!(
         assert_eq!(t2["operator_id"], operator);
         assert_eq!(t3["operator_id"], Value::Null);
         // Inactive, Анна does not take t3 (which waits) when t1 closes.
-        let (status, _) = app
-            .patch(
-                &format!("/operators/{operator}"),
-                json!({ "is_active": false }),
-            )
+        app.change_operator(operator, json!({ "is_active": false }))
             .await;
-        assert_eq!(status, StatusCode::OK);
         app.set_status(id_of(&t1), "closed").await;
         let [t1, t2, t3, w1] = [&t1, &t2, &t3, &w1].map(id_of);
 
-        let lead_a = app.get(&format!("/contacts/{t2}")).await.1["lead_id"].clone();
+        let lead_a = app.get_ok(&format!("/contacts/{t2}")).await["lead_id"].clone();
 
         assert_eq!(listed(&app, "").await, vec![w1, t3, t2, t1]);
         assert_eq!(
@@ -333,15 +314,15 @@ backend_test!(
         let source = app.source("Telegram Bot").await;
         let mut created = Vec::new();
         for _ in 0..5 {
-            created.push(id_of(&contact_through(&app, source).await));
+            created.push(id_of(&app.contact_through(source).await));
         }
         created.reverse();
 
-        let (_, all) = app.get("/contacts/").await;
+        let all = app.get_ok("/contacts/").await;
         assert_eq!(ids(&all), created, "descending ids");
-        let (_, page) = app.get("/contacts/?skip=1&limit=2").await;
+        let page = app.get_ok("/contacts/?skip=1&limit=2").await;
         assert_eq!(ids(&page), created[1..3].to_vec());
-        let (_, last) = app.get("/contacts/?skip=4&limit=10").await;
+        let last = app.get_ok("/contacts/?skip=4&limit=10").await;
         assert_eq!(ids(&last), created[4..].to_vec());
         let (status, max) = app.get("/contacts/?limit=1000").await;
         assert_eq!(status, StatusCode::OK, "{max}");
@@ -371,8 +352,8 @@ backend_test!(a_contact_is_fetched_in_the_same_shape_as_created, |app| {
     assert_eq!(fetched, created);
 
     let unassigned_source = app.source("Без операторов").await;
-    let created = contact_through(&app, unassigned_source).await;
-    let (_, fetched) = app.get(&format!("/contacts/{}", created["id"])).await;
+    let created = app.contact_through(unassigned_source).await;
+    let fetched = app.get_ok(&format!("/contacts/{}", created["id"])).await;
     assert_eq!(fetched, created);
     assert_eq!(fetched["operator"], Value::Null);
 });

@@ -8,10 +8,9 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -45,50 +44,16 @@ impl Running {
     /// Starts the binary on `database_url` (port chosen by the OS) and waits, at most a minute, for the address
     /// it logs.
     fn start(dir: &Path, database_url: &str) -> Self {
-        let mut child = Command::new(BINARY)
-            .current_dir(dir)
-            .env("DATABASE_URL", database_url)
-            .env("LEADROUTER_BIND", "127.0.0.1:0")
-            .env("RUST_LOG", "leadrouter=info")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("leadrouter starts");
-        let stdout = child.stdout.take().unwrap();
-        let (sender, receiver) = std::sync::mpsc::channel();
-        // Reads the log: hands over the address, then keeps draining so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sender = Some(sender);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("address=").nth(1) {
-                    if let Some(sender) = sender.take() {
-                        let address = rest.split_whitespace().next().unwrap_or("").to_owned();
-                        let _ = sender.send(address);
-                    }
-                }
-            }
-        });
-        let address = match receiver.recv_timeout(Duration::from_secs(60)) {
-            Ok(address) => address,
-            Err(error) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("leadrouter did not log its address ({error})");
-            }
-        };
-        Self {
-            child,
-            base: format!("http://{address}"),
-        }
+        let (child, base) = common::spawn_logging_address(
+            Command::new(BINARY)
+                .current_dir(dir)
+                .env("DATABASE_URL", database_url),
+        );
+        Self { child, base }
     }
 
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal} failed");
+        common::send_signal(&self.child, signal);
     }
 
     /// SIGKILL: no chance to finish anything.
@@ -618,8 +583,7 @@ mod sigkill_under_write_load_loses_nothing_acknowledged {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn postgres() {
         if common::postgres_url().is_none() {
-            eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
-            return;
+            return common::postgres_not_configured();
         }
         let database = TestDatabase::new(Backend::Postgres).await.unwrap();
         crash_and_check(Backend::Postgres, database).await;

@@ -49,7 +49,7 @@ backend_test!(weights_10_and_30_split_contacts_25_75, |app| {
     );
 
     // The stats say the same.
-    let (_, stats) = app.get(&format!("/stats/sources/{source}")).await;
+    let stats = app.get_ok(&format!("/stats/sources/{source}")).await;
     assert_eq!(stats["total_contacts"], 4000);
     assert_eq!(stats["unassigned_contacts"], 0);
     let rows = stats["operator_distribution"].as_array().unwrap();
@@ -126,7 +126,7 @@ backend_test!(closing_a_contact_frees_its_slot, |app| {
 
     app.set_status(first["id"].as_i64().unwrap(), "closed")
         .await;
-    let (_, third) = app.get(&format!("/contacts/{}", third["id"])).await;
+    let third = app.get_ok(&format!("/contacts/{}", third["id"])).await;
     assert_eq!(
         third["operator_id"], operator,
         "the closed contact's slot went to the contact waiting"
@@ -138,7 +138,7 @@ backend_test!(closing_a_contact_frees_its_slot, |app| {
         "none is left for a newcomer"
     );
 
-    let (_, stats) = app.get(&format!("/operators/{operator}/stats")).await;
+    let stats = app.operator_stats(operator).await;
     assert_eq!(stats["active_contacts_count"], 2);
     assert_eq!(stats["utilization_percent"], 100.0);
     assert_eq!(stats["total_contacts"], 3);
@@ -176,14 +176,14 @@ backend_test!(
         );
 
         app.set_status(ids[1], "closed").await;
-        let (_, still) = app.get(&format!("/contacts/{}", waiting["id"])).await;
+        let still = app.get_ok(&format!("/contacts/{}", waiting["id"])).await;
         assert_eq!(
             still["operator_id"],
             Value::Null,
             "1 active, max_load 1: full"
         );
         app.set_status(ids[2], "closed").await;
-        let (_, assigned) = app.get(&format!("/contacts/{}", waiting["id"])).await;
+        let assigned = app.get_ok(&format!("/contacts/{}", waiting["id"])).await;
         assert_eq!(
             assigned["operator_id"], operator,
             "below max_load at last: the contact waiting is assigned"

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestApp;
+use common::{TestApp, assert_error, assert_unprocessable};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -42,20 +42,6 @@ async fn send_json_text(
     send_raw(app, method, path, Some("application/json"), body.to_owned()).await
 }
 
-/// Asserts the status and an error body `{"detail": string}`.
-fn assert_error(answer: &(StatusCode, Value), expected: StatusCode, what: &str) {
-    let (status, body) = answer;
-    assert_eq!(*status, expected, "{what}: {body}");
-    assert!(
-        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-        "{what}: {body}"
-    );
-}
-
-fn assert_unprocessable(answer: &(StatusCode, Value), what: &str) {
-    assert_error(answer, StatusCode::UNPROCESSABLE_ENTITY, what);
-}
-
 /// The server still answers normally.
 async fn assert_still_serving(app: &TestApp) {
     let (status, body) = app.get("/operators/").await;
@@ -82,7 +68,11 @@ backend_test!(malformed_json_is_refused, |app| {
         let answer = send_json_text(&app, Method::POST, "/operators/", body).await;
         assert_unprocessable(&answer, &format!("top-level {body}"));
     }
-    assert_eq!(app.get("/operators/").await.1, json!([]), "nothing created");
+    assert_eq!(
+        app.get_ok("/operators/").await,
+        json!([]),
+        "nothing created"
+    );
     assert_still_serving(&app).await;
 });
 
@@ -200,7 +190,7 @@ backend_test!(messages_are_limited_to_10000_characters, |app| {
         )
         .await;
     assert_unprocessable(&answer, "message of 10,001");
-    let (_, contacts) = app.get("/contacts/").await;
+    let contacts = app.get_ok("/contacts/").await;
     assert_eq!(contacts.as_array().unwrap().len(), 1, "only the valid one");
 });
 
@@ -232,7 +222,11 @@ backend_test!(a_body_that_is_not_json_is_refused_with_415, |app| {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "no content type",
     );
-    assert_eq!(app.get("/operators/").await.1, json!([]), "nothing created");
+    assert_eq!(
+        app.get_ok("/operators/").await,
+        json!([]),
+        "nothing created"
+    );
 });
 
 backend_test!(unknown_paths_and_methods_answer_json, |app| {
@@ -335,7 +329,7 @@ backend_test!(out_of_range_numbers_are_refused, |app| {
     )
     .await;
     assert_unprocessable(&answer, "source_id past i64");
-    let (_, detail) = app.get(&format!("/sources/{source}")).await;
+    let detail = app.get_ok(&format!("/sources/{source}")).await;
     assert_eq!(detail["operator_weights"], json!([]));
     assert_still_serving(&app).await;
 });

@@ -90,22 +90,6 @@ fn events(entries: &[Value]) -> Vec<&str> {
         .collect()
 }
 
-async fn change_operator(app: &TestApp, operator_id: i64, body: Value) {
-    let (status, answer) = app.patch(&format!("/operators/{operator_id}"), body).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-}
-
-async fn assign(app: &TestApp, contact_id: i64, operator: Value) -> Value {
-    let (status, answer) = app
-        .patch(
-            &format!("/contacts/{contact_id}"),
-            json!({ "operator_id": operator }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    answer
-}
-
 backend_test!(a_routed_contact_starts_with_its_creation, |app| {
     let (source, operator) = app.source_with_operator("Анна", 5).await;
     let contact = id_of(&app.contact(json!({ "source_id": source })).await);
@@ -248,14 +232,16 @@ backend_test!(manual_reassignment_and_unassignment_are_recorded, |app| {
     let contact = id_of(&app.contact(json!({ "source_id": source })).await);
     let second = app.operator("Борис", 5).await;
 
-    assign(&app, contact, json!(second)).await;
+    app.assign_ok(contact, json!(second)).await;
     // The same operator again writes nothing.
-    assign(&app, contact, json!(second)).await;
+    app.assign_ok(contact, json!(second)).await;
     // No capacity may remain in the source, or the queue would take the contact back at once.
-    change_operator(&app, first, json!({ "is_active": false })).await;
-    assign(&app, contact, Value::Null).await;
+    app.change_operator(first, json!({ "is_active": false }))
+        .await;
+    app.assign_ok(contact, Value::Null).await;
     // Capacity comes back: the queue assigns it.
-    change_operator(&app, first, json!({ "is_active": true })).await;
+    app.change_operator(first, json!({ "is_active": true }))
+        .await;
 
     let entries = history(&app, contact).await;
     assert_eq!(
@@ -362,10 +348,10 @@ backend_test!(entries_come_oldest_first, |app| {
 
     app.set_status(contact, "paused").await; // bystander takes the slot from the queue
     app.set_status(bystander, "closed").await;
-    assign(&app, contact, json!(second)).await;
+    app.assign_ok(contact, json!(second)).await;
     app.set_status(contact, "active").await;
     app.set_status(contact, "closed").await;
-    assign(&app, contact, json!(first)).await;
+    app.assign_ok(contact, json!(first)).await;
     app.set_status(contact, "won").await;
 
     let entries = history(&app, contact).await;

@@ -8,49 +8,7 @@ use std::time::Duration;
 use common::TestApp;
 use common::receiver::Receiver;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-use sqlx::Connection;
-
-/// Runs a statement on the test's database, behind the API's back, and returns the first column of the first
-/// row it gives, if any.
-async fn sql_number(app: &TestApp, statement: &str) -> Option<i64> {
-    if app.database.is_postgres() {
-        let mut connection = sqlx::PgConnection::connect(&app.database.url)
-            .await
-            .unwrap();
-        let value = sqlx::query_scalar(statement)
-            .fetch_optional(&mut connection)
-            .await
-            .unwrap_or_else(|error| panic!("{statement}: {error}"));
-        let _ = connection.close().await;
-        value
-    } else {
-        let mut connection = sqlx::SqliteConnection::connect(&app.database.url)
-            .await
-            .unwrap();
-        let value = sqlx::query_scalar(statement)
-            .fetch_optional(&mut connection)
-            .await
-            .unwrap_or_else(|error| panic!("{statement}: {error}"));
-        let _ = connection.close().await;
-        value
-    }
-}
-
-/// Polls `GET path` until `done` holds of the body, for at most 20 s, and returns the last body.
-async fn poll(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..200 {
-        let (status, body) = app.get(path).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        if done(&body) {
-            return body;
-        }
-        last = body;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    last
-}
+use serde_json::json;
 
 backend_test!(
     expired_deliveries_and_idempotency_keys_are_forgotten,
@@ -76,11 +34,12 @@ backend_test!(
                 .unwrap();
             assert_eq!(response.status(), StatusCode::CREATED);
         }
-        let delivered = poll(&app, &deliveries, |list| {
-            list.as_array()
-                .is_some_and(|l| l.len() == 2 && l.iter().all(|d| d["state"] == "delivered"))
-        })
-        .await;
+        let delivered = app
+            .poll_get(&deliveries, Duration::from_secs(20), |list| {
+                list.as_array()
+                    .is_some_and(|l| l.len() == 2 && l.iter().all(|d| d["state"] == "delivered"))
+            })
+            .await;
         assert_eq!(delivered.as_array().map(Vec::len), Some(2), "{delivered}");
 
         // The first contact's delivery, event and key are made old; the second's stay recent.
@@ -94,25 +53,30 @@ backend_test!(
             ),
             format!("UPDATE idempotency_keys SET created_at = {old} WHERE key = 'first'"),
         ] {
-            sql_number(&app, &statement).await;
+            app.sql_number(&statement).await;
         }
         let database = app.stop().await;
         let app = TestApp::spawn_on(database).await;
 
-        let left = poll(&app, &deliveries, |list| {
-            list.as_array().is_some_and(|l| l.len() == 1)
-        })
-        .await;
+        let left = app
+            .poll_get(&deliveries, Duration::from_secs(20), |list| {
+                list.as_array().is_some_and(|l| l.len() == 1)
+            })
+            .await;
         assert_eq!(left.as_array().map(Vec::len), Some(1), "{left}");
         assert_eq!(
             left[0]["id"], delivered[0]["id"],
             "the recent delivery stays"
         );
-        let events = sql_number(&app, "SELECT COUNT(*) FROM webhook_events").await;
+        let events = app.sql_number("SELECT COUNT(*) FROM webhook_events").await;
         assert_eq!(events, Some(1), "the old event went with its delivery");
-        let attempts = sql_number(&app, "SELECT COUNT(*) FROM webhook_attempts").await;
+        let attempts = app
+            .sql_number("SELECT COUNT(*) FROM webhook_attempts")
+            .await;
         assert_eq!(attempts, Some(1), "and its attempts");
-        let keys = sql_number(&app, "SELECT COUNT(*) FROM idempotency_keys").await;
+        let keys = app
+            .sql_number("SELECT COUNT(*) FROM idempotency_keys")
+            .await;
         assert_eq!(
             keys,
             Some(1),

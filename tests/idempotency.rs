@@ -26,12 +26,7 @@ async fn post_with_key(app: &TestApp, key: &str, body: &Value) -> (StatusCode, b
 }
 
 async fn contact_count(app: &TestApp) -> usize {
-    app.get("/contacts/?limit=1000")
-        .await
-        .1
-        .as_array()
-        .unwrap()
-        .len()
+    app.count_of("/contacts/?limit=1000").await
 }
 
 async fn setup(app: &TestApp) -> (i64, i64) {
@@ -54,7 +49,7 @@ backend_test!(
 
         assert_eq!(again, first, "the replay is the first answer");
         assert_eq!(contact_count(&app).await, 1);
-        let (_, stats) = app.get(&format!("/operators/{operator}/stats")).await;
+        let stats = app.operator_stats(operator).await;
         assert_eq!(
             stats["active_contacts_count"], 1,
             "the retry took no capacity"
@@ -69,7 +64,12 @@ backend_test!(
         let first = json!({ "source_id": source, "lead_phone": "+7 999 000-11-22", "lead_email": "A@Example.com" });
         let same = json!({ "lead_email": "a@example.com ", "lead_phone": "89990001122", "source_id": source });
 
-        let (_, _, created) = post_with_key(&app, "k", &first).await;
+        let (status, replayed, created) = post_with_key(&app, "k", &first).await;
+        assert_eq!(
+            (status, replayed),
+            (StatusCode::CREATED, false),
+            "{created}"
+        );
         let (status, replayed, replay) = post_with_key(&app, "k", &same).await;
         assert_eq!((status, replayed), (StatusCode::CREATED, true));
         assert_eq!(replay["id"], created["id"]);
@@ -78,7 +78,9 @@ backend_test!(
 
 backend_test!(the_same_key_with_a_different_request_is_refused, |app| {
     let (source, _) = setup(&app).await;
-    post_with_key(&app, "k", &json!({ "source_id": source, "message": "one" })).await;
+    let (status, _, body) =
+        post_with_key(&app, "k", &json!({ "source_id": source, "message": "one" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 
     let (status, _, body) =
         post_with_key(&app, "k", &json!({ "source_id": source, "message": "two" })).await;
@@ -93,8 +95,10 @@ backend_test!(the_same_key_with_a_different_request_is_refused, |app| {
 backend_test!(different_keys_make_different_contacts, |app| {
     let (source, _) = setup(&app).await;
     let body = json!({ "source_id": source, "lead_external_id": "tg-1" });
-    let (_, _, one) = post_with_key(&app, "a", &body).await;
-    let (_, replayed, two) = post_with_key(&app, "b", &body).await;
+    let (status, replayed, one) = post_with_key(&app, "a", &body).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, false), "{one}");
+    let (status, replayed, two) = post_with_key(&app, "b", &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{two}");
     assert!(!replayed);
     assert_ne!(one["id"], two["id"]);
     assert_eq!(one["lead_id"], two["lead_id"], "still one lead");
@@ -120,7 +124,7 @@ backend_test!(racing_retries_create_exactly_one_contact, |app| {
         "one creation, 31 replays"
     );
     assert_eq!(contact_count(&app).await, 1);
-    let (_, stats) = app.get(&format!("/operators/{operator}/stats")).await;
+    let stats = app.operator_stats(operator).await;
     assert_eq!(stats["active_contacts_count"], 1);
 });
 

@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{TestApp, call_with_key as call, create_key, keys_command as keys};
+use common::{
+    TestApp, call_with_key as call, call_with_key_ok as call_ok, create_key, keys_command as keys,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -38,7 +40,7 @@ backend_test!(
         .await;
         assert_eq!(status, StatusCode::CREATED);
         let source = source["id"].as_i64().unwrap();
-        let (_, admin_contact) = call(
+        let admin_contact = call_ok(
             &app,
             Some(&admin),
             Method::POST,
@@ -206,7 +208,7 @@ backend_test!(revoking_every_key_keeps_the_api_closed, |app| {
 
 backend_test!(idempotency_keys_belong_to_their_api_key, |app| {
     let admin = create_key(&app, "admin", "admin");
-    let (_, source) = call(
+    let source = call_ok(
         &app,
         Some(&admin),
         Method::POST,
@@ -236,7 +238,7 @@ backend_test!(idempotency_keys_belong_to_their_api_key, |app| {
 });
 
 backend_test!(the_openapi_document_declares_the_keys, |app| {
-    let (_, document) = app.get("/openapi.json").await;
+    let document = app.get_ok("/openapi.json").await;
     let schemes = &document["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(schemes["api_key"]["name"], "X-API-Key");

@@ -69,9 +69,9 @@ backend_test!(
             assert_eq!(status, StatusCode::OK, "acknowledged contact {id} lost");
             assert_eq!(contact["source_id"], source);
         }
-        let (_, stats) = app.get(&format!("/operators/{operator}/stats")).await;
-        let (_, all) = app
-            .get(&format!("/contacts/?source_id={source}&limit=1000"))
+        let stats = app.operator_stats(operator).await;
+        let all = app
+            .get_ok(&format!("/contacts/?source_id={source}&limit=1000"))
             .await;
         assert_eq!(
             all.as_array().unwrap().len(),
@@ -95,7 +95,7 @@ backend_test!(data_persists_across_a_restart_on_the_same_database, |app| {
     let (status, again) = app.get(&format!("/contacts/{}", contact["id"])).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again, contact);
-    let (_, detail) = app.get(&format!("/sources/{source}")).await;
+    let detail = app.get_ok(&format!("/sources/{source}")).await;
     assert_eq!(detail["operator_weights"][0]["weight"], 2.5);
     // The load counter survived too: two more contacts fill the operator, a third does not fit.
     app.contact(json!({ "source_id": source })).await;

@@ -71,7 +71,7 @@ backend_test!(three_instances_share_capacity_and_leads_exactly, |app| {
             held, *max_load,
             "operator {operator} holds exactly its max_load"
         );
-        let (_, stats) = app.get(&format!("/operators/{operator}/stats")).await;
+        let stats = app.operator_stats(*operator).await;
         assert_eq!(stats["active_contacts_count"], *max_load);
     }
 
@@ -88,7 +88,7 @@ backend_test!(three_instances_share_capacity_and_leads_exactly, |app| {
         lead_of_identity.values().all(|leads| leads.len() == 1),
         "one lead per identity"
     );
-    let (_, leads) = app.get("/leads/?limit=1000").await;
+    let leads = app.get_ok("/leads/?limit=1000").await;
     assert_eq!(leads.as_array().unwrap().len(), 100);
 
     second.stop().await.unwrap();

@@ -1,12 +1,32 @@
 //! The API's own documentation: `/openapi.json` lists every operation with its success and error answers, and
 //! the Swagger UI (`/docs/`) and ReDoc (`/redoc`) pages work offline (every script and style served by leadrouter).
+//!
+//! The whole served document is also compared with the committed snapshot `tests/snapshots/openapi.json`, so
+//! that no change to any operation, parameter or schema goes unnoticed. After an intended change to the API,
+//! regenerate the snapshot and review its diff:
+//!
+//! ```bash
+//! UPDATE_SNAPSHOTS=1 cargo test --test openapi
+//! git diff tests/snapshots/openapi.json
+//! ```
 
 mod common;
+
+use std::path::Path;
 
 use common::TestApp;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// The committed copy of the served `/openapi.json`.
+const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/openapi.json");
+
+/// Rewrites the snapshot instead of comparing with it when set (to anything but `0` or empty).
+const UPDATE_VAR: &str = "UPDATE_SNAPSHOTS";
+
+/// At most this many differences are listed in a failure.
+const MAX_DIFFERENCES: usize = 60;
 
 /// Every operation of the API and the status it answers on success.
 const OPERATIONS: &[(&str, &str, &str)] = &[
@@ -173,4 +193,119 @@ backend_test!(redoc_is_served_with_its_script_inline, |app| {
             "{url} is not served by leadrouter"
         );
     }
+});
+
+/// The document with the keys of every object sorted, so that the snapshot does not depend on the order in
+/// which the server writes them. Nothing else in the document varies between runs: it holds no port, host,
+/// time or random value (checked by serving it on both backends against the same snapshot).
+fn normalised(value: &Value) -> Value {
+    match value {
+        Value::Object(object) => {
+            let mut keys: Vec<&String> = object.keys().collect();
+            keys.sort();
+            let mut sorted = Map::new();
+            for key in keys {
+                sorted.insert(key.clone(), normalised(&object[key]));
+            }
+            Value::Object(sorted)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(normalised).collect()),
+        other => other.clone(),
+    }
+}
+
+/// One JSON Pointer token (RFC 6901).
+fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// A value for a difference line: compact, and cut when long.
+fn short(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 160 {
+        format!("{}…", text.chars().take(160).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// The differences between the snapshot and the served document, one line each, by JSON Pointer: `- ptr: v` is
+/// only in the snapshot (or its old value), `+ ptr: v` only in the served document (or its new value).
+fn differences(pointer: &str, expected: &Value, actual: &Value, out: &mut Vec<String>) {
+    match (expected, actual) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                let path = format!("{pointer}/{}", pointer_token(key));
+                match (old.get(key), new.get(key)) {
+                    (Some(old), Some(new)) => differences(&path, old, new, out),
+                    (Some(old), None) => out.push(format!("- {path}: {}", short(old))),
+                    (None, Some(new)) => out.push(format!("+ {path}: {}", short(new))),
+                    (None, None) => unreachable!(),
+                }
+            }
+        }
+        (Value::Array(old), Value::Array(new)) if old.len() == new.len() => {
+            for (index, (old, new)) in old.iter().zip(new).enumerate() {
+                differences(&format!("{pointer}/{index}"), old, new, out);
+            }
+        }
+        (old, new) if old != new => {
+            let path = if pointer.is_empty() { "/" } else { pointer };
+            out.push(format!("- {path}: {}", short(old)));
+            out.push(format!("+ {path}: {}", short(new)));
+        }
+        _ => {}
+    }
+}
+
+fn updating_snapshots() -> bool {
+    std::env::var(UPDATE_VAR).is_ok_and(|value| !matches!(value.trim(), "" | "0"))
+}
+
+/// Writes the snapshot whole (to a temporary file renamed over it: both backends' tests may write at once).
+fn write_snapshot(text: &str) {
+    let path = Path::new(SNAPSHOT);
+    std::fs::create_dir_all(path.parent().unwrap()).expect("creating tests/snapshots");
+    let temporary = path.with_extension(format!("json.{}.tmp", rand::random::<u32>()));
+    std::fs::write(&temporary, text).expect("writing the snapshot");
+    std::fs::rename(&temporary, path).expect("replacing the snapshot");
+}
+
+backend_test!(the_openapi_document_matches_the_snapshot, |app| {
+    let served = normalised(&openapi_document(&app).await);
+    let text = format!("{}\n", serde_json::to_string_pretty(&served).unwrap());
+    if updating_snapshots() {
+        write_snapshot(&text);
+        eprintln!("{UPDATE_VAR} is set: wrote {SNAPSHOT}");
+        return;
+    }
+    let committed = std::fs::read_to_string(SNAPSHOT).unwrap_or_else(|error| {
+        panic!("reading {SNAPSHOT} ({error}); create it with `{UPDATE_VAR}=1 cargo test --test openapi`")
+    });
+    let snapshot: Value = serde_json::from_str(&committed)
+        .unwrap_or_else(|error| panic!("{SNAPSHOT} is not JSON: {error}"));
+    let mut found = Vec::new();
+    differences("", &normalised(&snapshot), &served, &mut found);
+    let total = found.len();
+    found.truncate(MAX_DIFFERENCES);
+    let more = if total > MAX_DIFFERENCES {
+        format!("\n… and {} more", total - MAX_DIFFERENCES)
+    } else {
+        String::new()
+    };
+    assert!(
+        found.is_empty(),
+        "the served /openapi.json differs from {SNAPSHOT} in {total} place(s) \
+         (- the snapshot, + the served document):\n{}{more}\n\n\
+         If the change is intended, regenerate the snapshot with `{UPDATE_VAR}=1 cargo test --test openapi` \
+         and review `git diff tests/snapshots/openapi.json`.",
+        found.join("\n")
+    );
+    assert_eq!(
+        committed, text,
+        "{SNAPSHOT} holds the same document but is not written as `{UPDATE_VAR}=1` writes it; regenerate it"
+    );
 });

@@ -3,24 +3,9 @@
 
 mod common;
 
-use common::{TestApp, ids};
+use common::{id_of, ids};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// Posts a contact through the source and returns its id.
-async fn contact_through(app: &TestApp, source_id: i64) -> i64 {
-    app.contact(json!({ "source_id": source_id }))
-        .await
-        .get("id")
-        .and_then(Value::as_i64)
-        .expect("a contact id")
-}
-
-async fn stats(app: &TestApp, operator_id: i64) -> Value {
-    let (status, body) = app.get(&format!("/operators/{operator_id}/stats")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
 
 backend_test!(creating_an_operator_applies_the_defaults, |app| {
     let (status, operator) = app.post("/operators/", json!({ "name": "Анна" })).await;
@@ -58,14 +43,14 @@ backend_test!(
         assert_eq!(status, StatusCode::OK);
         assert_eq!(ids(&page), created[1..3].to_vec());
 
-        let (_, past_the_end) = app.get("/operators/?skip=10").await;
+        let past_the_end = app.get_ok("/operators/?skip=10").await;
         assert_eq!(past_the_end, json!([]));
     }
 );
 
 backend_test!(an_operator_can_be_fetched_by_id, |app| {
-    let (_, created) = app
-        .post("/operators/", json!({ "name": "Анна", "max_load": 7 }))
+    let created = app
+        .post_ok("/operators/", json!({ "name": "Анна", "max_load": 7 }))
         .await;
     let id = created["id"].as_i64().unwrap();
     let (status, fetched) = app.get(&format!("/operators/{id}")).await;
@@ -83,12 +68,12 @@ backend_test!(patch_changes_only_the_fields_given, |app| {
     assert_eq!(renamed["is_active"], true);
     assert_eq!(renamed["max_load"], 5);
 
-    let (_, deactivated) = app.patch(&path, json!({ "is_active": false })).await;
+    let deactivated = app.patch_ok(&path, json!({ "is_active": false })).await;
     assert_eq!(deactivated["name"], "Анна К.");
     assert_eq!(deactivated["is_active"], false);
     assert_eq!(deactivated["max_load"], 5);
 
-    let (_, reloaded) = app.patch(&path, json!({ "max_load": 0 })).await;
+    let reloaded = app.patch_ok(&path, json!({ "max_load": 0 })).await;
     assert_eq!(reloaded["name"], "Анна К.");
     assert_eq!(reloaded["is_active"], false);
     assert_eq!(reloaded["max_load"], 0);
@@ -106,7 +91,7 @@ backend_test!(patch_changes_only_the_fields_given, |app| {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(empty, reloaded);
 
-    let (_, fetched) = app.get(&path).await;
+    let fetched = app.get_ok(&path).await;
     assert_eq!(fetched, reloaded, "the changes are stored");
 });
 
@@ -118,7 +103,7 @@ backend_test!(deleting_an_operator_answers_204_and_then_404, |app| {
     let (status, body) = app.get(&format!("/operators/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["detail"].is_string());
-    let (_, list) = app.get("/operators/").await;
+    let list = app.get_ok("/operators/").await;
     assert_eq!(list, json!([]));
 });
 
@@ -129,9 +114,9 @@ backend_test!(deleting_an_operator_removes_its_weights, |app| {
     app.link(source, leaving, 1.0).await;
     app.link(source, staying, 2.0).await;
 
-    app.delete(&format!("/operators/{leaving}")).await;
+    app.delete_ok(&format!("/operators/{leaving}")).await;
 
-    let (_, detail) = app.get(&format!("/sources/{source}")).await;
+    let detail = app.get_ok(&format!("/sources/{source}")).await;
     let linked: Vec<i64> = detail["operator_weights"]
         .as_array()
         .unwrap()
@@ -145,8 +130,8 @@ backend_test!(
     deleting_an_operator_unassigns_its_contacts_and_keeps_their_status,
     |app| {
         let (source, operator) = app.source_with_operator("Оператор", 5).await;
-        let active = contact_through(&app, source).await;
-        let closed = contact_through(&app, source).await;
+        let active = id_of(&app.contact_through(source).await);
+        let closed = id_of(&app.contact_through(source).await);
         app.set_status(closed, "closed").await;
 
         let (status, _) = app.delete(&format!("/operators/{operator}")).await;
@@ -157,19 +142,21 @@ backend_test!(
         assert_eq!(still_active["operator_id"], Value::Null);
         assert_eq!(still_active["operator"], Value::Null);
         assert_eq!(still_active["status"], "active");
-        let (_, still_closed) = app.get(&format!("/contacts/{closed}")).await;
+        let still_closed = app.get_ok(&format!("/contacts/{closed}")).await;
         assert_eq!(still_closed["operator_id"], Value::Null);
         assert_eq!(still_closed["status"], "closed");
 
-        let (_, unassigned) = app.get("/contacts/?unassigned=true").await;
+        let unassigned = app.get_ok("/contacts/?unassigned=true").await;
         assert_eq!(
             ids(&unassigned),
             vec![closed, active],
             "both are unassigned"
         );
-        let (_, unassigned_active) = app.get("/contacts/?unassigned=true&status=active").await;
+        let unassigned_active = app.get_ok("/contacts/?unassigned=true&status=active").await;
         assert_eq!(ids(&unassigned_active), vec![active]);
-        let (_, by_operator) = app.get(&format!("/contacts/?operator_id={operator}")).await;
+        let by_operator = app
+            .get_ok(&format!("/contacts/?operator_id={operator}"))
+            .await;
         assert_eq!(by_operator, json!([]));
 
         let (status, stats) = app.get(&format!("/stats/sources/{source}")).await;
@@ -187,12 +174,12 @@ backend_test!(
     a_deleted_operators_active_contact_can_still_be_closed,
     |app| {
         let (source, operator) = app.source_with_operator("Оператор", 5).await;
-        let contact = contact_through(&app, source).await;
-        app.delete(&format!("/operators/{operator}")).await;
+        let contact = id_of(&app.contact_through(source).await);
+        app.delete_ok(&format!("/operators/{operator}")).await;
         let closed = app.set_status(contact, "closed").await;
         assert_eq!(closed["status"], "closed");
         assert_eq!(closed["operator_id"], Value::Null);
-        let (_, unassigned_active) = app.get("/contacts/?unassigned=true&status=active").await;
+        let unassigned_active = app.get_ok("/contacts/?unassigned=true&status=active").await;
         assert_eq!(unassigned_active, json!([]));
     }
 );
@@ -201,13 +188,11 @@ backend_test!(
     lowering_max_load_below_the_load_stops_new_assignments,
     |app| {
         let (source, operator) = app.source_with_operator("Оператор", 3).await;
-        contact_through(&app, source).await;
-        contact_through(&app, source).await;
-        let (status, _) = app
-            .patch(&format!("/operators/{operator}"), json!({ "max_load": 1 }))
+        app.contact_through(source).await;
+        app.contact_through(source).await;
+        app.change_operator(operator, json!({ "max_load": 1 }))
             .await;
-        assert_eq!(status, StatusCode::OK);
-        let after = stats(&app, operator).await;
+        let after = app.operator_stats(operator).await;
         assert_eq!(after["active_contacts_count"], 2, "nothing is taken away");
         assert_eq!(after["utilization_percent"], 200.0);
         let next = app.contact(json!({ "source_id": source })).await;
@@ -217,41 +202,50 @@ backend_test!(
 
 backend_test!(setting_the_same_status_twice_frees_the_slot_once, |app| {
     let (source, operator) = app.source_with_operator("Оператор", 1).await;
-    let first = contact_through(&app, source).await;
+    let first = id_of(&app.contact_through(source).await);
     app.set_status(first, "closed").await;
     app.set_status(first, "closed").await;
-    assert_eq!(stats(&app, operator).await["active_contacts_count"], 0);
+    assert_eq!(
+        app.operator_stats(operator).await["active_contacts_count"],
+        0
+    );
     let second = app.contact(json!({ "source_id": source })).await;
     assert_eq!(second["operator_id"], operator);
     let third = app.contact(json!({ "source_id": source })).await;
     assert_eq!(third["operator_id"], Value::Null, "only one slot was freed");
-    assert_eq!(stats(&app, operator).await["active_contacts_count"], 1);
+    assert_eq!(
+        app.operator_stats(operator).await["active_contacts_count"],
+        1
+    );
 });
 
 backend_test!(reopening_a_contact_counts_it_again, |app| {
     let (source, operator) = app.source_with_operator("Оператор", 1).await;
-    let first = contact_through(&app, source).await;
+    let first = id_of(&app.contact_through(source).await);
     app.set_status(first, "closed").await;
     let second = app.contact(json!({ "source_id": source })).await;
     assert_eq!(second["operator_id"], operator);
 
     let reopened = app.set_status(first, "active").await;
     assert_eq!(reopened["operator_id"], operator);
-    let stats_now = stats(&app, operator).await;
+    let stats_now = app.operator_stats(operator).await;
     assert_eq!(stats_now["active_contacts_count"], 2);
     assert_eq!(stats_now["contacts_by_status"], json!({ "active": 2 }));
 
     app.set_status(first, "closed").await;
-    assert_eq!(stats(&app, operator).await["active_contacts_count"], 1);
+    assert_eq!(
+        app.operator_stats(operator).await["active_contacts_count"],
+        1
+    );
     let third = app.contact(json!({ "source_id": source })).await;
     assert_eq!(third["operator_id"], Value::Null, "still full at 1 of 1");
 });
 
 backend_test!(stats_keep_counting_contacts_of_a_deleted_source, |app| {
     let (source, operator) = app.source_with_operator("Оператор", 5).await;
-    contact_through(&app, source).await;
-    app.delete(&format!("/sources/{source}")).await;
-    let after = stats(&app, operator).await;
+    app.contact_through(source).await;
+    app.delete_ok(&format!("/sources/{source}")).await;
+    let after = app.operator_stats(operator).await;
     assert_eq!(after["active_contacts_count"], 1, "{after}");
     assert_eq!(after["total_contacts"], 1, "{after}");
     assert_eq!(
@@ -269,7 +263,7 @@ backend_test!(stats_show_load_utilization_and_breakdowns, |app| {
     let whatsapp = app.source("WhatsApp").await;
     app.link(whatsapp, operator, 1.0).await;
 
-    let fresh = stats(&app, operator).await;
+    let fresh = app.operator_stats(operator).await;
     assert_eq!(fresh["operator_id"], operator);
     assert_eq!(fresh["operator_name"], "Оператор");
     assert_eq!(fresh["active_contacts_count"], 0);
@@ -279,16 +273,16 @@ backend_test!(stats_show_load_utilization_and_breakdowns, |app| {
     assert_eq!(fresh["contacts_by_status"], json!({}));
     assert_eq!(fresh["contacts_by_source"], json!([]));
 
-    contact_through(&app, telegram).await;
-    let one = stats(&app, operator).await;
+    app.contact_through(telegram).await;
+    let one = app.operator_stats(operator).await;
     assert_eq!(one["active_contacts_count"], 1);
     assert_eq!(one["utilization_percent"], 33.33, "1 of 3, two decimals");
 
-    let second = contact_through(&app, telegram).await;
-    contact_through(&app, whatsapp).await;
+    let second = id_of(&app.contact_through(telegram).await);
+    app.contact_through(whatsapp).await;
     app.set_status(second, "closed").await;
 
-    let stats = stats(&app, operator).await;
+    let stats = app.operator_stats(operator).await;
     assert_eq!(stats["active_contacts_count"], 2);
     assert_eq!(stats["utilization_percent"], 66.67);
     assert_eq!(stats["total_contacts"], 3);
@@ -314,13 +308,19 @@ backend_test!(stats_show_load_utilization_and_breakdowns, |app| {
 
 backend_test!(closing_a_contact_lowers_the_active_count, |app| {
     let (source, operator) = app.source_with_operator("Оператор", 4).await;
-    let first = contact_through(&app, source).await;
-    contact_through(&app, source).await;
-    assert_eq!(stats(&app, operator).await["active_contacts_count"], 2);
-    assert_eq!(stats(&app, operator).await["utilization_percent"], 50.0);
+    let first = id_of(&app.contact_through(source).await);
+    app.contact_through(source).await;
+    assert_eq!(
+        app.operator_stats(operator).await["active_contacts_count"],
+        2
+    );
+    assert_eq!(
+        app.operator_stats(operator).await["utilization_percent"],
+        50.0
+    );
 
     app.set_status(first, "closed").await;
-    let after = stats(&app, operator).await;
+    let after = app.operator_stats(operator).await;
     assert_eq!(after["active_contacts_count"], 1);
     assert_eq!(after["utilization_percent"], 25.0);
     assert_eq!(
@@ -331,7 +331,7 @@ backend_test!(closing_a_contact_lowers_the_active_count, |app| {
 
 backend_test!(utilization_is_zero_when_max_load_is_zero, |app| {
     let operator = app.operator("Никого не берёт", 0).await;
-    let stats = stats(&app, operator).await;
+    let stats = app.operator_stats(operator).await;
     assert_eq!(stats["max_load"], 0);
     assert_eq!(stats["active_contacts_count"], 0);
     assert_eq!(stats["utilization_percent"], 0.0);

@@ -7,11 +7,10 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{TestApp, id_of, ids};
+use common::{TestApp, id_of};
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 /// Posts `count` contacts through the source and returns their ids, oldest first.
 async fn contacts(app: &TestApp, source_id: i64, count: usize) -> Vec<i64> {
@@ -63,68 +62,6 @@ async fn assert_assigned(app: &TestApp, contact_id: i64, operator_id: i64) {
     let contact = app.fetch_contact(contact_id).await;
     assert_eq!(contact["operator_id"], operator_id, "{contact}");
     assert_eq!(contact["queue_position"], Value::Null, "{contact}");
-}
-
-/// The operator's `active` contacts, as listed.
-async fn active_contacts(app: &TestApp, operator_id: i64) -> Vec<i64> {
-    let (status, list) = app
-        .get(&format!(
-            "/contacts/?operator_id={operator_id}&status=active&limit=1000"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{list}");
-    ids(&list)
-}
-
-/// The operator's load as listed, checked against the load in its stats.
-async fn load_of(app: &TestApp, operator_id: i64) -> i64 {
-    let counted = active_contacts(app, operator_id).await.len() as i64;
-    let (status, stats) = app.get(&format!("/operators/{operator_id}/stats")).await;
-    assert_eq!(status, StatusCode::OK, "{stats}");
-    assert_eq!(stats["active_contacts_count"], counted, "{stats}");
-    counted
-}
-
-/// PATCH /operators/{id}, expecting 200.
-async fn change_operator(app: &TestApp, operator_id: i64, body: Value) {
-    let (status, answer) = app.patch(&format!("/operators/{operator_id}"), body).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-}
-
-/// An operator created inactive.
-async fn inactive_operator(app: &TestApp, name: &str, max_load: i64) -> i64 {
-    let (status, body) = app
-        .post(
-            "/operators/",
-            json!({ "name": name, "is_active": false, "max_load": max_load }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["is_active"], false);
-    id_of(&body)
-}
-
-/// Runs one SQL statement on the app's database directly, behind the server's back (no trigger fires).
-async fn execute_sql(app: &TestApp, statement: &str) {
-    if app.database.is_postgres() {
-        let mut connection = sqlx::PgConnection::connect(&app.database.url)
-            .await
-            .expect("connecting to the test schema");
-        sqlx::query(statement)
-            .execute(&mut connection)
-            .await
-            .unwrap_or_else(|error| panic!("{statement}: {error}"));
-        let _ = connection.close().await;
-    } else {
-        let mut connection = sqlx::SqliteConnection::connect(&app.database.url)
-            .await
-            .expect("opening the test database");
-        sqlx::query(statement)
-            .execute(&mut connection)
-            .await
-            .unwrap_or_else(|error| panic!("{statement}: {error}"));
-        let _ = connection.close().await;
-    }
 }
 
 // --- queue_position -----------------------------------------------------------------------------------------
@@ -180,8 +117,8 @@ backend_test!(positions_count_the_waiting_contacts_of_each_source, |app| {
         .map(|contact| (id_of(contact), contact["queue_position"].clone()))
         .collect();
     assert_eq!(listed, expected);
-    let (_, filtered) = app
-        .get(&format!("/contacts/?source_id={other}&unassigned=true"))
+    let filtered = app
+        .get_ok(&format!("/contacts/?source_id={other}&unassigned=true"))
         .await;
     for contact in filtered.as_array().unwrap() {
         assert_eq!(
@@ -327,13 +264,13 @@ backend_test!(
 
         assert_assigned(&app, waiting[0], operator).await;
         assert_queue(&app, source, &waiting[1..]).await;
-        assert_eq!(load_of(&app, operator).await, 1);
+        assert_eq!(app.load_of(operator).await, 1);
 
         // Any status out of `active` frees the slot.
         app.set_status(waiting[0], "won").await;
         assert_assigned(&app, waiting[1], operator).await;
         assert_queue(&app, source, &waiting[2..]).await;
-        assert_eq!(load_of(&app, operator).await, 1);
+        assert_eq!(app.load_of(operator).await, 1);
     }
 );
 
@@ -344,34 +281,37 @@ backend_test!(
         let busy = contacts(&app, source, 1).await[0];
         let waiting = contacts(&app, source, 4).await;
 
-        change_operator(&app, operator, json!({ "max_load": 3 })).await;
+        app.change_operator(operator, json!({ "max_load": 3 }))
+            .await;
 
         assert_assigned(&app, busy, operator).await;
         assert_assigned(&app, waiting[0], operator).await;
         assert_assigned(&app, waiting[1], operator).await;
         assert_queue(&app, source, &waiting[2..]).await;
-        assert_eq!(load_of(&app, operator).await, 3);
+        assert_eq!(app.load_of(operator).await, 3);
 
         // Changing something else frees nothing.
-        change_operator(&app, operator, json!({ "name": "Анна К." })).await;
+        app.change_operator(operator, json!({ "name": "Анна К." }))
+            .await;
         assert_queue(&app, source, &waiting[2..]).await;
-        assert_eq!(load_of(&app, operator).await, 3);
+        assert_eq!(app.load_of(operator).await, 3);
     }
 );
 
 backend_test!(activating_an_operator_drains_the_queue, |app| {
     let source = app.source("Telegram Bot").await;
-    let operator = inactive_operator(&app, "В отпуске", 2).await;
+    let operator = app.inactive_operator("В отпуске", 2).await;
     app.link(source, operator, 1.0).await;
     let waiting = contacts(&app, source, 3).await;
     assert_queue(&app, source, &waiting).await;
 
-    change_operator(&app, operator, json!({ "is_active": true })).await;
+    app.change_operator(operator, json!({ "is_active": true }))
+        .await;
 
     assert_assigned(&app, waiting[0], operator).await;
     assert_assigned(&app, waiting[1], operator).await;
     assert_queue(&app, source, &waiting[2..]).await;
-    assert_eq!(load_of(&app, operator).await, 2);
+    assert_eq!(app.load_of(operator).await, 2);
 });
 
 backend_test!(
@@ -388,14 +328,14 @@ backend_test!(
             assert_assigned(&app, id, operator).await;
         }
         assert_queue(&app, source, &waiting[3..]).await;
-        assert_eq!(load_of(&app, operator).await, 3);
+        assert_eq!(app.load_of(operator).await, 3);
 
         // Linked to a second source, its remaining capacity (none) takes nothing there.
         let other = app.source("WhatsApp").await;
         let elsewhere = contacts(&app, other, 1).await;
         app.link(other, operator, 1.0).await;
         assert_queue(&app, other, &elsewhere).await;
-        assert_eq!(load_of(&app, operator).await, 3);
+        assert_eq!(app.load_of(operator).await, 3);
     }
 );
 
@@ -404,10 +344,9 @@ backend_test!(changing_a_weight_drains_the_source, |app| {
     contacts(&app, source, 1).await;
     let waiting = contacts(&app, source, 2).await;
     // Capacity behind the API's back: no trigger, and the sweep is off in tests.
-    execute_sql(
-        &app,
-        &format!("UPDATE operators SET max_load = 2 WHERE id = {operator}"),
-    )
+    app.execute_sql(&format!(
+        "UPDATE operators SET max_load = 2 WHERE id = {operator}"
+    ))
     .await;
     assert_queue(&app, source, &waiting).await;
 
@@ -421,7 +360,7 @@ backend_test!(changing_a_weight_drains_the_source, |app| {
 
     assert_assigned(&app, waiting[0], operator).await;
     assert_queue(&app, source, &waiting[1..]).await;
-    assert_eq!(load_of(&app, operator).await, 2);
+    assert_eq!(app.load_of(operator).await, 2);
 });
 
 backend_test!(
@@ -458,7 +397,7 @@ backend_test!(
         assert_assigned(&app, b3, operator).await;
         assert_queue(&app, first, &[a4]).await;
         assert_queue(&app, second, &[]).await;
-        assert_eq!(load_of(&app, operator).await, 1);
+        assert_eq!(app.load_of(operator).await, 1);
     }
 );
 
@@ -486,7 +425,7 @@ backend_test!(
         // c1 and c2 went back in age order: c1 took the heir's last slot, c2 waits first in line.
         assert_assigned(&app, c[1], heir).await;
         assert_queue(&app, source, &[c[2]]).await;
-        assert_eq!(load_of(&app, heir).await, 2);
+        assert_eq!(app.load_of(heir).await, 2);
         // The closed contact just lost its operator.
         let closed = app.fetch_contact(c[0]).await;
         assert_eq!(closed["status"], "closed");
@@ -540,10 +479,10 @@ backend_test!(
         assert_eq!(status, StatusCode::NO_CONTENT);
         let fresh = app.operator("Вера", 1).await;
         app.link(other, fresh, 1.0).await;
-        assert_eq!(load_of(&app, fresh).await, 0, "nothing was waiting");
+        assert_eq!(app.load_of(fresh).await, 0, "nothing was waiting");
         app.set_status(id_of(&closed), "active").await;
         assert_assigned(&app, id_of(&closed), fresh).await;
-        assert_eq!(load_of(&app, fresh).await, 1);
+        assert_eq!(app.load_of(fresh).await, 1);
     }
 );
 
@@ -569,10 +508,9 @@ backend_test!(
         let waiting = contacts(&app, source, 2).await;
 
         // One slot appears behind the API's back (sweep off): the new contact must not take it.
-        execute_sql(
-            &app,
-            &format!("UPDATE operators SET max_load = 2 WHERE id = {operator}"),
-        )
+        app.execute_sql(&format!(
+            "UPDATE operators SET max_load = 2 WHERE id = {operator}"
+        ))
         .await;
         let newest = app.contact(json!({ "source_id": source })).await;
         assert_eq!(newest["operator_id"], Value::Null, "{newest}");
@@ -581,10 +519,9 @@ backend_test!(
         assert_queue(&app, source, &[waiting[1], id_of(&newest)]).await;
 
         // Three slots appear: the two waiting ones go first, the new one gets the last.
-        execute_sql(
-            &app,
-            &format!("UPDATE operators SET max_load = 5 WHERE id = {operator}"),
-        )
+        app.execute_sql(&format!(
+            "UPDATE operators SET max_load = 5 WHERE id = {operator}"
+        ))
         .await;
         let last = app.contact(json!({ "source_id": source })).await;
         assert_eq!(last["operator_id"], operator, "{last}");
@@ -592,7 +529,7 @@ backend_test!(
         assert_assigned(&app, waiting[1], operator).await;
         assert_assigned(&app, id_of(&newest), operator).await;
         assert_queue(&app, source, &[]).await;
-        assert_eq!(load_of(&app, operator).await, 5);
+        assert_eq!(app.load_of(operator).await, 5);
     }
 );
 
@@ -610,7 +547,7 @@ backend_test!(
         }
         let busy = contacts(&app, source, 12).await;
         for &operator in &operators {
-            assert_eq!(load_of(&app, operator).await, 4);
+            assert_eq!(app.load_of(operator).await, 4);
         }
         let waiting = contacts(&app, source, 40).await;
         assert_queue(&app, source, &waiting).await;
@@ -634,13 +571,13 @@ backend_test!(
         let capacity: i64 = new_max_loads.iter().sum();
         let mut assigned = BTreeSet::new();
         for (&operator, max_load) in operators.iter().zip(new_max_loads) {
-            let held = active_contacts(&app, operator).await;
+            let held = app.active_contacts(operator).await;
             assert!(
                 held.len() as i64 <= max_load,
                 "operator {operator} holds {} > {max_load}",
                 held.len()
             );
-            assert_eq!(load_of(&app, operator).await, held.len() as i64);
+            assert_eq!(app.load_of(operator).await, held.len() as i64);
             for id in held {
                 assert!(waiting.contains(&id), "{id} was closed, yet active");
                 assert!(assigned.insert(id), "{id} is held twice");
@@ -684,7 +621,7 @@ backend_test!(
         }
         let mut held_now = BTreeSet::new();
         for (&operator, max_load) in operators.iter().zip(new_max_loads) {
-            let held = active_contacts(&app, operator).await;
+            let held = app.active_contacts(operator).await;
             assert!(held.len() as i64 <= max_load + 1, "operator {operator}");
             for id in held {
                 assert!(held_now.insert(id), "{id} is held twice");
@@ -726,7 +663,7 @@ backend_test!(
         }
         let mut assigned = BTreeSet::new();
         for &operator in &operators {
-            let held = active_contacts(&app, operator).await;
+            let held = app.active_contacts(operator).await;
             assert_eq!(held.len(), 5, "operator {operator} is full again");
             for id in held {
                 assert!(assigned.insert(id), "{id} is held twice");
@@ -759,7 +696,7 @@ backend_test!(
         for round in 0..8 {
             let mut busy = Vec::new();
             for &operator in &operators {
-                busy.extend(active_contacts(&app, operator).await);
+                busy.extend(app.active_contacts(operator).await);
             }
             let closes = busy.iter().map(|&id| {
                 let path = format!("/contacts/{id}/status?status=closed");
@@ -780,9 +717,9 @@ backend_test!(
             }
             let mut free = 0;
             for &operator in &operators {
-                free += 1 - active_contacts(&app, operator).await.len() as i64;
+                free += 1 - app.active_contacts(operator).await.len() as i64;
             }
-            let (_, queue) = app.get(&format!("/sources/{source}/queue")).await;
+            let queue = app.get_ok(&format!("/sources/{source}/queue")).await;
             let waiting = queue.as_array().map_or(0, Vec::len);
             assert!(
                 free == 0 || waiting == 0,
@@ -803,23 +740,23 @@ backend_test!(
         let waiting = contacts(&app, source, 3).await;
         assert_queue(&app, source, &waiting).await;
 
-        execute_sql(
-            &app,
-            &format!("UPDATE operators SET max_load = 5 WHERE id = {operator}"),
-        )
+        app.execute_sql(&format!(
+            "UPDATE operators SET max_load = 5 WHERE id = {operator}"
+        ))
         .await;
 
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while tokio::time::Instant::now() < deadline
-            && !queue_page(&app, source, "").await.is_empty()
-        {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        common::poll_until(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            async || queue_page(&app, source, "").await,
+            Vec::is_empty,
+        )
+        .await;
         assert_queue(&app, source, &[]).await;
         assert_assigned(&app, busy, operator).await;
         for &id in &waiting {
             assert_assigned(&app, id, operator).await;
         }
-        assert_eq!(load_of(&app, operator).await, 4);
+        assert_eq!(app.load_of(operator).await, 4);
     }
 );

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::ids;
+use common::{assert_error, ids};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -14,13 +14,6 @@ fn link_path(source_id: i64) -> String {
 
 fn weight_path(source_id: i64, operator_id: i64) -> String {
     format!("/sources/{source_id}/operators/{operator_id}")
-}
-
-/// Asserts a status code and an error body `{"detail": string}`.
-fn assert_error(answer: &(StatusCode, Value), expected: StatusCode, what: &str) {
-    let (status, body) = answer;
-    assert_eq!(*status, expected, "{what}: {body}");
-    assert!(body["detail"].is_string(), "{what}: {body}");
 }
 
 backend_test!(creating_a_source_returns_it_with_201, |app| {
@@ -51,7 +44,7 @@ backend_test!(a_duplicate_source_name_is_a_conflict, |app| {
         .post("/sources/", json!({ "name": "  Telegram Bot " }))
         .await;
     assert_error(&answer, StatusCode::CONFLICT, "the same name, padded");
-    let (_, list) = app.get("/sources/").await;
+    let list = app.get_ok("/sources/").await;
     assert_eq!(list.as_array().unwrap().len(), 1, "nothing was created");
 });
 
@@ -62,7 +55,7 @@ backend_test!(sources_are_listed_oldest_first, |app| {
     let (status, list) = app.get("/sources/").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ids(&list), vec![a, b, c]);
-    let (_, page) = app.get("/sources/?skip=1&limit=1").await;
+    let page = app.get_ok("/sources/?skip=1&limit=1").await;
     assert_eq!(ids(&page), vec![b]);
 });
 
@@ -94,8 +87,8 @@ backend_test!(a_source_is_returned_with_its_operator_weights, |app| {
 });
 
 backend_test!(patch_renames_and_changes_the_description, |app| {
-    let (_, created) = app
-        .post("/sources/", json!({ "name": "Bot", "description": "old" }))
+    let created = app
+        .post_ok("/sources/", json!({ "name": "Bot", "description": "old" }))
         .await;
     let path = format!("/sources/{}", created["id"]);
 
@@ -104,7 +97,7 @@ backend_test!(patch_renames_and_changes_the_description, |app| {
     assert_eq!(renamed["name"], "Telegram Bot");
     assert_eq!(renamed["description"], "old", "an absent field is kept");
 
-    let (_, described) = app.patch(&path, json!({ "description": "new" })).await;
+    let described = app.patch_ok(&path, json!({ "description": "new" })).await;
     assert_eq!(described["name"], "Telegram Bot");
     assert_eq!(described["description"], "new");
 
@@ -113,7 +106,7 @@ backend_test!(patch_renames_and_changes_the_description, |app| {
     assert_eq!(cleared["name"], "Telegram Bot");
     assert_eq!(cleared["description"], Value::Null, "null clears it");
 
-    let (_, fetched) = app.get(&path).await;
+    let fetched = app.get_ok(&path).await;
     assert_eq!(fetched["name"], "Telegram Bot");
     assert_eq!(fetched["description"], Value::Null);
 });
@@ -128,7 +121,7 @@ backend_test!(renaming_onto_another_sources_name_is_a_conflict, |app| {
         )
         .await;
     assert_error(&answer, StatusCode::CONFLICT, "rename onto a taken name");
-    let (_, fetched) = app.get(&format!("/sources/{other}")).await;
+    let fetched = app.get_ok(&format!("/sources/{other}")).await;
     assert_eq!(fetched["name"], "WhatsApp");
 
     let (status, _) = app
@@ -165,13 +158,13 @@ backend_test!(a_deleted_source_is_gone_from_the_api, |app| {
         StatusCode::NOT_FOUND,
         "a contact through it",
     );
-    let (_, list) = app.get("/sources/").await;
+    let list = app.get_ok("/sources/").await;
     assert_eq!(list, json!([]));
 });
 
 backend_test!(a_deleted_sources_name_can_be_reused, |app| {
     let old = app.source("Telegram Bot").await;
-    app.delete(&format!("/sources/{old}")).await;
+    app.delete_ok(&format!("/sources/{old}")).await;
     let (status, new) = app
         .post("/sources/", json!({ "name": "Telegram Bot" }))
         .await;
@@ -225,7 +218,7 @@ backend_test!(a_fractional_weight_is_kept, |app| {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{link}");
     assert_eq!(link["weight"], 2.5);
-    let (_, detail) = app.get(&format!("/sources/{source}")).await;
+    let detail = app.get_ok(&format!("/sources/{source}")).await;
     assert_eq!(detail["operator_weights"][0]["weight"], 2.5);
 });
 
@@ -262,7 +255,7 @@ backend_test!(linking_the_same_operator_twice_is_a_conflict, |app| {
         )
         .await;
     assert_error(&answer, StatusCode::CONFLICT, "already linked");
-    let (_, detail) = app.get(&format!("/sources/{source}")).await;
+    let detail = app.get_ok(&format!("/sources/{source}")).await;
     assert_eq!(detail["operator_weights"].as_array().unwrap().len(), 1);
     assert_eq!(
         detail["operator_weights"][0]["weight"], 1.0,
@@ -286,7 +279,7 @@ backend_test!(invalid_weights_are_refused, |app| {
             &format!("weight {weight}"),
         );
     }
-    let (_, detail) = app.get(&format!("/sources/{source}")).await;
+    let detail = app.get_ok(&format!("/sources/{source}")).await;
     assert_eq!(detail["operator_weights"], json!([]), "nothing was linked");
 
     app.link(source, operator, 1.0).await;
@@ -313,7 +306,7 @@ backend_test!(a_weight_can_be_changed, |app| {
     assert_eq!(changed["source_id"], source);
     assert_eq!(changed["operator_id"], operator);
     assert_eq!(changed["weight"], 30.0);
-    let (_, detail) = app.get(&format!("/sources/{source}")).await;
+    let detail = app.get_ok(&format!("/sources/{source}")).await;
     assert_eq!(detail["operator_weights"][0]["weight"], 30.0);
 });
 
@@ -346,7 +339,7 @@ backend_test!(unlinking_an_operator_removes_the_weight, |app| {
     let (status, body) = app.delete(&weight_path(source, operator)).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(body, Value::Null);
-    let (_, detail) = app.get(&format!("/sources/{source}")).await;
+    let detail = app.get_ok(&format!("/sources/{source}")).await;
     assert_eq!(detail["operator_weights"], json!([]));
     let (status, _) = app.delete(&weight_path(source, operator)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "already removed");
@@ -369,7 +362,7 @@ backend_test!(invalid_source_changes_are_refused, |app| {
         let answer = app.patch(&path, body.clone()).await;
         assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, &body.to_string());
     }
-    let (_, fetched) = app.get(&path).await;
+    let fetched = app.get_ok(&path).await;
     assert_eq!(fetched["name"], "Telegram Bot");
     let answer = app
         .post(
@@ -388,7 +381,7 @@ backend_test!(a_deleted_source_or_operator_cannot_be_linked, |app| {
     let source = app.source("Telegram Bot").await;
     let operator = app.operator("Анна", 5).await;
     app.link(source, operator, 1.0).await;
-    app.delete(&format!("/sources/{source}")).await;
+    app.delete_ok(&format!("/sources/{source}")).await;
     let answer = app
         .patch(&weight_path(source, operator), json!({ "weight": 2 }))
         .await;
@@ -403,7 +396,7 @@ backend_test!(a_deleted_source_or_operator_cannot_be_linked, |app| {
     assert_error(&answer, StatusCode::NOT_FOUND, "link to a deleted source");
 
     let other = app.source("WhatsApp").await;
-    app.delete(&format!("/operators/{operator}")).await;
+    app.delete_ok(&format!("/operators/{operator}")).await;
     let answer = app
         .post(&link_path(other), json!({ "operator_id": operator }))
         .await;

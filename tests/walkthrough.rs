@@ -18,8 +18,8 @@ backend_test!(the_seed_walkthrough_works_as_documented, |app| {
     assert_eq!(operator1["is_active"], true);
     assert_eq!(operator1["max_load"], 10);
     assert!(operator1["created_at"].as_str().unwrap().ends_with('Z'));
-    let (_, operator2) = app
-        .post("/operators/", json!({ "name": "Оператор 2" }))
+    let operator2 = app
+        .post_ok("/operators/", json!({ "name": "Оператор 2" }))
         .await;
     assert_eq!(operator2["max_load"], 10, "max_load defaults to 10");
     assert_eq!(operator2["is_active"], true, "is_active defaults to true");
@@ -47,7 +47,7 @@ backend_test!(the_seed_walkthrough_works_as_documented, |app| {
     assert_eq!(link["source_id"], source_id);
     app.link(source_id, operator2["id"].as_i64().unwrap(), 30.0)
         .await;
-    let (_, detail) = app.get(&format!("/sources/{source_id}")).await;
+    let detail = app.get_ok(&format!("/sources/{source_id}")).await;
     assert_eq!(detail["operator_weights"].as_array().unwrap().len(), 2);
 
     // 4. A contact.

@@ -5,10 +5,13 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::receiver::{DEADLINE, Received, Receiver, signature_valid};
-use common::{TestApp, call_with_key as call_with, create_key, field_names, id_of};
+use common::{
+    TestApp, assert_unprocessable, call_with_key as call_with, create_key, field_names, id_of,
+    poll_until,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -84,18 +87,18 @@ async fn deliveries_until(
     what: &str,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let until = Instant::now() + DEADLINE;
-    loop {
-        let list = deliveries(app, webhook_id).await;
-        if done(&list) {
-            return list;
-        }
-        assert!(
-            Instant::now() < until,
-            "gave up waiting for {what}; the deliveries of webhook {webhook_id}: {list:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let list = poll_until(
+        DEADLINE,
+        Duration::from_millis(50),
+        async || deliveries(app, webhook_id).await,
+        |list| done(list),
+    )
+    .await;
+    assert!(
+        done(&list),
+        "gave up waiting for {what}; the deliveries of webhook {webhook_id}: {list:#?}"
+    );
+    list
 }
 
 /// What a receiver got, one line per request, for a failure message.
@@ -174,12 +177,6 @@ fn first<'a>(received: &'a [Received], event_type: &str, contact_id: i64) -> &'a
         .unwrap_or_else(|| panic!("no {event_type} for contact {contact_id} received"))
 }
 
-/// Asserts a 422 with a `detail`.
-fn assert_unprocessable(answer: &(StatusCode, Value), what: &str) {
-    let (status, body) = answer;
-    assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {body}");
-    assert!(body["detail"].is_string(), "{what}: {body}");
-}
 /// A delivery that failed its `attempts` attempts without an answer (no status code, an error each time).
 fn assert_failed_unanswered(detail: &Value, attempts: usize) {
     assert_eq!(detail["attempt_count"], attempts, "{detail}");
@@ -316,7 +313,7 @@ backend_test!(a_webhook_is_created_listed_fetched_and_deleted, |app| {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = app.get(&format!("/webhooks/{id}/deliveries")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (_, list) = app.get("/webhooks").await;
+    let list = app.get_ok("/webhooks").await;
     assert_eq!(
         common::ids(&list).into_iter().collect::<BTreeSet<_>>(),
         BTreeSet::from([id_of(&created), id_of(&other)])
@@ -355,7 +352,7 @@ backend_test!(duplicate_event_types_are_collapsed, |app| {
         events_of(&webhook),
         set_of(&["contact.created", "contact.status_changed"])
     );
-    let (_, fetched) = app.get(&format!("/webhooks/{}", id_of(&webhook))).await;
+    let fetched = app.get_ok(&format!("/webhooks/{}", id_of(&webhook))).await;
     assert_eq!(fetched["events"].as_array().unwrap().len(), 2, "{fetched}");
     assert_eq!(events_of(&fetched), events_of(&webhook));
 });
@@ -438,7 +435,7 @@ backend_test!(an_invalid_webhook_is_refused_with_422, |app| {
         let answer = app.post("/webhooks", body).await;
         assert_unprocessable(&answer, what);
     }
-    let (_, list) = app.get("/webhooks").await;
+    let list = app.get_ok("/webhooks").await;
     assert_eq!(list, json!([]), "nothing was created");
 
     // The limits themselves are allowed.
@@ -745,7 +742,7 @@ backend_test!(events_are_delivered_signed_and_recorded, |app| {
         "the change is in A's history: {} not in {history_a:?}",
         event["change"]
     );
-    let (_, now) = app.get(&format!("/contacts/{a}")).await;
+    let now = app.get_ok(&format!("/contacts/{a}")).await;
     assert_eq!(event["contact"], now, "A has not changed since");
 
     let event = &first(&received, "contact.assigned", b).json["data"];
@@ -761,7 +758,7 @@ backend_test!(events_are_delivered_signed_and_recorded, |app| {
         "the change is in B's history: {} not in {history_b:?}",
         event["change"]
     );
-    let (_, now) = app.get(&format!("/contacts/{b}")).await;
+    let now = app.get_ok(&format!("/contacts/{b}")).await;
     assert_eq!(event["contact"], now, "B has not changed since");
 
     // The deliveries: one per event, newest first, all delivered.
@@ -884,13 +881,8 @@ backend_test!(unassignment_and_manual_assignment_are_sent, |app| {
     let contact = id_of(&app.contact(json!({ "source_id": source })).await);
 
     // With the only linked operator inactive, an unassigned contact stays unassigned.
-    let (status, body) = app
-        .patch(
-            &format!("/operators/{first_operator}"),
-            json!({ "is_active": false }),
-        )
+    app.change_operator(first_operator, json!({ "is_active": false }))
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = app
         .patch(
             &format!("/contacts/{contact}"),
@@ -1310,8 +1302,7 @@ backend_test!(a_redirect_is_not_followed, |app| {
 #[tokio::test]
 async fn every_event_is_delivered_across_instances_postgres() {
     let Some(app) = TestApp::spawn_backend(common::Backend::Postgres).await else {
-        eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR);
-        return;
+        return common::postgres_not_configured();
     };
     let (source, _) = app.source_with_operator("Анна", 100).await;
     // The second instance starts before any webhook exists, and the webhook is created through it.

@@ -2,13 +2,16 @@
 //!
 //! Each test is written once with [`backend_test!`] and runs twice: `name::sqlite` on a fresh SQLite file, and
 //! `name::postgres` on a fresh schema of the PostgreSQL database named by `LEADROUTER_TEST_POSTGRES_URL`
-//! (skipped, with a line on stderr, when that is not set).
+//! (skipped, with a line on stderr, when that is not set; failed when it is not set under CI: see
+//! [`postgres_not_configured`]).
 #![allow(dead_code)]
 
 pub mod receiver;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use leadrouter::{Config, Server};
 use reqwest::{Method, StatusCode};
@@ -42,7 +45,7 @@ macro_rules! backend_test {
             async fn postgres() {
                 match common::TestApp::spawn_backend_with(common::Backend::Postgres, $adjust).await {
                     Some(app) => run(app).await,
-                    None => eprintln!("skipped: {} is not set", common::POSTGRES_URL_VAR),
+                    None => common::postgres_not_configured(),
                 }
             }
         }
@@ -60,6 +63,45 @@ pub fn postgres_url() -> Option<String> {
     std::env::var(POSTGRES_URL_VAR)
         .ok()
         .filter(|url| !url.is_empty())
+}
+
+/// Whether this is a CI run: `CI` is set (CI services set `CI=true`; `.ci/run` runs with it), and not to
+/// `false` or `0`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !matches!(value.trim(), "" | "false" | "0"))
+}
+
+/// What a PostgreSQL test does when `LEADROUTER_TEST_POSTGRES_URL` is not set: locally it is skipped, with a
+/// line on stderr; under CI it fails, so that a CI run that lost its database cannot pass on SQLite alone.
+pub fn postgres_not_configured() {
+    if in_ci() {
+        panic!(
+            "{POSTGRES_URL_VAR} is not set, and CI is: the PostgreSQL half of the tests must run under CI \
+             (set {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/test, as .ci/run does)"
+        );
+    }
+    eprintln!("skipped: {POSTGRES_URL_VAR} is not set");
+}
+
+/// Runs `$body` with `$connection` open on the test database, of whichever backend, and closes it after.
+macro_rules! on_connection {
+    ($database:expr, |$connection:ident| $body:block) => {
+        if $database.is_postgres() {
+            let mut $connection = sqlx::PgConnection::connect(&$database.url)
+                .await
+                .expect("connecting to the test schema");
+            let value = $body;
+            let _ = $connection.close().await;
+            value
+        } else {
+            let mut $connection = sqlx::SqliteConnection::connect(&$database.url)
+                .await
+                .expect("opening the test database");
+            let value = $body;
+            let _ = $connection.close().await;
+            value
+        }
+    };
 }
 
 /// A fresh, empty database for one test; the PostgreSQL schema is dropped when it goes.
@@ -114,6 +156,28 @@ impl TestDatabase {
 
     pub fn is_postgres(&self) -> bool {
         self.postgres_schema.is_some()
+    }
+
+    /// Runs one SQL statement on the database directly, behind the server's back (no trigger of the server's
+    /// fires).
+    pub async fn execute_sql(&self, statement: &str) {
+        on_connection!(self, |connection| {
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .unwrap_or_else(|error| panic!("{statement}: {error}"));
+        })
+    }
+
+    /// Runs a query on the database directly, behind the server's back, and returns the first column of the
+    /// first row it gives, if any.
+    pub async fn sql_number(&self, statement: &str) -> Option<i64> {
+        on_connection!(self, |connection| {
+            sqlx::query_scalar(statement)
+                .fetch_optional(&mut connection)
+                .await
+                .unwrap_or_else(|error| panic!("{statement}: {error}"))
+        })
     }
 }
 
@@ -249,6 +313,48 @@ impl TestApp {
         self.call(Method::DELETE, path, None).await
     }
 
+    /// Sends a request, asserts that it succeeded (2xx) and returns the body.
+    pub async fn call_ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (status, answer) = self.call(method.clone(), path, body).await;
+        assert!(
+            status.is_success(),
+            "{method} {path}: expected a 2xx, got {status}: {answer}"
+        );
+        answer
+    }
+
+    /// `GET path`, expecting 200; returns the body.
+    pub async fn get_ok(&self, path: &str) -> Value {
+        let (status, answer) = self.get(path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {answer}");
+        answer
+    }
+
+    /// `POST path` with the body, expecting a 2xx (201 for what it creates); returns the answer.
+    pub async fn post_ok(&self, path: &str, body: Value) -> Value {
+        self.call_ok(Method::POST, path, Some(body)).await
+    }
+
+    /// `PATCH path` with the body, expecting a 2xx; returns the answer.
+    pub async fn patch_ok(&self, path: &str, body: Value) -> Value {
+        self.call_ok(Method::PATCH, path, Some(body)).await
+    }
+
+    /// `DELETE path`, expecting a 2xx (204).
+    pub async fn delete_ok(&self, path: &str) {
+        self.call_ok(Method::DELETE, path, None).await;
+    }
+
+    /// Runs one SQL statement on the app's database directly, behind the server's back.
+    pub async fn execute_sql(&self, statement: &str) {
+        self.database.execute_sql(statement).await
+    }
+
+    /// The first column of the first row a query on the app's database gives, if any, behind the server's back.
+    pub async fn sql_number(&self, statement: &str) -> Option<i64> {
+        self.database.sql_number(statement).await
+    }
+
     /// Creates an operator and returns its id.
     pub async fn operator(&self, name: &str, max_load: i64) -> i64 {
         let (status, body) = self
@@ -291,6 +397,95 @@ impl TestApp {
         body
     }
 
+    /// Posts an anonymous contact through the source, expects 201, and returns the contact.
+    pub async fn contact_through(&self, source_id: i64) -> Value {
+        self.contact(json!({ "source_id": source_id })).await
+    }
+
+    /// An operator created inactive: its id.
+    pub async fn inactive_operator(&self, name: &str, max_load: i64) -> i64 {
+        let (status, body) = self
+            .post(
+                "/operators/",
+                json!({ "name": name, "is_active": false, "max_load": max_load }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["is_active"], false);
+        id_of(&body)
+    }
+
+    /// `PATCH /operators/{id}` with the body, expecting 200.
+    pub async fn change_operator(&self, operator_id: i64, body: Value) {
+        let (status, answer) = self.patch(&format!("/operators/{operator_id}"), body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
+    /// `GET /operators/{id}/stats`, expecting 200.
+    pub async fn operator_stats(&self, operator_id: i64) -> Value {
+        let (status, body) = self.get(&format!("/operators/{operator_id}/stats")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// The operator's `active` contacts, as listed.
+    pub async fn active_contacts(&self, operator_id: i64) -> Vec<i64> {
+        let (status, list) = self
+            .get(&format!(
+                "/contacts/?operator_id={operator_id}&status=active&limit=1000"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        ids(&list)
+    }
+
+    /// The operator's load as listed (`active` contacts), checked against the load in its stats.
+    pub async fn load_of(&self, operator_id: i64) -> i64 {
+        let counted = self.active_contacts(operator_id).await.len() as i64;
+        let stats = self.operator_stats(operator_id).await;
+        assert_eq!(stats["active_contacts_count"], counted, "{stats}");
+        counted
+    }
+
+    /// `PATCH /contacts/{id}` `{"operator_id": operator}` (a manual assignment), expecting 200; returns the
+    /// contact answered.
+    pub async fn assign_ok(&self, contact_id: i64, operator: Value) -> Value {
+        let (status, contact) = self
+            .patch(
+                &format!("/contacts/{contact_id}"),
+                json!({ "operator_id": operator }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{contact}");
+        assert_eq!(id_of(&contact), contact_id);
+        contact
+    }
+
+    /// The length of the JSON array `GET path` answers, expecting 200.
+    pub async fn count_of(&self, path: &str) -> usize {
+        let list = self.get_ok(path).await;
+        list.as_array()
+            .unwrap_or_else(|| panic!("GET {path}: not an array: {list}"))
+            .len()
+    }
+
+    /// Polls `GET path` (expecting 200 each time) until `done` holds of the body, for at most `deadline`;
+    /// returns the last body (the caller asserts).
+    pub async fn poll_get(
+        &self,
+        path: &str,
+        deadline: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        poll_until(
+            deadline,
+            Duration::from_millis(100),
+            async || self.get_ok(path).await,
+            done,
+        )
+        .await
+    }
+
     /// `GET /contacts/{id}`, expecting 200.
     pub async fn fetch_contact(&self, contact_id: i64) -> Value {
         let (status, contact) = self.get(&format!("/contacts/{contact_id}")).await;
@@ -309,6 +504,39 @@ impl TestApp {
             .await;
         assert_eq!(code, StatusCode::OK, "{body}");
         body
+    }
+}
+
+/// Asserts the status and an error body `{"detail": string}` with a non-empty detail.
+pub fn assert_error(answer: &(StatusCode, Value), expected: StatusCode, what: &str) {
+    let (status, body) = answer;
+    assert_eq!(*status, expected, "{what}: {body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{what}: {body}"
+    );
+}
+
+/// Asserts a 422 with a `detail`.
+pub fn assert_unprocessable(answer: &(StatusCode, Value), what: &str) {
+    assert_error(answer, StatusCode::UNPROCESSABLE_ENTITY, what);
+}
+
+/// Calls `probe` every `every` until `done` holds of what it returns, or until `deadline` has passed; returns
+/// the last value either way (the caller asserts on it).
+pub async fn poll_until<T>(
+    deadline: Duration,
+    every: Duration,
+    mut probe: impl AsyncFnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let until = Instant::now() + deadline;
+    loop {
+        let value = probe().await;
+        if done(&value) || Instant::now() >= until {
+            return value;
+        }
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -356,6 +584,50 @@ pub fn test_config(database_url: &str) -> Config {
     config.webhook_retry_base_ms = 100;
     config.webhook_poll_ms = 50;
     config
+}
+
+/// Spawns the `leadrouter` command (already given its environment) with `RUST_LOG=leadrouter=info` and the
+/// OS's choice of port, and waits, at most a minute, for the address it logs: the child and its base URL. A
+/// thread keeps draining its log, so that the server never blocks on a full pipe.
+pub fn spawn_logging_address(command: &mut Command) -> (Child, String) {
+    let mut child = command
+        .env("LEADROUTER_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "leadrouter=info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("leadrouter starts");
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sender = Some(sender);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("address=").nth(1)
+                && let Some(sender) = sender.take()
+            {
+                let address = rest.split_whitespace().next().unwrap_or("").to_owned();
+                let _ = sender.send(address);
+            }
+        }
+    });
+    match receiver.recv_timeout(Duration::from_secs(60)) {
+        Ok(address) => (child, format!("http://{address}")),
+        Err(error) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("leadrouter did not log its address ({error})");
+        }
+    }
+}
+
+/// Sends the signal (`TERM`, `KILL`…) to the process with `kill`.
+pub fn send_signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} failed");
 }
 
 /// Runs `leadrouter keys …` on the app's database and returns its standard output.
@@ -417,4 +689,20 @@ pub async fn call_with_key(
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
+}
+
+/// [`call_with_key`], asserting that the request succeeded (2xx); returns the body.
+pub async fn call_with_key_ok(
+    app: &TestApp,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let (status, answer) = call_with_key(app, token, method.clone(), path, body).await;
+    assert!(
+        status.is_success(),
+        "{method} {path}: expected a 2xx, got {status}: {answer}"
+    );
+    answer
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -165,14 +165,13 @@ impl Receiver {
         done: impl Fn(&[Received]) -> bool,
         deadline: Duration,
     ) -> Vec<Received> {
-        let until = Instant::now() + deadline;
-        loop {
-            let received = self.received();
-            if done(&received) || Instant::now() >= until {
-                return received;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        super::poll_until(
+            deadline,
+            Duration::from_millis(50),
+            async || self.received(),
+            |received| done(received),
+        )
+        .await
     }
 }
 

@@ -131,7 +131,7 @@ fn sibling_server_binary() -> anyhow::Result<PathBuf> {
     let server = dir.join(format!("leadrouter{}", std::env::consts::EXE_SUFFIX));
     if !server.is_file() {
         bail!(
-            "no leadrouter binary at {}: build it next to the bench with `cargo build --release` \
+            "no leadrouter binary at {}: build it next to the bench with `cargo build --release --workspace` \
              (or pass --url to load a server that is already running)",
             server.display()
         );

@@ -1,12 +1,97 @@
 //! The load generator end to end: the real `leadrouter-bench` binary starts its own server (the `leadrouter`
-//! binary cargo builds beside it), runs a small scenario and reports JSON. Only counts and verdicts are
-//! asserted, never timings.
+//! binary beside it, in the same target directory), runs a small scenario and reports JSON. Only counts and
+//! verdicts are asserted, never timings.
+//!
+//! `leadrouter` is another package of the workspace, so cargo does not build it for this package's tests.
+//! `cargo test --workspace` does (the server's own tests need it); run alone (`cargo test -p leadrouter-bench`),
+//! this test builds it first when it is missing or older than the server's sources, so that it never loads a
+//! stale server.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
+use std::time::SystemTime;
 
 use serde_json::Value;
 
+/// The `leadrouter` binary where `leadrouter-bench` looks for it: beside itself.
+fn server_binary() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_leadrouter-bench"))
+        .with_file_name(format!("leadrouter{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// The newest modification time of the files the server binary is built from.
+fn newest_server_source(workspace: &Path) -> SystemTime {
+    fn walk(path: &Path, newest: &mut SystemTime) {
+        let Ok(metadata) = std::fs::metadata(path) else {
+            return;
+        };
+        if metadata.is_dir() {
+            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+                walk(&entry.path(), newest);
+            }
+        } else if let Ok(modified) = metadata.modified() {
+            *newest = (*newest).max(modified);
+        }
+    }
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for input in ["src", "migrations", "Cargo.toml", "Cargo.lock"] {
+        walk(&workspace.join(input), &mut newest);
+    }
+    newest
+}
+
+fn server_is_fresh(binary: &Path, workspace: &Path) -> bool {
+    std::fs::metadata(binary)
+        .and_then(|metadata| metadata.modified())
+        .is_ok_and(|built| built >= newest_server_source(workspace))
+}
+
+/// Makes sure an up-to-date `leadrouter` stands beside `leadrouter-bench`, building it with cargo if not: into
+/// the same target directory and profile as this test.
+fn ensure_server_binary() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the workspace root");
+        let binary = server_binary();
+        if server_is_fresh(&binary, workspace) {
+            return;
+        }
+        let profile_dir = binary.parent().expect("the profile directory");
+        let target_dir = profile_dir.parent().expect("the target directory");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
+        let mut build = Command::new(cargo);
+        build
+            .current_dir(workspace)
+            .args(["build", "--package", "leadrouter", "--bin", "leadrouter"])
+            .arg("--target-dir")
+            .arg(target_dir);
+        match profile_dir.file_name().and_then(|name| name.to_str()) {
+            Some("debug") => {}
+            Some("release") => {
+                build.arg("--release");
+            }
+            Some(profile) => {
+                build.args(["--profile", profile]);
+            }
+            None => {}
+        }
+        eprintln!("bench test: building {} ({build:?})", binary.display());
+        let status = build.status().expect("running cargo build");
+        assert!(status.success(), "building the leadrouter binary failed: {status}");
+        assert!(
+            server_is_fresh(&binary, workspace),
+            "no up-to-date leadrouter binary at {} after building it: build it with `cargo build -p leadrouter` \
+             into the bench's target directory, or run the tests with `cargo test --workspace`",
+            binary.display()
+        );
+    });
+}
+
 fn bench(args: &[&str]) -> Value {
+    ensure_server_binary();
     let output = Command::new(env!("CARGO_BIN_EXE_leadrouter-bench"))
         .args(args)
         .args(["--json", "--quiet"])
