@@ -249,9 +249,17 @@ const RACED_UNIQUE_CONSTRAINTS: [&str; 6] = [
     "source_operator_weights_source_id_operator_id_key",
 ];
 
+/// The references a write makes to rows it does not lock: a webhook deleted while a change queues an event
+/// for it, or while a sender records an attempt at one of its deliveries. Tried again, the write no longer
+/// sees the webhook.
+const RACED_FOREIGN_KEYS: [&str; 2] = [
+    "webhook_deliveries_webhook_id_fkey",
+    "webhook_attempts_delivery_id_fkey",
+];
+
 /// A PostgreSQL error that a fresh attempt of the same transaction may not meet: it lost a race for a row
-/// lock or a serializable snapshot, or for one of the unique values a write checks before inserting. Every
-/// other error — a constraint the write breaks whatever it races with, a bug — is answered at once, with the
+/// lock or a serializable snapshot, for one of the unique values a write checks before inserting, or with
+/// the deletion of a webhook it refers to. Every other error — a constraint the write breaks whatever it races with, a bug — is answered at once, with the
 /// status SQLite gives it.
 fn is_transient_conflict(error: &sqlx::Error) -> bool {
     let Some(database_error) = error.as_database_error() else {
@@ -264,6 +272,10 @@ fn is_transient_conflict(error: &sqlx::Error) -> bool {
         Some("23505") => database_error
             .constraint()
             .is_some_and(|name| RACED_UNIQUE_CONSTRAINTS.contains(&name)),
+        // foreign_key_violation
+        Some("23503") => database_error
+            .constraint()
+            .is_some_and(|name| RACED_FOREIGN_KEYS.contains(&name)),
         _ => false,
     }
 }

@@ -251,6 +251,12 @@ fn prepare<'c>(
     sql: &str,
     params: &[Value<'_>],
 ) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+    // More parameters than placeholders would leave some unbound, silently: a bug, refused loudly.
+    assert!(
+        params.len() <= PLACEHOLDERS.len(),
+        "a statement with more than {} parameters",
+        PLACEHOLDERS.len()
+    );
     let mut statement = connection.prepare_cached(sql)?;
     for (placeholder, value) in PLACEHOLDERS.iter().zip(params) {
         if let Some(index) = statement.parameter_index(placeholder)? {
