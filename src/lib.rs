@@ -5,7 +5,6 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod model;
 pub mod store;
 pub mod sweeper;
 pub mod telemetry;

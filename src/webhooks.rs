@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::model;
+use crate::store;
 use crate::store::Attempt;
 use crate::store::deliveries::event_body;
 use crate::store::{DeliveryJob, Store};
@@ -153,10 +153,10 @@ async fn send(
     );
     let body = body.to_string().into_bytes();
     let signature = signature(&job.secret, &body);
-    let at = model::now();
+    let at = store::now();
     let started = Instant::now();
     let response = client
-        .post(&job.url)
+        .post(job.url.as_str())
         .header("content-type", "application/json")
         .header("x-leadrouter-event", &job.event_type)
         .header("x-leadrouter-event-id", job.event_id)
@@ -178,7 +178,7 @@ async fn send(
     let attempts_left = u32::try_from(number).is_ok_and(|n| n < settings.max_attempts);
     let retry_at = (!delivered && attempts_left).then(|| {
         let wait = settings.backoff(u32::try_from(number).unwrap_or(u32::MAX));
-        model::now() + TimeDelta::from_std(wait).unwrap_or(TimeDelta::hours(1))
+        store::now() + TimeDelta::from_std(wait).unwrap_or(TimeDelta::hours(1))
     });
     let outcome = match (delivered, retry_at.is_some()) {
         (true, _) => "delivered",

@@ -9,15 +9,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::Caller;
-use super::{Json, Pagination, Path, Query, invalid, to_page};
+use super::schemas::{Contact, HistoryEntry};
+use super::wire::{
+    EmailString, PhoneString, ShortTextString, StatusString, deserialize_optional_whole_number,
+    deserialize_whole_number,
+};
+use super::{Json, Pagination, Path, Query, each, invalid, to_page};
 use crate::AppState;
 use crate::domain::identity::RawLeadIdentity;
 use crate::domain::{LeadIdentity, Scope, Status, Text};
 use crate::error::{AppError, ErrorBody};
-use crate::model::{
-    Contact, EmailString, HistoryEntry, PhoneString, ShortTextString, StatusString,
-    deserialize_optional_whole_number, deserialize_whole_number,
-};
 use crate::store::ContactFilter;
 use crate::store::ManualAssignment;
 use crate::store::{CreatedContact, IdempotencyKey, NewContact};
@@ -197,7 +198,7 @@ async fn create_contact(
             "contact created"
         );
     }
-    Ok((StatusCode::CREATED, response_headers, Json(contact)))
+    Ok((StatusCode::CREATED, response_headers, Json(contact.into())))
 }
 
 /// The `Idempotency-Key` header, if sent: 1 to 255 printable ASCII characters, spaces only inside — exactly
@@ -245,7 +246,7 @@ async fn list_contacts(
             .transpose()?,
         unassigned: query.unassigned,
     };
-    Ok(Json(state.store.list_contacts(&filter, page).await?))
+    Ok(Json(each(state.store.list_contacts(&filter, page).await?)))
 }
 
 /// Get a contact with its lead, source and operator. An `ingest` key sees only the contacts it created (others
@@ -269,7 +270,7 @@ async fn get_contact(
     {
         return Err(AppError::not_found("Contact"));
     }
-    Ok(Json(state.store.get_contact(id).await?))
+    Ok(Json(state.store.get_contact(id).await?.into()))
 }
 
 /// Change a contact's status, given as the query parameter `status` (as the reference implementation takes it).
@@ -331,8 +332,12 @@ async fn set_contact_status(
         .store
         .set_contact_status(id, status, caller.key_id)
         .await?;
-    tracing::debug!(contact_id = id, status = %contact.status, "contact status changed");
-    Ok(Json(contact))
+    tracing::debug!(
+        contact_id = id,
+        status = contact.status.as_str(),
+        "contact status changed"
+    );
+    Ok(Json(contact.into()))
 }
 
 /// Give a contact to an operator by hand (`{"operator_id": 2}`), or take it from its operator
@@ -377,7 +382,7 @@ async fn assign_contact(
         force = body.force,
         "contact assigned by hand"
     );
-    Ok(Json(contact))
+    Ok(Json(contact.into()))
 }
 
 /// A contact's history, oldest first: its creation, every assignment (on creation, from the queue, by hand),
@@ -398,5 +403,5 @@ async fn contact_history(
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Vec<HistoryEntry>>, AppError> {
     let page = pagination.page()?;
-    Ok(Json(state.store.contact_history(id, page).await?))
+    Ok(Json(each(state.store.contact_history(id, page).await?)))
 }

@@ -1,16 +1,17 @@
 use axum::extract::State;
-use serde::Deserialize;
-use utoipa::{IntoParams, OpenApi};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Json, Path, Query, invalid, to_page};
+use super::schemas::{Contact, Lead};
+use super::wire::{EmailString, PhoneString, ShortTextString};
+use super::{Json, Path, Query, each, invalid, to_page};
 use crate::AppState;
 use crate::domain::LeadIdentity;
 use crate::domain::identity::RawLeadIdentity;
 use crate::error::{AppError, ErrorBody};
-use crate::model::{EmailString, Lead, LeadDetail, PhoneString, ShortTextString};
-use crate::store::LeadFilter;
+use crate::store::{LeadFilter, leads};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(QuerySchemas::openapi())
@@ -69,7 +70,7 @@ async fn list_leads(
         phone: identity.phone.map(|p| p.as_str().to_owned()),
         email: identity.email.map(|e| e.as_str().to_owned()),
     };
-    Ok(Json(state.store.list_leads(&filter, page).await?))
+    Ok(Json(each(state.store.list_leads(&filter, page).await?)))
 }
 
 /// Get a lead with their contacts through every source, newest first (the latest 1,000; page through older
@@ -87,5 +88,21 @@ async fn get_lead(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<LeadDetail>, AppError> {
-    Ok(Json(state.store.get_lead(id).await?))
+    Ok(Json(state.store.get_lead(id).await?.into()))
+}
+
+/// A lead with all its contacts, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LeadDetail {
+    pub lead: Lead,
+    pub contacts: Vec<Contact>,
+}
+
+impl From<leads::LeadDetail> for LeadDetail {
+    fn from(detail: leads::LeadDetail) -> Self {
+        Self {
+            lead: detail.lead.into(),
+            contacts: each(detail.contacts),
+        }
+    }
 }

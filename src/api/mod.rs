@@ -3,12 +3,15 @@
 
 mod access;
 mod contacts;
+mod deliveries;
 mod leads;
 mod operations;
 mod operators;
+mod schemas;
 mod sources;
 mod stats;
 mod webhooks;
+pub mod wire;
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -333,6 +336,11 @@ pub fn to_page(skip: Option<i64>, limit: Option<i64>) -> Result<Page, AppError> 
 }
 
 /// A 422 naming the field whose value was refused.
+/// The API's schemas of the records, one for each.
+pub fn each<R, S: From<R>>(records: Vec<R>) -> Vec<S> {
+    records.into_iter().map(S::from).collect()
+}
+
 pub fn invalid(field: &str, error: ValueError) -> AppError {
     AppError::Unprocessable(format!("{field}: {error}"))
 }

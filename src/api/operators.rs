@@ -9,11 +9,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::Caller;
-use super::{Json, Pagination, Path, Query, invalid};
+use super::schemas::Operator;
+use super::wire::{NameString, deserialize_optional_whole_number};
+use super::{Json, Pagination, Path, Query, each, invalid};
 use crate::AppState;
 use crate::domain::{MaxLoad, Name};
 use crate::error::{AppError, ErrorBody};
-use crate::model::{NameString, Operator, deserialize_optional_whole_number};
 use crate::store::{NewOperator, OperatorChanges};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -122,7 +123,7 @@ async fn create_operator(
 ) -> Result<(StatusCode, Json<Operator>), AppError> {
     let operator = state.store.create_operator(body.parse()?).await?;
     tracing::info!(operator_id = operator.id, "operator created");
-    Ok((StatusCode::CREATED, Json(operator)))
+    Ok((StatusCode::CREATED, Json(operator.into())))
 }
 
 /// List operators, oldest first.
@@ -138,7 +139,9 @@ async fn list_operators(
     State(state): State<AppState>,
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Vec<Operator>>, AppError> {
-    Ok(Json(state.store.list_operators(pagination.page()?).await?))
+    Ok(Json(each(
+        state.store.list_operators(pagination.page()?).await?,
+    )))
 }
 
 /// Get an operator.
@@ -155,7 +158,7 @@ async fn get_operator(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Operator>, AppError> {
-    Ok(Json(state.store.get_operator(id).await?))
+    Ok(Json(state.store.get_operator(id).await?.into()))
 }
 
 /// Change an operator's name, activity or max_load. Lowering max_load below the current load takes nothing
@@ -177,7 +180,8 @@ async fn update_operator(
     Path(id): Path<i64>,
     Json(body): Json<UpdateOperator>,
 ) -> Result<Json<Operator>, AppError> {
-    Ok(Json(state.store.update_operator(id, body.parse()?).await?))
+    let operator = state.store.update_operator(id, body.parse()?).await?;
+    Ok(Json(operator.into()))
 }
 
 /// Delete an operator. Their weights go with them; their contacts stay, with `operator_id: null` and the status

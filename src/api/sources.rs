@@ -1,18 +1,17 @@
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Json, Pagination, Path, Query, invalid, nullable};
+use super::schemas::{Contact, Source};
+use super::wire::{NameString, deserialize_whole_number};
+use super::{Json, Pagination, Path, Query, each, invalid, nullable};
 use crate::AppState;
 use crate::domain::{Name, Text, Weight};
 use crate::error::{AppError, ErrorBody};
-use crate::model::{
-    Contact, NameString, OperatorWeight, Source, SourceDetail, deserialize_whole_number,
-};
-use crate::store::{NewSource, SourceChanges};
+use crate::store::{NewSource, SourceChanges, sources};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -40,7 +39,7 @@ async fn source_queue(
     Path(id): Path<i64>,
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Vec<Contact>>, AppError> {
-    Ok(Json(state.store.queue(id, pagination.page()?).await?))
+    Ok(Json(each(state.store.queue(id, pagination.page()?).await?)))
 }
 
 /// A new source.
@@ -120,7 +119,7 @@ async fn create_source(
     };
     let source = state.store.create_source(new).await?;
     tracing::info!(source_id = source.id, "source created");
-    Ok((StatusCode::CREATED, Json(source)))
+    Ok((StatusCode::CREATED, Json(source.into())))
 }
 
 /// List sources, oldest first.
@@ -136,7 +135,9 @@ async fn list_sources(
     State(state): State<AppState>,
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Vec<Source>>, AppError> {
-    Ok(Json(state.store.list_sources(pagination.page()?).await?))
+    Ok(Json(each(
+        state.store.list_sources(pagination.page()?).await?,
+    )))
 }
 
 /// Get a source with its operators and their weights.
@@ -153,7 +154,7 @@ async fn get_source(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<SourceDetail>, AppError> {
-    Ok(Json(state.store.get_source(id).await?))
+    Ok(Json(state.store.get_source(id).await?.into()))
 }
 
 /// Rename a source or change its description.
@@ -185,7 +186,7 @@ async fn update_source(
             .map(|d| parse_description(d.as_deref()))
             .transpose()?,
     };
-    Ok(Json(state.store.update_source(id, changes).await?))
+    Ok(Json(state.store.update_source(id, changes).await?.into()))
 }
 
 /// Delete (retire) a source. It disappears from the API, takes no new contacts, and its weights are removed;
@@ -236,7 +237,7 @@ async fn link_operator(
         .store
         .link_operator(source_id, body.operator_id, weight)
         .await?;
-    Ok((StatusCode::CREATED, Json(link)))
+    Ok((StatusCode::CREATED, Json(link.into())))
 }
 
 /// Change an operator's weight on a source.
@@ -265,7 +266,8 @@ async fn update_weight(
         state
             .store
             .update_weight(source_id, operator_id, weight)
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
@@ -288,4 +290,64 @@ async fn unlink_operator(
 ) -> Result<StatusCode, AppError> {
     state.store.unlink_operator(source_id, operator_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An operator's weight (competence) on a source.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OperatorWeight {
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(example = 1)]
+    pub source_id: i64,
+    #[schema(example = 1)]
+    pub operator_id: i64,
+    /// Share of the source's contacts is weight / sum of the weights of the operators free at the time.
+    #[schema(example = 10.0)]
+    pub weight: f64,
+}
+
+/// A weight with the operator's name beside it, as `GET /sources/{id}` lists them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NamedOperatorWeight {
+    #[serde(flatten)]
+    pub weight: OperatorWeight,
+    #[schema(example = "Оператор 1")]
+    pub operator_name: String,
+}
+
+/// A source with its distribution settings.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SourceDetail {
+    #[serde(flatten)]
+    pub source: Source,
+    pub operator_weights: Vec<NamedOperatorWeight>,
+}
+
+impl From<sources::OperatorWeight> for OperatorWeight {
+    fn from(weight: sources::OperatorWeight) -> Self {
+        Self {
+            id: weight.id,
+            source_id: weight.source_id,
+            operator_id: weight.operator_id,
+            weight: weight.weight,
+        }
+    }
+}
+
+impl From<sources::NamedOperatorWeight> for NamedOperatorWeight {
+    fn from(named: sources::NamedOperatorWeight) -> Self {
+        Self {
+            weight: named.weight.into(),
+            operator_name: named.operator_name,
+        }
+    }
+}
+
+impl From<sources::SourceDetail> for SourceDetail {
+    fn from(detail: sources::SourceDetail) -> Self {
+        Self {
+            source: detail.source.into(),
+            operator_weights: each(detail.operator_weights),
+        }
+    }
 }

@@ -9,8 +9,8 @@ use utoipa_axum::routes;
 use super::{Json, Path};
 use crate::AppState;
 use crate::error::{AppError, ErrorBody};
-use crate::model::SourceDetail;
 use crate::store::OperatorTally;
+use crate::store::sources::SourceDetail;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_source_stats))

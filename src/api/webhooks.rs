@@ -1,5 +1,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::RefOr;
@@ -8,15 +9,15 @@ use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Json, Pagination, Path, Query};
+use super::deliveries::{Delivery, DeliveryDetail};
+use super::wire::serialize_timestamp;
+use super::{Json, Pagination, Path, Query, each};
 use crate::AppState;
+use crate::domain::{MAX_URL_CHARS, WebhookUrl};
 use crate::error::{AppError, ErrorBody};
-use crate::model::{Delivery, DeliveryDetail, Webhook};
-use crate::store::NewWebhook;
 use crate::store::webhooks::EVENT_TYPES;
+use crate::store::{NewWebhook, webhooks};
 
-/// The longest webhook URL accepted.
-pub const MAX_URL_CHARS: usize = 2048;
 /// A webhook secret's length, in characters.
 pub const SECRET_CHARS: std::ops::RangeInclusive<usize> = 16..=256;
 
@@ -87,6 +88,31 @@ impl PartialSchema for EventTypes {
 
 impl ToSchema for EventTypes {}
 
+/// A receiver of events.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Webhook {
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(example = "https://crm.example.com/leadrouter")]
+    pub url: String,
+    #[schema(example = json!(["contact.assigned"]))]
+    pub events: Vec<String>,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<webhooks::Webhook> for Webhook {
+    fn from(webhook: webhooks::Webhook) -> Self {
+        Self {
+            id: webhook.id,
+            url: webhook.url.as_str().to_owned(),
+            events: webhook.events,
+            created_at: webhook.created_at,
+        }
+    }
+}
+
 /// A webhook just created, with its secret: the only response that shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedWebhook {
@@ -99,25 +125,7 @@ pub struct CreatedWebhook {
 impl CreateWebhook {
     fn parse(self) -> Result<NewWebhook, AppError> {
         let invalid = |message: &str| Err(AppError::Unprocessable(message.to_owned()));
-        if self.url.chars().count() > MAX_URL_CHARS {
-            return invalid("url: at most 2048 characters");
-        }
-        // The URL standard's parser would quietly drop or escape them; a URL is taken as written or not at all.
-        if self.url.chars().any(char::is_control) {
-            return invalid("url: must not contain control characters");
-        }
-        let Ok(url) = reqwest::Url::parse(&self.url) else {
-            return invalid("url: must be an absolute http:// or https:// URL");
-        };
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-            return invalid("url: must be an absolute http:// or https:// URL");
-        }
-        // Credentials in a URL would be listed by GET /webhooks and written to the logs.
-        if !url.username().is_empty() || url.password().is_some() {
-            return invalid(
-                "url: must not hold credentials (user:password@); the signature authenticates the deliveries",
-            );
-        }
+        let url = WebhookUrl::parse(&self.url).map_err(|error| super::invalid("url", error))?;
         if self.events.is_empty() {
             return invalid("events: at least one event type");
         }
@@ -148,7 +156,7 @@ impl CreateWebhook {
             None => generated_secret(),
         };
         Ok(NewWebhook {
-            url: self.url,
+            url,
             events,
             secret,
         })
@@ -187,7 +195,10 @@ async fn create_webhook(
     tracing::info!(webhook_id = webhook.id, url = %webhook.url, "webhook created");
     Ok((
         StatusCode::CREATED,
-        Json(CreatedWebhook { webhook, secret }),
+        Json(CreatedWebhook {
+            webhook: webhook.into(),
+            secret,
+        }),
     ))
 }
 
@@ -197,7 +208,7 @@ async fn create_webhook(
     responses((status = 200, description = "Webhooks", body = [Webhook]))
 )]
 async fn list_webhooks(State(state): State<AppState>) -> Result<Json<Vec<Webhook>>, AppError> {
-    Ok(Json(state.store.list_webhooks().await?))
+    Ok(Json(each(state.store.list_webhooks().await?)))
 }
 
 /// Get a webhook (without its secret).
@@ -214,7 +225,7 @@ async fn get_webhook(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<Webhook>, AppError> {
-    Ok(Json(state.store.get_webhook(id).await?))
+    Ok(Json(state.store.get_webhook(id).await?.into()))
 }
 
 /// Delete a webhook, with its deliveries: nothing more is sent to it, pending deliveries included.
@@ -252,7 +263,8 @@ async fn list_deliveries(
     Path(id): Path<i64>,
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Vec<Delivery>>, AppError> {
-    Ok(Json(state.store.deliveries(id, pagination.page()?).await?))
+    let deliveries = state.store.deliveries(id, pagination.page()?).await?;
+    Ok(Json(each(deliveries)))
 }
 
 /// A delivery with the event it carries (exactly as sent) and every attempt at it: when, the receiver's status
@@ -273,7 +285,7 @@ async fn get_delivery(
     State(state): State<AppState>,
     Path((id, delivery_id)): Path<(i64, i64)>,
 ) -> Result<Json<DeliveryDetail>, AppError> {
-    Ok(Json(state.store.delivery(id, delivery_id).await?))
+    Ok(Json(state.store.delivery(id, delivery_id).await?.into()))
 }
 
 /// Send a delivery again, now: for one that failed for good, once its receiver is fixed (or, for a delivered
@@ -295,5 +307,5 @@ async fn retry_delivery(
     Path((id, delivery_id)): Path<(i64, i64)>,
 ) -> Result<(StatusCode, Json<Delivery>), AppError> {
     let delivery = state.store.retry_delivery(id, delivery_id).await?;
-    Ok((StatusCode::ACCEPTED, Json(delivery)))
+    Ok((StatusCode::ACCEPTED, Json(delivery.into())))
 }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod identity;
 pub mod routing;
 pub mod values;
+pub mod webhooks;
 
 pub use access::{Need, Scope};
 pub use identity::{
@@ -15,3 +16,4 @@ pub use routing::{
     draw_and_claim,
 };
 pub use values::*;
+pub use webhooks::{DeliveryState, MAX_URL_CHARS, WebhookUrl};

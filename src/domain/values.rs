@@ -134,6 +134,11 @@ pub struct Status(String);
 impl Status {
     pub const ACTIVE: &'static str = "active";
 
+    /// The status a contact arrives in.
+    pub fn active() -> Self {
+        Self(Self::ACTIVE.to_owned())
+    }
+
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {

@@ -2,17 +2,29 @@
 
 use std::sync::PoisonError;
 
+use chrono::{DateTime, Utc};
+
 use super::backend::Backend;
 use super::executor::{Executor, Record, Row, params, ready_now};
 use super::{Result, Store};
 use crate::domain::{Name, Scope};
 use crate::error::AppError;
-use crate::model::{self, ApiKey};
 
 macro_rules! key_columns {
     () => {
         "id, name, scope, created_at, revoked_at"
     };
+}
+
+/// An API key, as listed: never its token, which is shown once at creation and stored only as a hash.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: i64,
+    pub name: String,
+    /// `admin`, `ingest` or `read`.
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl Record for ApiKey {
@@ -66,7 +78,7 @@ async fn create(
     );
     db.one(
         sql,
-        params![name.as_str(), scope.as_str(), token_hash, model::now()],
+        params![name.as_str(), scope.as_str(), token_hash, super::now()],
     )
     .await
 }
@@ -77,7 +89,7 @@ async fn revoke(db: &mut impl Executor, key: &str) -> Result<()> {
     let name = id.is_none().then_some(key);
     let sql =
         "UPDATE api_keys SET revoked_at = $3 WHERE (id = $1 OR name = $2) AND revoked_at IS NULL";
-    if db.execute(sql, params![id, name, model::now()]).await? == 0 {
+    if db.execute(sql, params![id, name, super::now()]).await? == 0 {
         return Err(AppError::NotFound(format!(
             "No live API key with id or name {key:?}"
         )));

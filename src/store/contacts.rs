@@ -6,12 +6,14 @@ use sha2::{Digest, Sha256};
 
 use super::executor::{Dialect, Executor, Filters, Record, Row, params};
 use super::history::{self, HistoryChange, entry, reason};
+use super::leads::{self, Lead};
+use super::operators::{self, Operator};
 use super::queue::{self, Drained};
+use super::sources::{self, Source};
 use super::tallies::{self, count_key};
-use super::{Page, Result, Store, leads, operators, sources};
+use super::{Page, Result, Store};
 use crate::domain::{LeadIdentity, RandomSource, Status, Text, draw_and_claim};
 use crate::error::AppError;
-use crate::model::{self, Contact, Lead, Operator, Source};
 
 /// A contact joined with its lead, source and operator; callers append WHERE, ORDER BY and LIMIT.
 macro_rules! contact_select {
@@ -27,6 +29,31 @@ macro_rules! contact_select {
     };
 }
 pub(super) use contact_select;
+
+/// One message of a lead through a source, and who handles it, joined with its lead, source and operator.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    pub id: i64,
+    pub lead_id: i64,
+    pub source_id: i64,
+    /// `None` when no operator was free (or the operator was deleted).
+    pub operator_id: Option<i64>,
+    pub status: Status,
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub lead: Lead,
+    pub source: Source,
+    pub operator: Option<Operator>,
+    /// While the contact waits: its place in its source's queue, from 1 for the oldest.
+    pub queue_position: Option<i64>,
+}
+
+impl Contact {
+    /// Whether the contact waits in its source's queue.
+    pub fn is_waiting(&self) -> bool {
+        self.operator_id.is_none() && self.status.is_active()
+    }
+}
 
 impl Record for Contact {
     fn decode(row: &Row<'_>) -> Result<Self> {
@@ -82,7 +109,7 @@ pub struct ContactState {
     pub id: i64,
     pub source_id: i64,
     pub operator_id: Option<i64>,
-    pub status: String,
+    pub status: Status,
 }
 
 impl Record for ContactState {
@@ -264,7 +291,7 @@ pub async fn create(
     random: &RandomSource,
     new: &NewContact,
 ) -> Result<CreatedContact> {
-    let now = model::now();
+    let now = super::now();
     if let Some(key) = &new.idempotency {
         let sql = "SELECT fingerprint, contact_id, created_at FROM idempotency_keys \
              WHERE client = $1 AND key = $2";
@@ -357,7 +384,7 @@ async fn route_new(
         lead_id: lead.id,
         source_id: source.id,
         operator_id,
-        status: Status::ACTIVE.to_owned(),
+        status: Status::active(),
         message: message.map(str::to_owned),
         created_at,
         lead,
@@ -374,7 +401,7 @@ async fn route_new(
         from_operator_id: None,
         to_operator_id: operator_id,
         from_status: None,
-        to_status: Status::ACTIVE.to_owned(),
+        to_status: Status::active(),
         reason: reason::CREATION,
         api_key_id: new.created_by_key_id,
     };
@@ -395,10 +422,10 @@ pub async fn set_status(
 ) -> Result<(Contact, Drained)> {
     let current = state_for_update(db, id).await?;
     let mut drained = Drained::default();
-    if current.status != status.as_str() {
+    if current.status != *status {
         let sql = "UPDATE contacts SET status = $2 WHERE id = $1";
         db.execute(sql, params![id, status.as_str()]).await?;
-        let was_active = current.status == Status::ACTIVE;
+        let was_active = current.status.is_active();
         if let Some(operator_id) = current.operator_id
             && was_active != status.is_active()
         {
@@ -413,12 +440,12 @@ pub async fn set_status(
         }
         let change = HistoryChange {
             contact_id: id,
-            at: model::now(),
+            at: super::now(),
             event: entry::STATUS_CHANGED,
             from_operator_id: current.operator_id,
             to_operator_id: current.operator_id,
             from_status: Some(current.status.clone()),
-            to_status: status.as_str().to_owned(),
+            to_status: status.clone(),
             reason: reason::MANUAL,
             api_key_id,
         };

@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::executor::{Dialect, Executor, Record, Row, params};
 use super::{Page, Result, Store, contacts, webhooks};
+use crate::domain::{DeliveryState, WebhookUrl};
 use crate::error::AppError;
-use crate::model::{self, Delivery, DeliveryAttempt, DeliveryDetail};
 
 /// How long a delivery done with (delivered, or failed for good) stays visible through the API.
 pub const DELIVERY_RETENTION: TimeDelta = TimeDelta::days(7);
@@ -21,12 +21,48 @@ macro_rules! delivery_select {
     };
 }
 
+/// One event on its way to one webhook.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub event_id: i64,
+    pub event_type: String,
+    pub state: DeliveryState,
+    pub attempt_count: i64,
+    /// When a pending delivery is next tried.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// One try at sending a delivery.
+#[derive(Debug, Clone)]
+pub struct DeliveryAttempt {
+    pub attempt: i64,
+    pub at: DateTime<Utc>,
+    /// The receiver's answer; `None` when there was none (refused connection, timeout).
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// A delivery with the event it carries, exactly as sent, and every attempt at it.
+#[derive(Debug, Clone)]
+pub struct DeliveryDetail {
+    pub delivery: Delivery,
+    pub payload: serde_json::Value,
+    pub attempts: Vec<DeliveryAttempt>,
+}
+
 impl Record for Delivery {
     fn decode(row: &Row<'_>) -> Result<Self> {
-        let state: String = row.get("state")?;
+        let state: DeliveryState = row.get("state")?;
         let due_at_ms: Option<i64> = row.get("due_at_ms")?;
-        let next_attempt_at = match state.as_str() {
-            "pending" => due_at_ms.and_then(DateTime::from_timestamp_millis),
+        let next_attempt_at = match state {
+            DeliveryState::Pending => due_at_ms.and_then(DateTime::from_timestamp_millis),
             _ => None,
         };
         Ok(Delivery {
@@ -62,7 +98,7 @@ impl Record for DeliveryAttempt {
 pub struct DeliveryJob {
     pub id: i64,
     pub attempt_count: i64,
-    pub url: String,
+    pub url: WebhookUrl,
     pub secret: String,
     pub event_id: i64,
     pub event_type: String,
@@ -113,7 +149,7 @@ pub fn event_body(
     json!({
         "id": event_id,
         "type": event_type,
-        "created_at": created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "created_at": webhooks::event_time(created_at),
         "data": data,
     })
 }
@@ -177,9 +213,9 @@ async fn record_attempt(db: &mut impl Executor, attempt: &Attempt) -> Result<()>
     ];
     db.execute(sql, params).await?;
     let state = match (attempt.delivered, attempt.retry_at) {
-        (true, _) => "delivered",
-        (false, Some(_)) => "pending",
-        (false, None) => "failed",
+        (true, _) => DeliveryState::Delivered,
+        (false, Some(_)) => DeliveryState::Pending,
+        (false, None) => DeliveryState::Failed,
     };
     let due_at_ms = attempt
         .retry_at
@@ -189,7 +225,7 @@ async fn record_attempt(db: &mut impl Executor, attempt: &Attempt) -> Result<()>
          last_status_code = $5, last_error = $6, delivered_at = $7 WHERE id = $1";
     let params = params![
         attempt.delivery_id,
-        state,
+        state.as_str(),
         attempt.number,
         due_at_ms,
         attempt.status_code,
@@ -202,10 +238,15 @@ async fn record_attempt(db: &mut impl Executor, attempt: &Attempt) -> Result<()>
 
 /// Makes the webhook's delivery pending and due now, whatever became of it.
 async fn retry(db: &mut impl Executor, webhook_id: i64, id: i64) -> Result<()> {
-    let sql = "UPDATE webhook_deliveries SET state = 'pending', due_at_ms = $3 \
+    let sql = "UPDATE webhook_deliveries SET state = $4, due_at_ms = $3 \
          WHERE id = $2 AND webhook_id = $1";
     let now = Utc::now().timestamp_millis();
-    if db.execute(sql, params![webhook_id, id, now]).await? == 0 {
+    let pending = DeliveryState::Pending.as_str();
+    if db
+        .execute(sql, params![webhook_id, id, now, pending])
+        .await?
+        == 0
+    {
         return Err(AppError::not_found("Delivery"));
     }
     Ok(())
@@ -281,7 +322,7 @@ impl Store {
     /// Forgets expired idempotency keys and old deliveries.
     pub async fn purge_expired(&self) -> Result<()> {
         transaction!(self, |db| {
-            let now = model::now();
+            let now = super::now();
             contacts::purge_idempotency_keys(db, now).await?;
             purge(db, now).await
         })

@@ -17,6 +17,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Postgres, Row as _, Sqlite};
 
+use crate::domain::{DeliveryState, Status, WebhookUrl};
 use crate::error::AppError;
 
 type Result<T> = std::result::Result<T, AppError>;
@@ -118,6 +119,36 @@ plain_column!(
     Option<String>
 );
 
+/// Values stored as text and read back through their constructor: a stored value it refuses is an internal
+/// error.
+macro_rules! parsed_column {
+    ($($type:ty),+) => {$(
+        impl Column for Option<$type> {
+            fn read(row: &Row<'_>, column: &str) -> Result<Self> {
+                let Some(text) = Option::<String>::read(row, column)? else {
+                    return Ok(None);
+                };
+                <$type>::parse(&text).map(Some).map_err(|error| {
+                    AppError::Internal(anyhow::anyhow!(
+                        "column {column} holds {text:?}, which is not valid: {error}"
+                    ))
+                })
+            }
+        }
+        impl Column for $type {
+            fn read(row: &Row<'_>, column: &str) -> Result<Self> {
+                Option::<$type>::read(row, column)?.ok_or_else(|| null_column(column))
+            }
+        }
+    )+};
+}
+
+parsed_column!(Status, DeliveryState, WebhookUrl);
+
+fn null_column(column: &str) -> AppError {
+    AppError::Internal(anyhow::anyhow!("column {column} is unexpectedly NULL"))
+}
+
 impl Column for Option<DateTime<Utc>> {
     fn read(row: &Row<'_>, column: &str) -> Result<Self> {
         Ok(match row {
@@ -145,9 +176,7 @@ impl Column for Option<DateTime<Utc>> {
 
 impl Column for DateTime<Utc> {
     fn read(row: &Row<'_>, column: &str) -> Result<Self> {
-        Option::<DateTime<Utc>>::read(row, column)?.ok_or_else(|| {
-            AppError::Internal(anyhow::anyhow!("column {column} is unexpectedly NULL"))
-        })
+        Option::<DateTime<Utc>>::read(row, column)?.ok_or_else(|| null_column(column))
     }
 }
 

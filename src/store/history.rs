@@ -4,10 +4,11 @@
 
 use chrono::{DateTime, Utc};
 
+use super::contacts::{self, Contact};
 use super::executor::{Executor, Record, Row, params};
-use super::{Page, Result, Store, contacts, webhooks};
+use super::{Page, Result, Store, webhooks};
+use crate::domain::Status;
 use crate::error::AppError;
-use crate::model::{Contact, HistoryEntry};
 
 /// The kinds of history entry.
 pub mod entry {
@@ -36,6 +37,24 @@ macro_rules! history_columns {
     };
 }
 
+/// One change in a contact's life: its creation, an assignment, a status change.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub contact_id: i64,
+    pub at: DateTime<Utc>,
+    /// One of [`entry`].
+    pub event: String,
+    pub from_operator_id: Option<i64>,
+    pub to_operator_id: Option<i64>,
+    pub from_status: Option<Status>,
+    pub to_status: Status,
+    /// One of [`reason`].
+    pub reason: String,
+    /// The API key that made a manual change.
+    pub api_key_id: Option<i64>,
+}
+
 impl Record for HistoryEntry {
     fn decode(row: &Row<'_>) -> Result<Self> {
         Ok(HistoryEntry {
@@ -61,8 +80,8 @@ pub struct HistoryChange {
     pub event: &'static str,
     pub from_operator_id: Option<i64>,
     pub to_operator_id: Option<i64>,
-    pub from_status: Option<String>,
-    pub to_status: String,
+    pub from_status: Option<Status>,
+    pub to_status: Status,
     pub reason: &'static str,
     pub api_key_id: Option<i64>,
 }
@@ -86,7 +105,7 @@ pub async fn record(
         change.event,
         change.from_operator_id,
         change.to_operator_id,
-        change.from_status.as_deref(),
+        change.from_status.as_ref().map(Status::as_str),
         change.to_status.as_str(),
         change.reason,
         change.api_key_id

@@ -1,11 +1,13 @@
 //! Leads: the people behind the contacts, one per identity. Which lead a contact belongs to is decided by
 //! [`resolve_lead`]; this file loads what it needs and writes what it decided.
 
+use chrono::{DateTime, Utc};
+
+use super::contacts::{self, Contact};
 use super::executor::{Executor, Filters, Record, Row, params};
-use super::{Page, Result, Store, contacts};
+use super::{Page, Result, Store};
 use crate::domain::{KnownLead, LeadIdentity, LeadResolution, resolve_lead};
 use crate::error::AppError;
-use crate::model::{self, Lead, LeadDetail};
 
 /// The contacts `GET /leads/{id}` returns at most; the rest are paged through `GET /contacts/?lead_id=`.
 pub const LEAD_DETAIL_CONTACTS: i64 = 1000;
@@ -14,6 +16,27 @@ macro_rules! lead_columns {
     () => {
         "id, external_id, phone, email, name, created_at"
     };
+}
+
+/// A person who writes to the business, possibly through several sources.
+#[derive(Debug, Clone)]
+pub struct Lead {
+    pub id: i64,
+    /// The lead's id in the source's own system.
+    pub external_id: Option<String>,
+    /// E.164.
+    pub phone: Option<String>,
+    /// Lower case.
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A lead with their latest contacts, newest first.
+#[derive(Debug, Clone)]
+pub struct LeadDetail {
+    pub lead: Lead,
+    pub contacts: Vec<Contact>,
 }
 
 impl Record for Lead {
@@ -121,7 +144,7 @@ async fn insert(db: &mut impl Executor, identity: &LeadIdentity) -> Result<Lead>
         identity.phone.as_ref().map(|p| p.as_str()),
         identity.email.as_ref().map(|e| e.as_str()),
         identity.name.as_deref(),
-        model::now()
+        super::now()
     ];
     db.one(sql, params).await
 }

@@ -22,6 +22,7 @@ mod writer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use backend::Backend;
@@ -42,6 +43,13 @@ pub use tallies::{OperatorTally, SourceStatusTally};
 pub use webhooks::NewWebhook;
 
 type Result<T> = std::result::Result<T, AppError>;
+
+/// Now, at the precision both databases keep (microseconds), so that what is returned on creation is exactly
+/// what is read back later.
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
 
 /// A page of a list: `skip` rows passed over, at most `limit` returned.
 #[derive(Debug, Clone, Copy)]

@@ -1,18 +1,33 @@
 //! Operators and their capacity: the rows, the one statement that claims a unit of capacity (what keeps
 //! max_load exact under concurrency), and the changes an admin makes.
 
+use chrono::{DateTime, Utc};
+
 use super::executor::{Dialect, Executor, Record, Row, params};
 use super::history::{self, HistoryChange, entry, reason};
 use super::queue::{self, Drained};
 use super::{Page, Result, Store, contacts, tallies};
-use crate::domain::{CapacityClaim, MaxLoad, Name, Status};
+use crate::domain::{CapacityClaim, MaxLoad, Name};
 use crate::error::AppError;
-use crate::model::{self, Operator};
 
 macro_rules! operator_columns {
     () => {
         "id, name, is_active, max_load, active_load, created_at"
     };
+}
+
+/// A person who handles contacts, as stored.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    pub id: i64,
+    pub name: String,
+    /// Whether the operator takes new contacts.
+    pub is_active: bool,
+    /// Most contacts in status `active` the operator is given automatically.
+    pub max_load: i64,
+    pub created_at: DateTime<Utc>,
+    /// Contacts in status `active` assigned to the operator.
+    pub active_load: i64,
 }
 
 impl Record for Operator {
@@ -145,7 +160,7 @@ pub async fn create(db: &mut impl Executor, new: &NewOperator) -> Result<Operato
         new.name.as_str(),
         new.is_active,
         new.max_load.get(),
-        model::now()
+        super::now()
     ];
     db.one(sql, params).await
 }
@@ -193,10 +208,10 @@ pub async fn delete(
     tallies::move_to_unassigned(db, id).await?;
     db.execute("DELETE FROM operators WHERE id = $1", params![id])
         .await?;
-    let at = model::now();
+    let at = super::now();
     let mut requeued = Vec::new();
     for contact in contacts {
-        if contact.status == Status::ACTIVE {
+        if contact.status.is_active() {
             requeued.push(contact.source_id);
         }
         let change = HistoryChange {

@@ -6,13 +6,14 @@
 
 use std::collections::VecDeque;
 
+use super::contacts::Contact;
 use super::executor::{Dialect, Executor, params};
 use super::history::{self, HistoryChange, entry, reason};
+use super::operators::Operator;
 use super::tallies::{self, count_key};
 use super::{Page, Result, Store, contacts, operators, sources};
 use crate::domain::{Candidate, RandomSource, Status, draw_and_claim};
 use crate::error::AppError;
-use crate::model::{self, Contact, Operator};
 
 /// Most contacts one transaction assigns from the queues; the rest are left to the background sweep, so that
 /// no single request holds the database for long.
@@ -287,12 +288,12 @@ pub async fn drain(
         tallies::count(db, source_id, operator.id, Status::ACTIVE, 1).await?;
         let change = HistoryChange {
             contact_id,
-            at: model::now(),
+            at: super::now(),
             event: entry::ASSIGNED,
             from_operator_id: None,
             to_operator_id: Some(operator.id),
-            from_status: Some(Status::ACTIVE.to_owned()),
-            to_status: Status::ACTIVE.to_owned(),
+            from_status: Some(Status::active()),
+            to_status: Status::active(),
             reason: reason::QUEUE,
             api_key_id: None,
         };
@@ -341,7 +342,7 @@ pub async fn assign_manually(
     let target = assignment.operator_id;
     let mut drained = Drained::default();
     if current.operator_id != target {
-        let active = current.status == Status::ACTIVE;
+        let active = current.status.is_active();
         if let Some(operator_id) = target {
             let operator = operators::find_for_update(db, operator_id)
                 .await?
@@ -372,11 +373,18 @@ pub async fn assign_manually(
         let mut changes = [(count_key(current.operator_id), -1), (count_key(target), 1)];
         changes.sort();
         for (operator_key, delta) in changes {
-            tallies::count(db, current.source_id, operator_key, &current.status, delta).await?;
+            tallies::count(
+                db,
+                current.source_id,
+                operator_key,
+                current.status.as_str(),
+                delta,
+            )
+            .await?;
         }
         let change = HistoryChange {
             contact_id: id,
-            at: model::now(),
+            at: super::now(),
             event: if target.is_some() {
                 entry::ASSIGNED
             } else {

@@ -1,11 +1,12 @@
 //! Sources (the bots) and the operators' weights on each: what routing loads to pick an operator.
 
+use chrono::{DateTime, Utc};
+
 use super::executor::{Dialect, Executor, Record, Row, params};
 use super::queue::{self, Drained};
 use super::{Page, Result, Store, operators};
 use crate::domain::{Candidate, LinkedOperator, Name, RandomSource, Text, Weight, candidates};
 use crate::error::AppError;
-use crate::model::{self, NamedOperatorWeight, OperatorWeight, Source, SourceDetail};
 
 macro_rules! source_columns {
     () => {
@@ -17,6 +18,38 @@ macro_rules! weight_columns {
     () => {
         "id, source_id, operator_id, weight"
     };
+}
+
+/// A channel leads write through: a bot.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An operator's weight (competence) on a source.
+#[derive(Debug, Clone)]
+pub struct OperatorWeight {
+    pub id: i64,
+    pub source_id: i64,
+    pub operator_id: i64,
+    pub weight: f64,
+}
+
+/// A weight with the operator's name beside it.
+#[derive(Debug, Clone)]
+pub struct NamedOperatorWeight {
+    pub weight: OperatorWeight,
+    pub operator_name: String,
+}
+
+/// A source with its weights.
+#[derive(Debug, Clone)]
+pub struct SourceDetail {
+    pub source: Source,
+    pub operator_weights: Vec<NamedOperatorWeight>,
 }
 
 impl Record for Source {
@@ -173,7 +206,7 @@ pub async fn create(db: &mut impl Executor, new: &NewSource) -> Result<Source> {
         source_columns!()
     );
     let description = new.description.as_ref().map(Text::as_str);
-    db.one(sql, params![new.name.as_str(), description, model::now()])
+    db.one(sql, params![new.name.as_str(), description, super::now()])
         .await
 }
 
@@ -221,7 +254,7 @@ async fn ensure_name_free(
 /// contacts stay as they are (with their operators and statuses), still listed and counted.
 pub async fn delete(db: &mut impl Executor, id: i64) -> Result<()> {
     let sql = "UPDATE sources SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
-    if db.execute(sql, params![id, model::now()]).await? == 0 {
+    if db.execute(sql, params![id, super::now()]).await? == 0 {
         return Err(AppError::not_found("Source"));
     }
     let sql = "DELETE FROM source_operator_weights WHERE source_id = $1";

@@ -2,9 +2,10 @@
 //! contact, in its own transaction, so that the stats never count rows.
 
 use super::executor::{Executor, Record, Row, params};
-use super::{Result, Store, operators, sources};
+use super::operators::{self, Operator};
+use super::sources::{self, SourceDetail};
+use super::{Result, Store};
 use crate::error::AppError;
-use crate::model::{Operator, SourceDetail};
 
 /// `operator_id` as `contact_counts` keys it: 0 for unassigned contacts.
 pub fn count_key(operator_id: Option<i64>) -> i64 {

@@ -1,13 +1,15 @@
 //! Webhooks and their outbox: the receivers an admin registers, and the events a change queues for them in
 //! its own transaction. Sending is [`super::deliveries`]' and the sender's ([`crate::webhooks`]).
 
-use serde_json::json;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
 
+use super::contacts::{self, Contact};
 use super::executor::{Executor, Record, Row, params};
-use super::history::{HistoryChange, entry};
-use super::{Result, Store, contacts};
+use super::history::{HistoryChange, HistoryEntry, entry};
+use super::{Result, Store};
+use crate::domain::{DeliveryState, Status, WebhookUrl};
 use crate::error::AppError;
-use crate::model::{self, Contact, HistoryEntry, Webhook};
 
 /// The webhook event types.
 pub const CONTACT_CREATED: &str = "contact.created";
@@ -27,6 +29,15 @@ macro_rules! webhook_columns {
     };
 }
 
+/// A receiver of events.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: i64,
+    pub url: WebhookUrl,
+    pub events: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
 /// A webhook as stored: its event types comma-separated.
 impl Record for Webhook {
     fn decode(row: &Row<'_>) -> Result<Self> {
@@ -43,7 +54,7 @@ impl Record for Webhook {
 /// A webhook to create, already checked.
 #[derive(Debug, Clone)]
 pub struct NewWebhook {
-    pub url: String,
+    pub url: WebhookUrl,
     pub events: Vec<&'static str>,
     pub secret: String,
 }
@@ -108,7 +119,7 @@ pub async fn enqueue(
                             AppError::Internal(anyhow::anyhow!("a changed contact is missing"))
                         })?,
                 };
-                data.insert(json!({ "contact": contact, "change": entry }).to_string())
+                data.insert(event_data(&contact, entry))
             }
         };
         let sql = "INSERT INTO webhook_events (type, data, created_at) VALUES ($1, $2, $3) \
@@ -119,12 +130,77 @@ pub async fn enqueue(
         let due_at_ms = entry.at.timestamp_millis();
         for webhook_id in receivers {
             let sql = "INSERT INTO webhook_deliveries (webhook_id, event_id, state, due_at_ms, created_at) \
-                 VALUES ($1, $2, 'pending', $3, $4)";
-            db.execute(sql, params![webhook_id, event_id, due_at_ms, entry.at])
-                .await?;
+                 VALUES ($1, $2, $3, $4, $5)";
+            let pending = DeliveryState::Pending.as_str();
+            let params = params![webhook_id, event_id, pending, due_at_ms, entry.at];
+            db.execute(sql, params).await?;
         }
     }
     Ok(())
+}
+
+/// A time as events spell it: RFC 3339 in UTC with a `Z` and six fractional digits, as the API does.
+pub fn event_time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// An event's `data`: the contact as the change left it, and the change, in the JSON the API shows them in
+/// (`Contact` and `HistoryEntry` of its OpenAPI document).
+pub fn event_data(contact: &Contact, change: &HistoryEntry) -> String {
+    json!({ "contact": contact_json(contact), "change": change_json(change) }).to_string()
+}
+
+fn contact_json(contact: &Contact) -> Value {
+    let (lead, source) = (&contact.lead, &contact.source);
+    let operator = contact.operator.as_ref().map(|operator| {
+        json!({
+            "id": operator.id,
+            "name": operator.name,
+            "is_active": operator.is_active,
+            "max_load": operator.max_load,
+            "created_at": event_time(operator.created_at),
+        })
+    });
+    json!({
+        "id": contact.id,
+        "lead_id": contact.lead_id,
+        "source_id": contact.source_id,
+        "operator_id": contact.operator_id,
+        "status": contact.status.as_str(),
+        "message": contact.message,
+        "created_at": event_time(contact.created_at),
+        "lead": {
+            "id": lead.id,
+            "external_id": lead.external_id,
+            "phone": lead.phone,
+            "email": lead.email,
+            "name": lead.name,
+            "created_at": event_time(lead.created_at),
+        },
+        "source": {
+            "id": source.id,
+            "name": source.name,
+            "description": source.description,
+            "created_at": event_time(source.created_at),
+        },
+        "operator": operator,
+        "queue_position": contact.queue_position,
+    })
+}
+
+fn change_json(change: &HistoryEntry) -> Value {
+    json!({
+        "id": change.id,
+        "contact_id": change.contact_id,
+        "at": event_time(change.at),
+        "event": change.event,
+        "from_operator_id": change.from_operator_id,
+        "to_operator_id": change.to_operator_id,
+        "from_status": change.from_status.as_ref().map(Status::as_str),
+        "to_status": change.to_status.as_str(),
+        "reason": change.reason,
+        "api_key_id": change.api_key_id,
+    })
 }
 
 pub async fn find(db: &mut impl Executor, id: i64) -> Result<Option<Webhook>> {
@@ -147,8 +223,8 @@ async fn create(db: &mut impl Executor, new: &NewWebhook) -> Result<Webhook> {
         webhook_columns!()
     );
     let events = new.events.join(",");
-    db.one(sql, params![&new.url, &events, &new.secret, model::now()])
-        .await
+    let params = params![new.url.as_str(), &events, &new.secret, super::now()];
+    db.one(sql, params).await
 }
 
 /// Removes the webhook with its deliveries and their attempts (ON DELETE CASCADE): nothing more is sent to it.

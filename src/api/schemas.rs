@@ -1,0 +1,265 @@
+//! The response schemas several resources return: a contact with its lead, source and operator, and an entry
+//! of its history. Webhook events carry them too, spelled alike by `store::webhooks::event_data` (which the
+//! store cannot borrow from here); a test below keeps the two in step.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::wire::serialize_timestamp;
+use crate::store::{contacts, history, leads, operators, sources};
+
+/// A person who handles contacts.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Operator {
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(example = "Оператор 1")]
+    pub name: String,
+    /// Whether the operator takes new contacts.
+    pub is_active: bool,
+    /// Most contacts in status `active` the operator is given automatically.
+    #[schema(example = 10)]
+    pub max_load: i64,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A channel leads write through: a bot.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Source {
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(example = "Telegram Bot")]
+    pub name: String,
+    #[schema(example = "Бот в Telegram")]
+    pub description: Option<String>,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A person who writes to the business, possibly through several sources.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Lead {
+    #[schema(example = 1)]
+    pub id: i64,
+    /// The lead's id in the source's own system (a messenger user id, …).
+    #[schema(example = "user123")]
+    pub external_id: Option<String>,
+    /// E.164.
+    #[schema(example = "+79991234567")]
+    pub phone: Option<String>,
+    /// Lower case.
+    #[schema(example = "ivan@example.com")]
+    pub email: Option<String>,
+    #[schema(example = "Иван Иванов")]
+    pub name: Option<String>,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// One message of a lead through a source, and who handles it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Contact {
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(example = 1)]
+    pub lead_id: i64,
+    #[schema(example = 1)]
+    pub source_id: i64,
+    /// `null` when no operator was free (or the operator was deleted).
+    #[schema(example = 2)]
+    pub operator_id: Option<i64>,
+    /// `active` counts towards the operator's load; any other label (`closed`, …) does not.
+    #[schema(example = "active")]
+    pub status: String,
+    #[schema(example = "Хочу узнать о продукте")]
+    pub message: Option<String>,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub created_at: DateTime<Utc>,
+    pub lead: Lead,
+    pub source: Source,
+    pub operator: Option<Operator>,
+    /// While the contact waits (no operator, status `active`): its place in its source's queue, from 1 for
+    /// the oldest. `null` otherwise.
+    #[schema(example = json!(null))]
+    pub queue_position: Option<i64>,
+}
+
+/// One change in a contact's life: its creation, an assignment, a status change.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(example = 1)]
+    pub contact_id: i64,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub at: DateTime<Utc>,
+    /// `created`, `assigned`, `unassigned` or `status_changed`.
+    #[schema(example = "assigned")]
+    pub event: String,
+    #[schema(example = json!(null))]
+    pub from_operator_id: Option<i64>,
+    #[schema(example = 2)]
+    pub to_operator_id: Option<i64>,
+    #[schema(example = "active")]
+    pub from_status: Option<String>,
+    #[schema(example = "active")]
+    pub to_status: String,
+    /// `creation` (routed, or left waiting, as it arrived), `queue` (assigned as capacity freed up), `manual`
+    /// (through the API), or `operator_deleted`.
+    #[schema(example = "queue")]
+    pub reason: String,
+    /// The API key that made a manual change (`null` while the API is open, and for automatic changes).
+    #[schema(example = json!(null))]
+    pub api_key_id: Option<i64>,
+}
+
+impl From<operators::Operator> for Operator {
+    fn from(operator: operators::Operator) -> Self {
+        Self {
+            id: operator.id,
+            name: operator.name,
+            is_active: operator.is_active,
+            max_load: operator.max_load,
+            created_at: operator.created_at,
+        }
+    }
+}
+
+impl From<sources::Source> for Source {
+    fn from(source: sources::Source) -> Self {
+        Self {
+            id: source.id,
+            name: source.name,
+            description: source.description,
+            created_at: source.created_at,
+        }
+    }
+}
+
+impl From<leads::Lead> for Lead {
+    fn from(lead: leads::Lead) -> Self {
+        Self {
+            id: lead.id,
+            external_id: lead.external_id,
+            phone: lead.phone,
+            email: lead.email,
+            name: lead.name,
+            created_at: lead.created_at,
+        }
+    }
+}
+
+impl From<contacts::Contact> for Contact {
+    fn from(contact: contacts::Contact) -> Self {
+        Self {
+            id: contact.id,
+            lead_id: contact.lead_id,
+            source_id: contact.source_id,
+            operator_id: contact.operator_id,
+            status: contact.status.as_str().to_owned(),
+            message: contact.message,
+            created_at: contact.created_at,
+            lead: contact.lead.into(),
+            source: contact.source.into(),
+            operator: contact.operator.map(Into::into),
+            queue_position: contact.queue_position,
+        }
+    }
+}
+
+impl From<history::HistoryEntry> for HistoryEntry {
+    fn from(entry: history::HistoryEntry) -> Self {
+        Self {
+            id: entry.id,
+            contact_id: entry.contact_id,
+            at: entry.at,
+            event: entry.event,
+            from_operator_id: entry.from_operator_id,
+            to_operator_id: entry.to_operator_id,
+            from_status: entry.from_status.as_ref().map(|s| s.as_str().to_owned()),
+            to_status: entry.to_status.as_str().to_owned(),
+            reason: entry.reason,
+            api_key_id: entry.api_key_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::domain::Status;
+    use crate::store::webhooks::event_data;
+
+    #[test]
+    fn webhook_events_spell_contacts_and_changes_as_the_api_does() {
+        let at = crate::store::now();
+        let operator = operators::Operator {
+            id: 2,
+            name: "Ann".to_owned(),
+            is_active: true,
+            max_load: 10,
+            created_at: at,
+            active_load: 1,
+        };
+        let contact = contacts::Contact {
+            id: 3,
+            lead_id: 4,
+            source_id: 5,
+            operator_id: Some(2),
+            status: Status::active(),
+            message: Some("Hi".to_owned()),
+            created_at: at,
+            lead: leads::Lead {
+                id: 4,
+                external_id: Some("user123".to_owned()),
+                phone: None,
+                email: Some("ivan@example.com".to_owned()),
+                name: None,
+                created_at: at,
+            },
+            source: sources::Source {
+                id: 5,
+                name: "Bot".to_owned(),
+                description: None,
+                created_at: at,
+            },
+            operator: Some(operator),
+            queue_position: None,
+        };
+        let entry = history::HistoryEntry {
+            id: 6,
+            contact_id: 3,
+            at,
+            event: history::entry::STATUS_CHANGED.to_owned(),
+            from_operator_id: Some(2),
+            to_operator_id: Some(2),
+            from_status: Some(Status::parse("closed").unwrap()),
+            to_status: Status::active(),
+            reason: history::reason::MANUAL.to_owned(),
+            api_key_id: Some(7),
+        };
+        let waiting = contacts::Contact {
+            operator_id: None,
+            operator: None,
+            queue_position: Some(1),
+            ..contact.clone()
+        };
+        for contact in [contact, waiting] {
+            let sent: Value = serde_json::from_str(&event_data(&contact, &entry)).unwrap();
+            let shown = json!({
+                "contact": Contact::from(contact),
+                "change": HistoryEntry::from(entry.clone()),
+            });
+            assert_eq!(sent, shown);
+        }
+    }
+}
