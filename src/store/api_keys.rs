@@ -27,17 +27,13 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-impl Record for ApiKey {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(ApiKey {
-            id: row.get("id")?,
-            name: row.get("name")?,
-            scope: row.get("scope")?,
-            created_at: row.get("created_at")?,
-            revoked_at: row.get("revoked_at")?,
-        })
-    }
-}
+record!(ApiKey {
+    id,
+    name,
+    scope,
+    created_at,
+    revoked_at
+});
 
 /// Who a token belongs to, and whether any key was ever created (until one is, the API is open; revoking
 /// every key later does not open it again).

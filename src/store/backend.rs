@@ -91,6 +91,22 @@ macro_rules! transaction {
     };
 }
 
+/// Decodes a record whose fields are read from the columns of the same names:
+/// `record!(Operator { id, name, … })`.
+macro_rules! record {
+    ($type:ident { $($field:ident),+ $(,)? }) => {
+        impl $crate::store::executor::Record for $type {
+            fn decode(
+                row: &$crate::store::executor::Row<'_>,
+            ) -> std::result::Result<Self, $crate::error::AppError> {
+                Ok($type {
+                    $($field: row.get(stringify!($field))?),+
+                })
+            }
+        }
+    };
+}
+
 /// The database a URL names.
 enum Target {
     Sqlite(SqliteConnectOptions),

@@ -112,16 +112,12 @@ pub struct ContactState {
     pub status: Status,
 }
 
-impl Record for ContactState {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(ContactState {
-            id: row.get("id")?,
-            source_id: row.get("source_id")?,
-            operator_id: row.get("operator_id")?,
-            status: row.get("status")?,
-        })
-    }
-}
+record!(ContactState {
+    id,
+    source_id,
+    operator_id,
+    status
+});
 
 /// The filters of `GET /contacts/`; absent ones do not filter.
 #[derive(Debug, Clone, Default)]
@@ -181,15 +177,11 @@ struct IdempotentRequest {
     created_at: DateTime<Utc>,
 }
 
-impl Record for IdempotentRequest {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(IdempotentRequest {
-            fingerprint: row.get("fingerprint")?,
-            contact_id: row.get("contact_id")?,
-            created_at: row.get("created_at")?,
-        })
-    }
-}
+record!(IdempotentRequest {
+    fingerprint,
+    contact_id,
+    created_at
+});
 
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_WINDOW: TimeDelta = TimeDelta::hours(24);

@@ -81,17 +81,13 @@ impl Record for Delivery {
     }
 }
 
-impl Record for DeliveryAttempt {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(DeliveryAttempt {
-            attempt: row.get("attempt")?,
-            at: row.get("at")?,
-            status_code: row.get("status_code")?,
-            error: row.get("error")?,
-            duration_ms: row.get("duration_ms")?,
-        })
-    }
-}
+record!(DeliveryAttempt {
+    attempt,
+    at,
+    status_code,
+    error,
+    duration_ms
+});
 
 /// What sending one delivery takes.
 #[derive(Debug, Clone)]
@@ -107,20 +103,16 @@ pub struct DeliveryJob {
     pub event_created_at: DateTime<Utc>,
 }
 
-impl Record for DeliveryJob {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(DeliveryJob {
-            id: row.get("id")?,
-            attempt_count: row.get("attempt_count")?,
-            url: row.get("url")?,
-            secret: row.get("secret")?,
-            event_id: row.get("event_id")?,
-            event_type: row.get("event_type")?,
-            data: row.get("data")?,
-            event_created_at: row.get("event_created_at")?,
-        })
-    }
-}
+record!(DeliveryJob {
+    id,
+    attempt_count,
+    url,
+    secret,
+    event_id,
+    event_type,
+    data,
+    event_created_at
+});
 
 /// How one attempt at a delivery went.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::contacts::{self, Contact};
-use super::executor::{Executor, Record, Row, params};
+use super::executor::{Executor, params};
 use super::{Page, Result, Store, webhooks};
 use crate::domain::Status;
 use crate::error::AppError;
@@ -55,22 +55,18 @@ pub struct HistoryEntry {
     pub api_key_id: Option<i64>,
 }
 
-impl Record for HistoryEntry {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(HistoryEntry {
-            id: row.get("id")?,
-            contact_id: row.get("contact_id")?,
-            at: row.get("at")?,
-            event: row.get("event")?,
-            from_operator_id: row.get("from_operator_id")?,
-            to_operator_id: row.get("to_operator_id")?,
-            from_status: row.get("from_status")?,
-            to_status: row.get("to_status")?,
-            reason: row.get("reason")?,
-            api_key_id: row.get("api_key_id")?,
-        })
-    }
-}
+record!(HistoryEntry {
+    id,
+    contact_id,
+    at,
+    event,
+    from_operator_id,
+    to_operator_id,
+    from_status,
+    to_status,
+    reason,
+    api_key_id
+});
 
 /// A change to record in a contact's history.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::contacts::{self, Contact};
-use super::executor::{Executor, Filters, Record, Row, params};
+use super::executor::{Executor, Filters, params};
 use super::{Page, Result, Store};
 use crate::domain::{KnownLead, LeadIdentity, LeadResolution, resolve_lead};
 use crate::error::AppError;
@@ -39,18 +39,14 @@ pub struct LeadDetail {
     pub contacts: Vec<Contact>,
 }
 
-impl Record for Lead {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(Lead {
-            id: row.get("id")?,
-            external_id: row.get("external_id")?,
-            phone: row.get("phone")?,
-            email: row.get("email")?,
-            name: row.get("name")?,
-            created_at: row.get("created_at")?,
-        })
-    }
-}
+record!(Lead {
+    id,
+    external_id,
+    phone,
+    email,
+    name,
+    created_at
+});
 
 impl KnownLead for Lead {
     fn id(&self) -> i64 {

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::executor::{Dialect, Executor, Record, Row, params};
+use super::executor::{Dialect, Executor, params};
 use super::history::{self, HistoryChange, entry, reason};
 use super::queue::{self, Drained};
 use super::{Page, Result, Store, contacts, tallies};
@@ -30,18 +30,14 @@ pub struct Operator {
     pub active_load: i64,
 }
 
-impl Record for Operator {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(Operator {
-            id: row.get("id")?,
-            name: row.get("name")?,
-            is_active: row.get("is_active")?,
-            max_load: row.get("max_load")?,
-            active_load: row.get("active_load")?,
-            created_at: row.get("created_at")?,
-        })
-    }
-}
+record!(Operator {
+    id,
+    name,
+    is_active,
+    max_load,
+    active_load,
+    created_at
+});
 
 #[derive(Debug, Clone)]
 pub struct NewOperator {

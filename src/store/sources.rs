@@ -52,27 +52,19 @@ pub struct SourceDetail {
     pub operator_weights: Vec<NamedOperatorWeight>,
 }
 
-impl Record for Source {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(Source {
-            id: row.get("id")?,
-            name: row.get("name")?,
-            description: row.get("description")?,
-            created_at: row.get("created_at")?,
-        })
-    }
-}
+record!(Source {
+    id,
+    name,
+    description,
+    created_at
+});
 
-impl Record for OperatorWeight {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(OperatorWeight {
-            id: row.get("id")?,
-            source_id: row.get("source_id")?,
-            operator_id: row.get("operator_id")?,
-            weight: row.get("weight")?,
-        })
-    }
-}
+record!(OperatorWeight {
+    id,
+    source_id,
+    operator_id,
+    weight
+});
 
 impl Record for NamedOperatorWeight {
     fn decode(row: &Row<'_>) -> Result<Self> {
@@ -83,17 +75,13 @@ impl Record for NamedOperatorWeight {
     }
 }
 
-impl Record for LinkedOperator {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(LinkedOperator {
-            operator_id: row.get("operator_id")?,
-            weight: row.get("weight")?,
-            is_active: row.get("is_active")?,
-            max_load: row.get("max_load")?,
-            active_load: row.get("active_load")?,
-        })
-    }
-}
+record!(LinkedOperator {
+    operator_id,
+    weight,
+    is_active,
+    max_load,
+    active_load
+});
 
 #[derive(Debug, Clone)]
 pub struct NewSource {

@@ -1,7 +1,7 @@
 //! The contact counts per (source, operator, status) that the stats read: kept up to date by every change to a
 //! contact, in its own transaction, so that the stats never count rows.
 
-use super::executor::{Executor, Record, Row, params};
+use super::executor::{Executor, params};
 use super::operators::{self, Operator};
 use super::sources::{self, SourceDetail};
 use super::{Result, Store};
@@ -22,16 +22,12 @@ pub struct OperatorTally {
     pub active_contacts: i64,
 }
 
-impl Record for OperatorTally {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(OperatorTally {
-            operator_id: row.get("operator_id")?,
-            operator_name: row.get("operator_name")?,
-            contacts: row.get("contacts")?,
-            active_contacts: row.get("active_contacts")?,
-        })
-    }
-}
+record!(OperatorTally {
+    operator_id,
+    operator_name,
+    contacts,
+    active_contacts
+});
 
 /// Contacts of one operator on one source in one status, from `contact_counts`.
 #[derive(Debug, Clone)]
@@ -42,16 +38,12 @@ pub struct SourceStatusTally {
     pub contacts: i64,
 }
 
-impl Record for SourceStatusTally {
-    fn decode(row: &Row<'_>) -> Result<Self> {
-        Ok(SourceStatusTally {
-            source_id: row.get("source_id")?,
-            source_name: row.get("source_name")?,
-            status: row.get("status")?,
-            contacts: row.get("contacts")?,
-        })
-    }
-}
+record!(SourceStatusTally {
+    source_id,
+    source_name,
+    status,
+    contacts
+});
 
 /// Adds `delta` to the number of contacts of (source, operator or 0, status), and returns the new number.
 /// Transactions that move two counts take them in ascending order, so as not to deadlock.
