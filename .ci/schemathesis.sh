@@ -4,14 +4,16 @@
 # the documented schema or statuses, schema-valid requests accepted, schema-violating ones refused.
 #
 # Usage: .ci/schemathesis.sh [path of a built leadrouter binary, default target/debug/leadrouter]
-# Builds nothing. LEADROUTER_FUZZ_EXAMPLES (default 200) bounds the test cases per operation and phase;
-# LEADROUTER_FUZZ_SEED replays a run (each run prints its seed).
+# Builds nothing. Four runs, each on a fresh database with every phase (stateful included): SQLite and
+# PostgreSQL, each with no key (the open API, no credentials) and with an admin key. LEADROUTER_FUZZ_EXAMPLES
+# (default 100) bounds the test cases per operation and phase; LEADROUTER_FUZZ_SEED replays a run (each run
+# prints its seed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
 BINARY=$(realpath "${1:-target/debug/leadrouter}")
-EXAMPLES=${LEADROUTER_FUZZ_EXAMPLES:-200}
+EXAMPLES=${LEADROUTER_FUZZ_EXAMPLES:-100}
 [ -x "$BINARY" ] || { echo "schemathesis: no leadrouter binary at $BINARY (build it first)" >&2; exit 2; }
 
 if [ "$(schemathesis --version 2>/dev/null | awk '{ print $NF }')" != "$SCHEMATHESIS_VERSION" ]; then
@@ -20,19 +22,22 @@ if [ "$(schemathesis --version 2>/dev/null | awk '{ print $NF }')" != "$SCHEMATH
 fi
 
 WORK=$(mktemp -d)
-SERVER_PID=
-PG_SCHEMA=
+PG_SCHEMAS=()
 cleanup() {
-    stop_server
-    if [ -n "$PG_SCHEMA" ]; then
-        PGOPTIONS=--client-min-messages=warning psql "$LEADROUTER_TEST_POSTGRES_URL" -q -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" || true
-    fi
+    for schema in "${PG_SCHEMAS[@]}"; do
+        PGOPTIONS=--client-min-messages=warning psql "$LEADROUTER_TEST_POSTGRES_URL" -q -c "DROP SCHEMA IF EXISTS $schema CASCADE" || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-# The document gives phone numbers a format of its own, `phone` (validity is libphonenumber's, no regex can
-# say it); this tells schemathesis how to write valid ones.
+# Hooks, each for something no OpenAPI document can say, so that a valid request stays valid:
+# - phone numbers have a format of our own, `phone`: libphonenumber decides which numbers are valid, which no
+#   regular expression can say; without the hook schemathesis writes arbitrary strings, rightly refused;
+# - an Idempotency-Key names one request: sent again with a different body it is refused with 422, as the IETF
+#   draft (draft-ietf-httpapi-idempotency-key-header) says, and schemathesis repeats its generated keys;
+# - webhook URLs have a pattern that schemathesis can write valid URLs from; the hook only points them at the
+#   discard port of 127.0.0.1, so that fuzzing never posts events to hosts on the internet.
 cat > "$WORK/leadrouter_hooks.py" <<'EOF'
 import re
 import uuid
@@ -70,8 +75,7 @@ schemathesis.openapi.format(
     ),
 )
 
-# Webhook URLs: `http-url` is a format of our own (the URL standard's parser decides). Nothing listens on the
-# discard port, so the deliveries to these webhooks fail fast and stay out of the way.
+# Webhook URLs on the discard port: nothing listens there, so the deliveries fail fast and stay local.
 schemathesis.openapi.format(
     "http-url",
     st.builds(
@@ -82,88 +86,121 @@ schemathesis.openapi.format(
 )
 EOF
 
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=
+# fuzz NAME DATABASE_URL open|keyed: serves a fresh database and runs every phase, stateful included, over it.
+# `open`: no key exists, the API and its document are open, and no credentials are sent, as a newcomer runs it;
+# `keyed`: with an admin key, as a secured deployment runs, so that schemathesis' own authentication checks (no
+# key, a wrong key → 401) hold too. Runs in a subshell of its own, its server stopped however it ends.
+fuzz() (
+    local name=$1 database_url=$2 mode=$3
+    local output="$WORK/schemathesis-$name.txt" log="$WORK/server-$name.log" status=0 address= server=
+    local auth=()
+    trap '[ -n "$server" ] && stop_server "$server"' EXIT
+    if [ "$mode" = keyed ]; then
+        local token
+        token=$(DATABASE_URL="$database_url" RUST_LOG=off "$BINARY" keys create --scope admin --name schemathesis | tail -n 1)
+        auth=(--header "Authorization: Bearer $token")
     fi
-}
-
-# start_server DATABASE_URL: starts leadrouter on a free port and sets ADDRESS once it answers.
-start_server() {
-    local log="$WORK/server.log"
-    NO_COLOR=1 DATABASE_URL="$1" LEADROUTER_BIND=127.0.0.1:0 "$BINARY" >"$log" 2>&1 &
-    SERVER_PID=$!
-    ADDRESS=
+    NO_COLOR=1 DATABASE_URL="$database_url" LEADROUTER_BIND=127.0.0.1:0 "$BINARY" >"$log" 2>&1 &
+    server=$!
     for _ in $(seq 1 150); do
-        ADDRESS=$(sed -n 's/.*leadrouter is serving.*address=\([0-9.:]*\).*/\1/p' "$log" | head -n 1)
-        if [ -n "$ADDRESS" ] && curl -sf "http://$ADDRESS/openapi.json" >/dev/null; then
-            return 0
+        address=$(sed -n 's/.*leadrouter is serving.*address=\([0-9.:]*\).*/\1/p' "$log" | head -n 1)
+        if [ -n "$address" ] && curl -sf "http://$address/openapi.json" >/dev/null; then
+            break
         fi
-        kill -0 "$SERVER_PID" 2>/dev/null || break
+        address=
+        kill -0 "$server" 2>/dev/null || break
         sleep 0.2
     done
-    echo "schemathesis: leadrouter did not start on $1" >&2
-    cat "$log" >&2
-    return 1
-}
-
-# fuzz BACKEND DATABASE_URL: with an admin key, as a secured deployment runs, so that schemathesis' own
-# authentication checks (no key, a wrong key → 401) hold too.
-fuzz() {
-    local backend=$1 output="$WORK/schemathesis-$1.txt" status=0 token
-    token=$(DATABASE_URL="$2" RUST_LOG=off "$BINARY" keys create --scope admin --name schemathesis | tail -n 1)
-    start_server "$2" || return 1
-    echo "schemathesis: $backend, http://$ADDRESS/openapi.json"
-    # The stateful phase is left out: its inferred links give false positives that no server could avoid —
-    # a link from a contact's `operator_id: null` to /operators/{id} is sent as /operators/None, and a 404
-    # for an unknown operator_id in the body of POST /sources/{id}/operators is read as "the source just
-    # created is not found".
-    (cd "$WORK" && SCHEMATHESIS_HOOKS=leadrouter_hooks timeout 900 schemathesis run \
-        "http://$ADDRESS/openapi.json" \
+    if [ -z "$address" ]; then
+        echo "schemathesis ($name): leadrouter did not start" >&2
+        cat "$log" >&2
+        return 1
+    fi
+    (cd "$WORK" && SCHEMATHESIS_HOOKS=leadrouter_hooks timeout 900 schemathesis --config-file "$WORK/schemathesis.toml" run \
+        "http://$address/openapi.json" \
         --checks all \
-        --phases examples,coverage,fuzzing \
+        --phases examples,coverage,fuzzing,stateful \
         --max-examples "$EXAMPLES" \
         ${LEADROUTER_FUZZ_SEED:+--seed "$LEADROUTER_FUZZ_SEED"} \
         --request-timeout 10 \
-        --header "Authorization: Bearer $token" \
+        "${auth[@]}" \
         --generation-database none \
         --no-color) >"$output" 2>&1 || status=$?
-    stop_server
-    # The failures in full, then schemathesis' summary.
-    if [ "$status" -ne 0 ]; then
-        sed -n '/^=* FAILURES =*$/,/^=* SUMMARY =*$/p' "$output"
-        sed -n '/^=* ERRORS =*$/,/^=* SUMMARY =*$/p' "$output"
-        echo "--- leadrouter's log (last 40 lines)"
-        tail -n 40 "$WORK/server.log"
-    fi
-    sed -n '/^=* SUMMARY =*$/,$p' "$output"
-    local generated
-    generated=$(sed -n 's/^ *\([0-9]*\) generated.*/\1/p' "$output" | tail -n 1)
-    echo "schemathesis ($backend): ${generated:-?} test cases generated, exit status $status"
+    stop_server "$server"
+    server=
+    {
+        # The failures in full, then schemathesis' summary.
+        if [ "$status" -ne 0 ]; then
+            sed -n '/^=* FAILURES =*$/,/^=* SUMMARY =*$/p' "$output"
+            sed -n '/^=* ERRORS =*$/,/^=* SUMMARY =*$/p' "$output"
+            echo "--- leadrouter's log (last 40 lines)"
+            tail -n 40 "$log"
+        fi
+        sed -n '/^=* SUMMARY =*$/,$p' "$output"
+        local generated
+        generated=$(sed -n 's/^ *\([0-9]*\) generated.*/\1/p' "$output" | tail -n 1)
+        echo "schemathesis ($name): ${generated:-?} test cases generated, exit status $status"
+    } >"$WORK/report-$name.txt"
     return "$status"
+)
+
+# The stateful phase follows the links the document declares (from each created resource to the operations on
+# it), and the ones schemathesis infers from Location headers. Its dependency analysis is off: it links every
+# field named like an id to the operations taking one, nullable ones too, and sends a null as the text `None`
+# (`DELETE /operators/None` after a contact that waits, with `operator_id: null`), which the API rightly
+# refuses with 422.
+cat > "$WORK/schemathesis.toml" <<'EOF'
+[phases.stateful.inference]
+algorithms = ["location-headers"]
+EOF
+
+stop_server() {
+    kill -TERM "$1" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.2
+    done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
 }
 
-failed=0
-fuzz sqlite "sqlite://$WORK/fuzz.db" || failed=1
-
-if [ -n "${LEADROUTER_TEST_POSTGRES_URL:-}" ]; then
-    PG_SCHEMA="leadrouter_fuzz_$$_$RANDOM"
+# A fresh PostgreSQL schema for each run: postgres_url SCHEMA creates it and prints the URL that uses it.
+postgres_url() {
     PGOPTIONS=--client-min-messages=warning psql "$LEADROUTER_TEST_POSTGRES_URL" -q \
-        -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" -c "CREATE SCHEMA $PG_SCHEMA"
+        -c "DROP SCHEMA IF EXISTS $1 CASCADE" -c "CREATE SCHEMA $1" >&2
     case "$LEADROUTER_TEST_POSTGRES_URL" in
-        *\?*) pg_url="$LEADROUTER_TEST_POSTGRES_URL&options[search_path]=$PG_SCHEMA" ;;
-        *) pg_url="$LEADROUTER_TEST_POSTGRES_URL?options[search_path]=$PG_SCHEMA" ;;
+        *\?*) echo "$LEADROUTER_TEST_POSTGRES_URL&options[search_path]=$1" ;;
+        *) echo "$LEADROUTER_TEST_POSTGRES_URL?options[search_path]=$1" ;;
     esac
-    fuzz postgres "$pg_url" || failed=1
+}
+
+# The runs, two at a time (the backends side by side, one server and one schemathesis each).
+RUNS=("sqlite-open sqlite://$WORK/open.db open" "sqlite-keyed sqlite://$WORK/keyed.db keyed")
+if [ -n "${LEADROUTER_TEST_POSTGRES_URL:-}" ]; then
+    PG_SCHEMAS=("leadrouter_fuzz_$$_open" "leadrouter_fuzz_$$_keyed")
+    RUNS=(
+        "${RUNS[0]}" "postgres-open $(postgres_url "${PG_SCHEMAS[0]}") open"
+        "${RUNS[1]}" "postgres-keyed $(postgres_url "${PG_SCHEMAS[1]}") keyed"
+    )
 else
     echo "schemathesis: LEADROUTER_TEST_POSTGRES_URL is not set; PostgreSQL not fuzzed"
 fi
+
+failed=0
+for ((i = 0; i < ${#RUNS[@]}; i += 2)); do
+    pids=()
+    names=()
+    for run in "${RUNS[@]:i:2}"; do
+        read -r name url mode <<<"$run"
+        echo "schemathesis: $name"
+        fuzz "$name" "$url" "$mode" &
+        pids+=($!)
+        names+=("$name")
+    done
+    for j in "${!pids[@]}"; do
+        wait "${pids[j]}" || failed=1
+        cat "$WORK/report-${names[j]}.txt" 2>/dev/null || true
+    done
+done
 
 exit "$failed"

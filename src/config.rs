@@ -191,6 +191,35 @@ pub struct Config {
     )]
     pub webhook_poll_ms: u64,
 
+    /// Rate limit of POST /contacts/, in requests a second per API key (per client address while no key
+    /// exists), on this instance; fractions allowed; 0 (the default) for no limit. Over it: 429 with
+    /// `Retry-After`.
+    #[arg(
+        long,
+        env = "LEADROUTER_INGEST_RATE",
+        default_value_t = 0.0,
+        global = true
+    )]
+    pub ingest_rate: f64,
+
+    /// How many POST /contacts/ a client may send at once, above the rate (default: one second's worth).
+    #[arg(long, env = "LEADROUTER_INGEST_BURST", global = true)]
+    pub ingest_burst: Option<u32>,
+
+    /// Rate limit of every other request (but health, readiness and the docs), as `LEADROUTER_INGEST_RATE`;
+    /// 0 (the default) for no limit.
+    #[arg(
+        long,
+        env = "LEADROUTER_API_RATE",
+        default_value_t = 0.0,
+        global = true
+    )]
+    pub api_rate: f64,
+
+    /// How many other requests a client may send at once, above the rate (default: one second's worth).
+    #[arg(long, env = "LEADROUTER_API_BURST", global = true)]
+    pub api_burst: Option<u32>,
+
     /// Seeds routing's random draws, so that the same requests in the same order make the same assignments
     /// (for tests and for reproducing a distribution). Unset, the draws are seeded by the operating system.
     #[arg(long, env = "LEADROUTER_ROUTING_SEED", global = true)]

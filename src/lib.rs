@@ -11,6 +11,7 @@ pub mod telemetry;
 pub mod webhooks;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use api::build_app;
+use api::limits::RateLimits;
 pub use config::Config;
 use domain::PhoneRegion;
 use store::Store;
@@ -32,6 +34,8 @@ pub struct AppState {
     pub phone_region: PhoneRegion,
     /// How long a request may take before it is answered 503.
     pub request_timeout: Duration,
+    /// Requests a second each client may send.
+    pub rate_limits: Arc<RateLimits>,
 }
 
 /// A server that is accepting requests.
@@ -53,6 +57,7 @@ impl Server {
             .default_region
             .parse()
             .context("LEADROUTER_DEFAULT_REGION")?;
+        let rate_limits = Arc::new(RateLimits::from_config(config)?);
         let store = Store::open(config).await.with_context(|| {
             format!("opening the database at {}", redacted(&config.database_url))
         })?;
@@ -64,15 +69,19 @@ impl Server {
             store: store.clone(),
             phone_region,
             request_timeout: Duration::from_secs(config.request_timeout_secs),
+            rate_limits,
         });
         crate::telemetry::prometheus();
         let (shutdown, stop_requested) = oneshot::channel::<()>();
         let serving = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_requested.await;
-                })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stop_requested.await;
+            })
+            .await
         });
         let stop_background = CancellationToken::new();
         let sweep_interval =

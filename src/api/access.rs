@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::limits::{Client, RateClass};
 use crate::AppState;
 use crate::domain::access::token_hash;
 use crate::domain::{Need, Scope};
@@ -93,6 +94,16 @@ pub async fn authorize(
             message: format!("This key's scope ({scope}) does not allow this request"),
         }
         .into_response();
+    }
+    let class = match need {
+        Need::Ingest => RateClass::Ingest,
+        _ => RateClass::Other,
+    };
+    if let Some(too_many) = state
+        .rate_limits
+        .refusal(class, Client::of(caller.key_id, &request))
+    {
+        return too_many;
     }
     request.extensions_mut().insert(caller);
     next.run(request).await

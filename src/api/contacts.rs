@@ -39,7 +39,7 @@ pub struct AssignContact {
     #[serde(default, deserialize_with = "nullable_whole_number")]
     #[schema(value_type = Option<i64>, required = true, example = 2)]
     pub operator_id: Option<Option<i64>>,
-    /// Assign even to an inactive operator, or to one at max_load (default false).
+    /// Assign even to an inactive operator, or to one at max_load (default false; not null).
     #[serde(default)]
     #[schema(example = false)]
     pub force: bool,

@@ -4,7 +4,9 @@
 mod access;
 mod contacts;
 mod deliveries;
+mod document;
 mod leads;
+pub mod limits;
 mod operations;
 mod operators;
 mod schemas;
@@ -13,7 +15,7 @@ mod stats;
 mod webhooks;
 pub mod wire;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -28,7 +30,6 @@ use tower::util::MapRequestLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::OpenApi as OpenApiDocument;
 use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
@@ -68,10 +69,14 @@ struct ApiDoc;
 /// The whole HTTP application over the given state: the API, its OpenAPI document and both docs pages.
 pub fn build_app(state: AppState) -> Router {
     let (api, openapi) = api_router().split_for_parts();
-    let openapi = with_security(openapi);
+    let documents = Arc::new(document::Documents::new(openapi));
     let request_timeout = state.request_timeout;
     let routes = api
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .route(
+            "/openapi.json",
+            get(move |State(state): State<AppState>| document::serve(state, documents.clone())),
+        )
+        .merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::new(["/openapi.json"])))
         .route("/redoc", get(redoc_page))
         .fallback(|| async { AppError::NotFound("Not Found".to_owned()) })
         .method_not_allowed_fallback(|| async {
@@ -80,6 +85,7 @@ pub fn build_app(state: AppState) -> Router {
         // Innermost first. These layers run after routing, so keys are checked, and the metrics see, the matched
         // route; the metrics wrap the timeout and the panic guard, so that 503s and 500s are counted too; the
         // request id is set before anything logs.
+        .layer(middleware::from_fn(limits::limit_body))
         .layer(middleware::from_fn_with_state(state.clone(), access::authorize))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(request_timeout, enforce_timeout))
@@ -101,76 +107,6 @@ pub fn build_app(state: AppState) -> Router {
     // Paths are rewritten before routing, which a layer on the router itself would be too late for.
     let normalized = MapRequestLayer::new(trim_trailing_slash).layer(routes);
     Router::new().fallback_service(normalized)
-}
-
-/// Declares the API keys: both ways of sending one, required by every operation but the public ones, each
-/// of which may then answer 401 (no or unknown key) and 403 (a key without the scope). While no key exists the
-/// API is open, which a static document cannot say otherwise than in words.
-fn with_security(mut openapi: OpenApiDocument) -> OpenApiDocument {
-    use utoipa::openapi::security::{
-        ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-    };
-    use utoipa::openapi::{RefOr, ResponseBuilder};
-
-    let components = openapi.components.get_or_insert_with(Default::default);
-    components.add_security_scheme(
-        "bearer",
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .description(Some("An API key's token: `Authorization: Bearer lr_…`"))
-                .build(),
-        ),
-    );
-    components.add_security_scheme(
-        "api_key",
-        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-            "X-API-Key",
-            "An API key's token, in a header of its own",
-        ))),
-    );
-    openapi.security = Some(vec![
-        SecurityRequirement::new("bearer", Vec::<String>::new()),
-        SecurityRequirement::new("api_key", Vec::<String>::new()),
-    ]);
-    let error = |description: &str| -> RefOr<utoipa::openapi::Response> {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                utoipa::openapi::ContentBuilder::new()
-                    .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                        "ErrorBody",
-                    ))))
-                    .build(),
-            )
-            .build()
-            .into()
-    };
-    for (path, item) in openapi.paths.paths.iter_mut() {
-        let public = matches!(path.as_str(), "/healthz" | "/readyz");
-        let operations = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ];
-        for operation in operations.into_iter().flatten() {
-            if public {
-                operation.security = Some(vec![SecurityRequirement::default()]);
-                continue;
-            }
-            let responses = &mut operation.responses.responses;
-            responses.entry("401".to_owned()).or_insert_with(|| {
-                error("No API key, or an unknown or revoked one (once any key exists)")
-            });
-            responses
-                .entry("403".to_owned())
-                .or_insert_with(|| error("The API key's scope does not allow this request"));
-        }
-    }
-    openapi
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
@@ -282,7 +218,12 @@ where
         if !value.is_object() {
             return Err(refused(&"expected a JSON object"));
         }
-        T::deserialize(value).map(Json).map_err(|e| refused(&e))
+        serde_path_to_error::deserialize(value)
+            .map(Json)
+            .map_err(|error| match error.path().to_string().as_str() {
+                "." => refused(error.inner()),
+                field => refused(&format_args!("{field}: {}", error.inner())),
+            })
     }
 }
 

@@ -10,7 +10,10 @@ use utoipa_axum::routes;
 
 use super::access::Caller;
 use super::schemas::Operator;
-use super::wire::{NameString, deserialize_optional_whole_number};
+use super::wire::{
+    NameString, deserialize_optional_whole_number, deserialize_present,
+    deserialize_present_whole_number,
+};
 use super::{Json, Pagination, Path, Query, each, invalid};
 use crate::AppState;
 use crate::domain::{MaxLoad, Name};
@@ -29,16 +32,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct CreateOperator {
     #[schema(value_type = NameString, example = "Оператор 1")]
     pub name: String,
-    /// Whether the operator takes new contacts (default true).
-    #[serde(default)]
+    /// Whether the operator takes new contacts (default true; not null).
+    #[serde(default, deserialize_with = "deserialize_present")]
+    #[schema(value_type = bool, default = true)]
     pub is_active: Option<bool>,
-    /// Most `active` contacts given to the operator automatically: 0 to 1,000,000 (default 10).
-    #[serde(default, deserialize_with = "deserialize_optional_whole_number")]
-    #[schema(example = 10, minimum = 0, maximum = 1_000_000)]
+    /// Most `active` contacts given to the operator automatically: 0 to 1,000,000 (default 10; not null).
+    #[serde(default, deserialize_with = "deserialize_present_whole_number")]
+    #[schema(value_type = i64, default = 10, example = 10, minimum = 0, maximum = 1_000_000)]
     pub max_load: Option<i64>,
 }
 
-/// Changes to an operator; absent (or null) fields keep their value.
+/// Changes to an operator: only the fields given change. A field given as `null` keeps its value too, as
+/// the reference implementation reads it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateOperator {
     #[schema(value_type = Option<NameString>)]

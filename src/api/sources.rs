@@ -6,7 +6,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::schemas::{Contact, Source};
-use super::wire::{NameString, deserialize_whole_number};
+use super::wire::{NameString, deserialize_present, deserialize_whole_number};
 use super::{Json, Pagination, Path, Query, each, invalid, nullable};
 use crate::AppState;
 use crate::domain::{Name, Text, Weight};
@@ -74,9 +74,9 @@ pub struct LinkOperator {
     #[serde(deserialize_with = "deserialize_whole_number")]
     #[schema(example = 1)]
     pub operator_id: i64,
-    /// Above 0, at most 1,000,000, fractions allowed (default 1).
-    #[serde(default)]
-    #[schema(example = 10.0, exclusive_minimum = 0.0, maximum = 1_000_000.0)]
+    /// Above 0, at most 1,000,000, fractions allowed (default 1; not null).
+    #[serde(default, deserialize_with = "deserialize_present")]
+    #[schema(value_type = f64, default = 1.0, example = 10.0, exclusive_minimum = 0.0, maximum = 1_000_000.0)]
     pub weight: Option<f64>,
 }
 

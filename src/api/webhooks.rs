@@ -42,7 +42,7 @@ pub struct CreateWebhook {
     #[schema(value_type = EventTypes, example = json!(["contact.assigned", "contact.status_changed"]))]
     pub events: Vec<String>,
     /// The key of the deliveries' HMAC-SHA256 signatures (its UTF-8 bytes): 16 to 256 characters, no NUL. When
-    /// absent, one is generated and returned, once, in the response.
+    /// absent or null, one is generated and returned, once, in the response.
     #[schema(
         example = "a-long-random-shared-secret",
         min_length = 16,
@@ -56,11 +56,18 @@ pub struct CreateWebhook {
 /// expression can say exactly), hence a format of our own: `http-url`.
 pub struct HttpUrlString;
 
+/// A part of what the format accepts that a regular expression can say, so that a client generating URLs from
+/// the pattern alone writes valid ones: `http` or `https`; a host name whose labels are letters and digits
+/// joined by single hyphens and whose last label starts with a letter (never read as an IPv4 address, never
+/// an IDNA `xn--` label), or a dotted IPv4 address; a port below 10,000; then printable ASCII.
+const HTTP_URL_PATTERN: &str = r"^https?://(?:(?:[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\.)*[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::[0-9]{1,4})?(?:[/?#][!-~]*)?$";
+
 impl PartialSchema for HttpUrlString {
     fn schema() -> RefOr<schema::Schema> {
         ObjectBuilder::new()
             .schema_type(schema::Type::String)
             .format(Some(SchemaFormat::Custom("http-url".to_owned())))
+            .pattern(Some(HTTP_URL_PATTERN))
             .max_length(Some(MAX_URL_CHARS))
             .description(Some(
                 "An absolute http:// or https:// URL with a host and no credentials, at most 2,048 characters",

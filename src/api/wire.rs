@@ -73,6 +73,29 @@ pub fn deserialize_optional_whole_number<'de, D: Deserializer<'de>>(
     Ok(Option::<Whole>::deserialize(deserializer)?.map(|Whole(value)| value))
 }
 
+/// A field that may be left out for its default but, not being nullable, may not be `null`: serde would read
+/// `null` as absent, where the reference implementation (and the document) refuse it.
+pub fn deserialize_present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)?
+        .map(Some)
+        .ok_or_else(|| de::Error::custom(NULL_REFUSED))
+}
+
+/// [`deserialize_whole_number`] for a field that may be left out but not be `null`.
+pub fn deserialize_present_whole_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    deserialize_optional_whole_number(deserializer)?
+        .map(Some)
+        .ok_or_else(|| de::Error::custom(NULL_REFUSED))
+}
+
+const NULL_REFUSED: &str = "may not be null (leave the field out for its default)";
+
 // The strings the API accepts, described for the OpenAPI document only: the API reads plain `String`s and
 // checks them with the constructors of `domain`, which these patterns spell out. Leading and trailing white
 // space (Unicode White_Space, as `str::trim` sees it, listed so that every regex dialect agrees) is trimmed

@@ -7,14 +7,14 @@
 //!   keep the invariants across processes.
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection as _, Postgres, Transaction};
 
+use super::api_keys::KeyConnections;
 use super::writer::WriterHandle;
 use crate::config::Config;
 use crate::error::AppError;
@@ -34,7 +34,7 @@ pub enum Backend {
         writer: WriterHandle,
         /// Answers the key lookup that every request makes with a direct call rather than a hand-over to a
         /// pool connection's worker thread: that hand-over cost a third of the throughput.
-        keys: Arc<Mutex<Connection>>,
+        keys: Arc<KeyConnections>,
     },
     Postgres {
         pool: PgPool,
@@ -151,11 +151,7 @@ impl Backend {
                     config.write_batch_max,
                     config.db_acquire_timeout(),
                 )?;
-                let keys = Connection::open_with_flags(
-                    options.get_filename(),
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                keys.execute_batch("PRAGMA busy_timeout = 5000;")?;
+                let keys = KeyConnections::open(options.get_filename())?;
                 let readers = SqlitePoolOptions::new()
                     .max_connections(config.db_max_connections.max(1))
                     .acquire_timeout(config.db_acquire_timeout())
@@ -164,7 +160,7 @@ impl Backend {
                 Backend::Sqlite {
                     readers,
                     writer,
-                    keys: Arc::new(Mutex::new(keys)),
+                    keys: Arc::new(keys),
                 }
             }
             Target::Postgres(options) => {

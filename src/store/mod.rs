@@ -27,6 +27,7 @@ use tokio::sync::Notify;
 
 use backend::Backend;
 use queue::Drained;
+use writer::WriterState;
 
 use crate::config::Config;
 use crate::domain::RandomSource;
@@ -111,10 +112,28 @@ impl Store {
         &self.signals
     }
 
-    /// Checks that the database answers: a read, and on SQLite a (empty) write through the writer thread.
+    /// Checks that the database answers: a read, and on SQLite that the writer thread is alive and not stuck —
+    /// read from the writer's own account, so that readiness never waits behind a burst of writes.
     pub async fn check_ready(&self) -> Result<()> {
         read!(self, |db| operators::find(db, 0).await)?;
-        transaction!(self, |db| operators::find(db, 0).await.map(drop))
+        let Backend::Sqlite { writer, .. } = &self.backend else {
+            // PostgreSQL writes on the same server and pool the read just used.
+            return Ok(());
+        };
+        match writer.state() {
+            WriterState::Working => Ok(()),
+            // Only a write can tell whether writes work again.
+            WriterState::LastCommitFailed => {
+                transaction!(self, |db| operators::find(db, 0).await.map(drop))
+            }
+            WriterState::Stalled(running) => Err(AppError::Unavailable(format!(
+                "SQLite's writer has been running one batch for {} s",
+                running.as_secs()
+            ))),
+            WriterState::Stopped => Err(AppError::Unavailable(
+                "SQLite's writer has stopped".to_owned(),
+            )),
+        }
     }
 
     /// After a change to contacts or capacity has committed: on PostgreSQL, looks at the queues it drained once

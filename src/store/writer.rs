@@ -12,7 +12,9 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -54,6 +56,52 @@ pub struct WriterHandle {
     sender: mpsc::Sender<Message>,
     /// How long a write may wait for room in the queue before it is answered 503.
     queue_timeout: Duration,
+    health: Arc<Health>,
+}
+
+/// What the writer thread says of itself, for readiness to read without queueing a write behind the others.
+struct Health {
+    epoch: Instant,
+    /// When the batch under way began, in milliseconds since `epoch` plus one; 0 while idle.
+    batch_began: AtomicU64,
+    /// Whether the last batch failed to commit (a full disk, a lost file).
+    last_commit_failed: AtomicBool,
+    stopped: AtomicBool,
+}
+
+/// A batch running longer than this means the writer is stuck.
+const STALLED_AFTER: Duration = Duration::from_secs(10);
+
+/// The writer's state, as readiness sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterState {
+    Working,
+    /// The last batch failed to commit: only a write can tell whether the next one will.
+    LastCommitFailed,
+    /// A batch has been running for this long.
+    Stalled(Duration),
+    Stopped,
+}
+
+impl Health {
+    fn batch_begins(&self) {
+        let since = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.batch_began.store(since, Ordering::Relaxed);
+    }
+
+    fn batch_ends(&self, committed: bool) {
+        self.batch_began.store(0, Ordering::Relaxed);
+        self.last_commit_failed.store(!committed, Ordering::Relaxed);
+    }
+}
+
+/// Marks the writer stopped however its thread ends, panics included.
+struct StopsOnDrop(Arc<Health>);
+
+impl Drop for StopsOnDrop {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Relaxed);
+    }
 }
 
 impl WriterHandle {
@@ -62,13 +110,46 @@ impl WriterHandle {
         let connection = open(path)?;
         let batch_max = batch_max.max(1);
         let (sender, receiver) = mpsc::channel(batch_max * QUEUED_BATCHES);
+        let health = Arc::new(Health {
+            epoch: Instant::now(),
+            batch_began: AtomicU64::new(0),
+            last_commit_failed: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+        });
+        let stops = StopsOnDrop(health.clone());
         std::thread::Builder::new()
             .name("sqlite-writer".to_owned())
-            .spawn(move || run(connection, receiver, batch_max))?;
+            .spawn(move || {
+                let stops = stops;
+                run(connection, receiver, batch_max, &stops.0)
+            })?;
         Ok(Self {
             sender,
             queue_timeout,
+            health,
         })
+    }
+
+    /// How the writer is doing, read at once: never waits for the writes queued.
+    pub fn state(&self) -> WriterState {
+        let health = &self.health;
+        if health.stopped.load(Ordering::Relaxed) || self.sender.is_closed() {
+            return WriterState::Stopped;
+        }
+        let began = health.batch_began.load(Ordering::Relaxed);
+        if began > 0 {
+            let running = health
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_millis(began - 1));
+            if running > STALLED_AFTER {
+                return WriterState::Stalled(running);
+            }
+        }
+        if health.last_commit_failed.load(Ordering::Relaxed) {
+            return WriterState::LastCommitFailed;
+        }
+        WriterState::Working
     }
 
     /// Runs `op` in the writer's next batch and answers once that batch is committed.
@@ -131,7 +212,12 @@ fn not_committed() -> AppError {
     AppError::Unavailable("The write was not committed; retry".to_owned())
 }
 
-fn run(mut tx: Connection, mut receiver: mpsc::Receiver<Message>, batch_max: usize) {
+fn run(
+    mut tx: Connection,
+    mut receiver: mpsc::Receiver<Message>,
+    batch_max: usize,
+    health: &Health,
+) {
     let mut jobs = Vec::with_capacity(batch_max);
     while let Some(first) = receiver.blocking_recv() {
         let mut stop = None;
@@ -146,7 +232,9 @@ fn run(mut tx: Connection, mut receiver: mpsc::Receiver<Message>, batch_max: usi
             }
         }
         if !jobs.is_empty() {
-            run_batch(&mut tx, jobs.drain(..));
+            health.batch_begins();
+            let committed = run_batch(&mut tx, jobs.drain(..));
+            health.batch_ends(committed);
         }
         if let Some(done) = stop {
             receiver.close();
@@ -157,11 +245,12 @@ fn run(mut tx: Connection, mut receiver: mpsc::Receiver<Message>, batch_max: usi
     }
 }
 
-fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) {
+/// Whether the batch committed.
+fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) -> bool {
     let batch_size = jobs.len();
     if let Err(error) = tx.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(%error, batch_size, "could not begin a write transaction");
-        return; // dropping the jobs answers their writers 503
+        return false; // dropping the jobs answers their writers 503
     }
     let mut replies = Vec::with_capacity(batch_size);
     let mut failed = false;
@@ -200,6 +289,7 @@ fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) {
     for reply in replies {
         reply(committed);
     }
+    committed
 }
 
 fn commit(tx: &Connection) -> bool {
