@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use chrono::TimeDelta;
 use clap::{Args, Parser, Subcommand};
 
 use crate::domain::Scope;
@@ -220,6 +221,16 @@ pub struct Config {
     #[arg(long, env = "LEADROUTER_API_BURST", global = true)]
     pub api_burst: Option<u32>,
 
+    /// Days the audit trail (`GET /audit`) is kept; older entries are forgotten by the hourly purge. 0 keeps
+    /// them forever.
+    #[arg(
+        long,
+        env = "LEADROUTER_AUDIT_RETENTION_DAYS",
+        default_value_t = 365,
+        global = true
+    )]
+    pub audit_retention_days: u32,
+
     /// Seeds routing's random draws, so that the same requests in the same order make the same assignments
     /// (for tests and for reproducing a distribution). Unset, the draws are seeded by the operating system.
     #[arg(long, env = "LEADROUTER_ROUTING_SEED", global = true)]
@@ -236,5 +247,11 @@ impl Config {
 
     pub fn db_acquire_timeout(&self) -> Duration {
         Duration::from_secs(self.db_acquire_timeout_secs)
+    }
+
+    /// How long the audit trail is kept; `None`: forever.
+    pub fn audit_retention(&self) -> Option<TimeDelta> {
+        (self.audit_retention_days > 0)
+            .then(|| TimeDelta::days(i64::from(self.audit_retention_days)))
     }
 }

@@ -2,7 +2,7 @@ use clap::Parser;
 use leadrouter::Server;
 use leadrouter::config::{Cli, Command, Config, KeysCommand};
 use leadrouter::domain::Name;
-use leadrouter::store::Store;
+use leadrouter::store::{Actor, Store};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -57,7 +57,7 @@ async fn run_keys_command(store: &Store, action: KeysCommand) -> anyhow::Result<
     match action {
         KeysCommand::Create { scope, name } => {
             let name = Name::parse(&name).map_err(|error| anyhow::anyhow!("--name: {error}"))?;
-            let (key, token) = store.create_api_key(name, scope).await?;
+            let (key, token) = store.create_api_key(name, scope, Actor::Cli).await?;
             println!(
                 "Created key {} ({}, scope {}). Its token, shown this once:",
                 key.id, key.name, key.scope
@@ -85,7 +85,7 @@ async fn run_keys_command(store: &Store, action: KeysCommand) -> anyhow::Result<
             }
         }
         KeysCommand::Revoke { key } => {
-            store.revoke_api_key(key.clone()).await?;
+            store.revoke_api_key(key.clone(), Actor::Cli).await?;
             println!("Revoked key {key}.");
         }
     }

@@ -1,6 +1,6 @@
 //! The queue's safety net: every so often (and at once when a drain stopped at its budget), drains the queue
-//! of every source with contacts waiting. Once an hour it also forgets idempotency keys past their window and
-//! webhook deliveries done with for a week. The changes that free
+//! of every source with contacts waiting. Once an hour it also forgets idempotency keys past their window,
+//! webhook deliveries done with for a week, and audit entries past their retention. The changes that free
 //! capacity drain the queues themselves; this catches what they could not (a drain cut short by its budget,
 //! capacity changed behind the API's back, contacts skipped because another instance held them).
 
@@ -23,7 +23,7 @@ pub async fn run(store: Store, interval: Option<Duration>, cancel: CancellationT
     loop {
         if purged_at.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
             if let Err(error) = store.purge_expired().await {
-                tracing::warn!(%error, "could not forget expired idempotency keys and deliveries");
+                tracing::warn!(%error, "could not forget expired idempotency keys, deliveries and audit entries");
             }
             purged_at = Some(Instant::now());
         }

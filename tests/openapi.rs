@@ -51,6 +51,7 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("/leads", "get", "200"),
     ("/leads/{id}", "get", "200"),
     ("/stats/sources/{id}", "get", "200"),
+    ("/audit", "get", "200"),
 ];
 
 /// GETs a page and returns its status, content type and text.

@@ -11,6 +11,7 @@ use crate::AppState;
 use crate::domain::access::token_hash;
 use crate::domain::{Need, Scope};
 use crate::error::AppError;
+use crate::store::Actor;
 
 /// Who sent the request: the key, or nobody while the API is open (no key was ever created). `GET
 /// /contacts/{id}` lets an `ingest` key through; its handler shows it only the contacts it created.
@@ -24,6 +25,11 @@ impl Caller {
     /// The namespace of the caller's idempotency keys.
     pub fn idempotency_client(&self) -> String {
         self.key_id.map(|id| id.to_string()).unwrap_or_default()
+    }
+
+    /// Who the audit trail says made the changes of this request.
+    pub fn actor(&self) -> Actor {
+        Actor::api(self.key_id)
     }
 }
 

@@ -373,7 +373,7 @@ async fn assign_contact(
     let assignment = ManualAssignment {
         operator_id,
         force: body.force,
-        api_key_id: caller.key_id,
+        actor: caller.actor(),
     };
     let contact = state.store.assign_contact(id, assignment).await?;
     tracing::info!(

@@ -2,6 +2,7 @@
 //! turn every malformed request into the same JSON error.
 
 mod access;
+mod audit;
 mod contacts;
 mod deliveries;
 mod document;
@@ -60,6 +61,7 @@ pub const MAX_PAGE_LIMIT: i64 = 1000;
         (name = "leads", description = "The people behind the contacts"),
         (name = "stats", description = "How contacts are distributed"),
         (name = "webhooks", description = "Signed notifications of what happens to contacts (admin keys only)"),
+        (name = "audit", description = "Who changed what and when, with the values before and after (admin keys only)"),
         (name = "operations", description = "Health, readiness and metrics, for the people who run leadrouter"),
     ),
     components(schemas(ErrorBody))
@@ -117,6 +119,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(leads::router())
         .merge(stats::router())
         .merge(webhooks::router())
+        .merge(audit::router())
         .merge(operations::router())
 }
 

@@ -124,9 +124,13 @@ impl UpdateOperator {
 )]
 async fn create_operator(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Json(body): Json<CreateOperator>,
 ) -> Result<(StatusCode, Json<Operator>), AppError> {
-    let operator = state.store.create_operator(body.parse()?).await?;
+    let operator = state
+        .store
+        .create_operator(body.parse()?, caller.actor())
+        .await?;
     tracing::info!(operator_id = operator.id, "operator created");
     Ok((StatusCode::CREATED, Json(operator.into())))
 }
@@ -182,10 +186,14 @@ async fn get_operator(
 )]
 async fn update_operator(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
     Json(body): Json<UpdateOperator>,
 ) -> Result<Json<Operator>, AppError> {
-    let operator = state.store.update_operator(id, body.parse()?).await?;
+    let operator = state
+        .store
+        .update_operator(id, body.parse()?, caller.actor())
+        .await?;
     Ok(Json(operator.into()))
 }
 
@@ -206,7 +214,7 @@ async fn delete_operator(
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, AppError> {
-    state.store.delete_operator(id, caller.key_id).await?;
+    state.store.delete_operator(id, caller.actor()).await?;
     tracing::info!(operator_id = id, "operator deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,3 +1,4 @@
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -5,6 +6,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access::Caller;
 use super::schemas::{Contact, Source};
 use super::wire::{NameString, deserialize_present, deserialize_whole_number};
 use super::{Json, Pagination, Path, Query, each, invalid, nullable};
@@ -111,13 +113,14 @@ fn parse_weight(raw: f64) -> Result<Weight, AppError> {
 )]
 async fn create_source(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Json(body): Json<CreateSource>,
 ) -> Result<(StatusCode, Json<Source>), AppError> {
     let new = NewSource {
         name: Name::parse(&body.name).map_err(|e| invalid("name", e))?,
         description: parse_description(body.description.as_deref())?,
     };
-    let source = state.store.create_source(new).await?;
+    let source = state.store.create_source(new, caller.actor()).await?;
     tracing::info!(source_id = source.id, "source created");
     Ok((StatusCode::CREATED, Json(source.into())))
 }
@@ -173,6 +176,7 @@ async fn get_source(
 )]
 async fn update_source(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
     Json(body): Json<UpdateSource>,
 ) -> Result<Json<Source>, AppError> {
@@ -186,7 +190,11 @@ async fn update_source(
             .map(|d| parse_description(d.as_deref()))
             .transpose()?,
     };
-    Ok(Json(state.store.update_source(id, changes).await?.into()))
+    let source = state
+        .store
+        .update_source(id, changes, caller.actor())
+        .await?;
+    Ok(Json(source.into()))
 }
 
 /// Delete (retire) a source. It disappears from the API, takes no new contacts, and its weights are removed;
@@ -203,9 +211,10 @@ async fn update_source(
 )]
 async fn delete_source(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, AppError> {
-    state.store.delete_source(id).await?;
+    state.store.delete_source(id, caller.actor()).await?;
     tracing::info!(source_id = id, "source deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -226,6 +235,7 @@ async fn delete_source(
 )]
 async fn link_operator(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(source_id): Path<i64>,
     Json(body): Json<LinkOperator>,
 ) -> Result<(StatusCode, Json<OperatorWeight>), AppError> {
@@ -235,7 +245,7 @@ async fn link_operator(
     };
     let link = state
         .store
-        .link_operator(source_id, body.operator_id, weight)
+        .link_operator(source_id, body.operator_id, weight, caller.actor())
         .await?;
     Ok((StatusCode::CREATED, Json(link.into())))
 }
@@ -258,6 +268,7 @@ async fn link_operator(
 )]
 async fn update_weight(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((source_id, operator_id)): Path<(i64, i64)>,
     Json(body): Json<UpdateWeight>,
 ) -> Result<Json<OperatorWeight>, AppError> {
@@ -265,7 +276,7 @@ async fn update_weight(
     Ok(Json(
         state
             .store
-            .update_weight(source_id, operator_id, weight)
+            .update_weight(source_id, operator_id, weight, caller.actor())
             .await?
             .into(),
     ))
@@ -286,9 +297,13 @@ async fn update_weight(
 )]
 async fn unlink_operator(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((source_id, operator_id)): Path<(i64, i64)>,
 ) -> Result<StatusCode, AppError> {
-    state.store.unlink_operator(source_id, operator_id).await?;
+    state
+        .store
+        .unlink_operator(source_id, operator_id, caller.actor())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,3 +1,4 @@
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -9,6 +10,7 @@ use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access::Caller;
 use super::deliveries::{Delivery, DeliveryDetail};
 use super::wire::serialize_timestamp;
 use super::{Json, Pagination, Path, Query, each};
@@ -194,11 +196,12 @@ fn generated_secret() -> String {
 )]
 async fn create_webhook(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Json(body): Json<CreateWebhook>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>), AppError> {
     let new = body.parse()?;
     let secret = new.secret.clone();
-    let webhook = state.store.create_webhook(new).await?;
+    let webhook = state.store.create_webhook(new, caller.actor()).await?;
     tracing::info!(webhook_id = webhook.id, url = %webhook.url, "webhook created");
     Ok((
         StatusCode::CREATED,
@@ -247,9 +250,10 @@ async fn get_webhook(
 )]
 async fn delete_webhook(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, AppError> {
-    state.store.delete_webhook(id).await?;
+    state.store.delete_webhook(id, caller.actor()).await?;
     tracing::info!(webhook_id = id, "webhook deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -71,6 +71,8 @@ impl Need {
             (_, route) if route.starts_with("/docs") => Need::Nothing,
             // Webhooks hold secrets and say where data goes: only admins see them.
             (_, route) if route.starts_with("/webhooks") => Need::Admin,
+            // The audit trail says who changed what: only admins read it.
+            (_, "/audit") => Need::Admin,
             ("POST", "/contacts") => Need::Ingest,
             ("GET" | "HEAD", "/contacts/{id}") => Need::ReadContact,
             ("GET" | "HEAD", _) => Need::Read,
@@ -123,6 +125,8 @@ mod tests {
         assert_eq!(Need::of("GET", "/docs/{*rest}"), Need::Nothing);
         assert!(!Need::of("GET", "/webhooks").allows(Scope::Read));
         assert!(Need::of("GET", "/webhooks/{id}").allows(Scope::Admin));
+        assert!(!Need::of("GET", "/audit").allows(Scope::Read));
+        assert!(Need::of("GET", "/audit").allows(Scope::Admin));
     }
 
     #[test]

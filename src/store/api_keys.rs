@@ -6,6 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 
+use super::audit::{self, Actor, AuditChange, action};
 use super::backend::Backend;
 use super::executor::{Executor, Record, Row, params, ready_now};
 use super::{Result, Store};
@@ -69,28 +70,46 @@ async fn create(
     name: &Name,
     scope: Scope,
     token_hash: &str,
+    actor: Actor,
 ) -> Result<ApiKey> {
     let sql = concat!(
         "INSERT INTO api_keys (name, scope, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING ",
         key_columns!()
     );
-    db.one(
-        sql,
-        params![name.as_str(), scope.as_str(), token_hash, super::now()],
-    )
-    .await
+    let key = db
+        .one(
+            sql,
+            params![name.as_str(), scope.as_str(), token_hash, super::now()],
+        )
+        .await?;
+    let change = AuditChange::created(action::KEY_CREATED, &key);
+    audit::record(db, actor, change).await?;
+    Ok(key)
 }
 
-/// Revokes by id, or by name when `key` is not a number.
-async fn revoke(db: &mut impl Executor, key: &str) -> Result<()> {
+/// Revokes by id, or by name when `key` is not a number (every live key of that name).
+async fn revoke(db: &mut impl Executor, key: &str, actor: Actor) -> Result<()> {
     let id = key.parse::<i64>().ok();
     let name = id.is_none().then_some(key);
-    let sql =
-        "UPDATE api_keys SET revoked_at = $3 WHERE (id = $1 OR name = $2) AND revoked_at IS NULL";
-    if db.execute(sql, params![id, name, super::now()]).await? == 0 {
+    let sql = concat!(
+        "UPDATE api_keys SET revoked_at = $3 WHERE (id = $1 OR name = $2) AND revoked_at IS NULL ",
+        "RETURNING ",
+        key_columns!()
+    );
+    let revoked: Vec<ApiKey> = db.all(sql, params![id, name, super::now()]).await?;
+    if revoked.is_empty() {
         return Err(AppError::NotFound(format!(
             "No live API key with id or name {key:?}"
         )));
+    }
+    for after in revoked {
+        // Only the revocation changed, and the key was live before it.
+        let before = ApiKey {
+            revoked_at: None,
+            ..after.clone()
+        };
+        let change = AuditChange::changed(action::KEY_REVOKED, &before, &after);
+        audit::record(db, actor, change).await?;
     }
     Ok(())
 }
@@ -173,10 +192,16 @@ impl Store {
     }
 
     /// Creates a key and returns it with its token, which is not stored and cannot be shown again.
-    pub async fn create_api_key(&self, name: Name, scope: Scope) -> Result<(ApiKey, String)> {
+    pub async fn create_api_key(
+        &self,
+        name: Name,
+        scope: Scope,
+        actor: Actor,
+    ) -> Result<(ApiKey, String)> {
         let token = crate::domain::access::new_token();
         let token_hash = crate::domain::access::token_hash(&token);
-        let key = transaction!(self, |db| create(db, &name, scope, &token_hash).await)?;
+        let key = transaction!(self, |db| create(db, &name, scope, &token_hash, actor)
+            .await)?;
         Ok((key, token))
     }
 
@@ -186,7 +211,7 @@ impl Store {
     }
 
     /// Revokes the live key with this id or name.
-    pub async fn revoke_api_key(&self, key: String) -> Result<()> {
-        transaction!(self, |db| revoke(db, &key).await)
+    pub async fn revoke_api_key(&self, key: String, actor: Actor) -> Result<()> {
+        transaction!(self, |db| revoke(db, &key, actor).await)
     }
 }

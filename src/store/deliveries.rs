@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
 use super::executor::{Dialect, Executor, Record, Row, params};
-use super::{Page, Result, Store, contacts, webhooks};
+use super::{Page, Result, Store, audit, contacts, webhooks};
 use crate::domain::{DeliveryState, WebhookUrl};
 use crate::error::AppError;
 
@@ -311,12 +311,17 @@ impl Store {
         transaction!(self, |db| record_attempt(db, &attempt).await)
     }
 
-    /// Forgets expired idempotency keys and old deliveries.
+    /// Forgets expired idempotency keys, old deliveries, and audit entries past their retention.
     pub async fn purge_expired(&self) -> Result<()> {
+        let audit_retention = self.audit_retention;
         transaction!(self, |db| {
             let now = super::now();
             contacts::purge_idempotency_keys(db, now).await?;
-            purge(db, now).await
+            purge(db, now).await?;
+            match audit_retention {
+                Some(retention) => audit::purge(db, now, retention).await,
+                None => Ok(()),
+            }
         })
     }
 }

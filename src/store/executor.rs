@@ -422,10 +422,15 @@ pub struct Filters<'a> {
 impl<'a> Filters<'a> {
     /// ` AND <column> = $N` when `value` is given.
     pub fn equals(&mut self, column: &str, value: Option<impl Into<Value<'a>>>) {
+        self.compare(column, "=", value);
+    }
+
+    /// ` AND <column> <operator> $N` (`>=`, `<`, …) when `value` is given.
+    pub fn compare(&mut self, column: &str, operator: &str, value: Option<impl Into<Value<'a>>>) {
         if let Some(value) = value {
             self.params.push(value.into());
             self.clauses
-                .push(format!("{column} = ${}", self.params.len()));
+                .push(format!("{column} {operator} ${}", self.params.len()));
         }
     }
 

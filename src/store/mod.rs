@@ -7,6 +7,7 @@
 #[macro_use]
 mod backend;
 pub mod api_keys;
+pub mod audit;
 pub mod contacts;
 pub mod deliveries;
 pub mod executor;
@@ -22,7 +23,7 @@ mod writer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::Notify;
 
 use backend::Backend;
@@ -33,6 +34,7 @@ use crate::config::Config;
 use crate::domain::RandomSource;
 use crate::error::AppError;
 
+pub use audit::{Actor, AuditFilter};
 pub use contacts::{ContactFilter, CreatedContact, IdempotencyKey, NewContact};
 pub use deliveries::{Attempt, DeliveryJob};
 pub use leads::LEAD_DETAIL_CONTACTS;
@@ -65,6 +67,8 @@ pub struct Store {
     signals: Arc<Signals>,
     /// Where routing's draws come from.
     random: RandomSource,
+    /// How long the audit trail is kept; `None`: forever.
+    audit_retention: Option<TimeDelta>,
 }
 
 /// How the store tells this instance's background work that there is something for it.
@@ -85,6 +89,7 @@ impl Store {
             backend: Backend::open(config).await?,
             signals: Arc::default(),
             random: RandomSource::new(config.routing_seed),
+            audit_retention: config.audit_retention(),
         };
         let webhooks_exist = store.webhooks_exist().await?;
         store

@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
+use super::audit::{self, Actor, AuditChange, action};
 use super::executor::{Dialect, Executor, params};
 use super::history::{self, HistoryChange, entry, reason};
 use super::queue::{self, Drained};
-use super::{Page, Result, Store, contacts, tallies};
+use super::{Page, Result, Store, contacts, sources, tallies};
 use crate::domain::{CapacityClaim, MaxLoad, Name};
 use crate::error::AppError;
 
@@ -74,17 +75,31 @@ pub async fn find(db: &mut impl Executor, id: i64) -> Result<Option<Operator>> {
     db.optional(sql, params![id]).await
 }
 
-/// The operator, locked until the transaction ends where the database locks rows (`share`: against deletion
-/// only).
-async fn find_locked(db: &mut impl Executor, id: i64, share: bool) -> Result<Option<Operator>> {
-    let sql = match (db.dialect(), share) {
+/// How a read locks the operator's row until the transaction ends, where the database locks rows.
+#[derive(Debug, Clone, Copy)]
+enum Lock {
+    /// Against every other change and lock.
+    Update,
+    /// Against other changes, but not against rows that come to refer to the operator meanwhile.
+    NoKeyUpdate,
+    /// Against deletion only.
+    Share,
+}
+
+async fn find_locked(db: &mut impl Executor, id: i64, lock: Lock) -> Result<Option<Operator>> {
+    let sql = match (db.dialect(), lock) {
         (Dialect::Sqlite, _) => return find(db, id).await,
-        (Dialect::Postgres, false) => concat!(
+        (Dialect::Postgres, Lock::Update) => concat!(
             "SELECT ",
             operator_columns!(),
             " FROM operators WHERE id = $1 FOR UPDATE"
         ),
-        (Dialect::Postgres, true) => concat!(
+        (Dialect::Postgres, Lock::NoKeyUpdate) => concat!(
+            "SELECT ",
+            operator_columns!(),
+            " FROM operators WHERE id = $1 FOR NO KEY UPDATE"
+        ),
+        (Dialect::Postgres, Lock::Share) => concat!(
             "SELECT ",
             operator_columns!(),
             " FROM operators WHERE id = $1 FOR SHARE"
@@ -94,13 +109,19 @@ async fn find_locked(db: &mut impl Executor, id: i64, share: bool) -> Result<Opt
 }
 
 pub async fn find_for_update(db: &mut impl Executor, id: i64) -> Result<Option<Operator>> {
-    find_locked(db, id, false).await
+    find_locked(db, id, Lock::Update).await
+}
+
+/// The operator as it is before a change of its settings, kept from other changes until the transaction ends
+/// (as the UPDATE itself would), while contacts may still be given to them.
+async fn find_for_change(db: &mut impl Executor, id: i64) -> Result<Option<Operator>> {
+    find_locked(db, id, Lock::NoKeyUpdate).await
 }
 
 /// The operator, kept from being deleted until the transaction ends (so that a link to them cannot point at
 /// an operator deleted meanwhile).
 pub async fn find_for_share(db: &mut impl Executor, id: i64) -> Result<Option<Operator>> {
-    find_locked(db, id, true).await
+    find_locked(db, id, Lock::Share).await
 }
 
 /// Every operator's (id, active load, max_load), for the metrics.
@@ -147,7 +168,7 @@ impl<E: Executor> CapacityClaim for Claimer<'_, E> {
 
 // ---- operations ----
 
-pub async fn create(db: &mut impl Executor, new: &NewOperator) -> Result<Operator> {
+pub async fn create(db: &mut impl Executor, new: &NewOperator, actor: Actor) -> Result<Operator> {
     let sql = concat!(
         "INSERT INTO operators (name, is_active, max_load, created_at) VALUES ($1, $2, $3, $4) RETURNING ",
         operator_columns!()
@@ -158,7 +179,10 @@ pub async fn create(db: &mut impl Executor, new: &NewOperator) -> Result<Operato
         new.max_load.get(),
         super::now()
     ];
-    db.one(sql, params).await
+    let operator = db.one(sql, params).await?;
+    let change = AuditChange::created(action::OPERATOR_CREATED, &operator);
+    audit::record(db, actor, change).await?;
+    Ok(operator)
 }
 
 /// Changes the operator; capacity it gains (activated, max_load raised) goes to the queues at once.
@@ -167,7 +191,11 @@ pub async fn update(
     random: &crate::domain::RandomSource,
     id: i64,
     changes: &OperatorChanges,
+    actor: Actor,
 ) -> Result<(Operator, Drained)> {
+    let before = find_for_change(db, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Operator"))?;
     let sql = concat!(
         "UPDATE operators SET name = COALESCE($2, name), is_active = COALESCE($3, is_active), ",
         "max_load = COALESCE($4, max_load) WHERE id = $1 RETURNING ",
@@ -179,10 +207,9 @@ pub async fn update(
         changes.is_active,
         changes.max_load.map(MaxLoad::get)
     ];
-    let operator = db
-        .optional(sql, params)
-        .await?
-        .ok_or_else(|| AppError::not_found("Operator"))?;
+    let operator = db.one(sql, params).await?;
+    let change = AuditChange::changed(action::OPERATOR_UPDATED, &before, &operator);
+    audit::record(db, actor, change).await?;
     let drained = queue::drain_for_operator(db, random, id).await?;
     Ok((operator, drained))
 }
@@ -194,16 +221,23 @@ pub async fn delete(
     db: &mut impl Executor,
     random: &crate::domain::RandomSource,
     id: i64,
-    api_key_id: Option<i64>,
+    actor: Actor,
 ) -> Result<Drained> {
-    find_for_update(db, id)
+    let operator = find_for_update(db, id)
         .await?
         .ok_or_else(|| AppError::not_found("Operator"))?;
     // Exactly the contacts the update changed: one changed by hand meanwhile is not among them.
     let contacts = contacts::unassign_all_of(db, id).await?;
     tallies::move_to_unassigned(db, id).await?;
+    // Before the cascade would, so that each removal is written down.
+    for weight in sources::unlink_operator_everywhere(db, id).await? {
+        let change = AuditChange::removed(action::WEIGHT_REMOVED, &weight);
+        audit::record(db, actor, change).await?;
+    }
     db.execute("DELETE FROM operators WHERE id = $1", params![id])
         .await?;
+    let change = AuditChange::removed(action::OPERATOR_DELETED, &operator);
+    audit::record(db, actor, change).await?;
     let at = super::now();
     let mut requeued = Vec::new();
     for contact in contacts {
@@ -219,7 +253,7 @@ pub async fn delete(
             from_status: Some(contact.status.clone()),
             to_status: contact.status,
             reason: reason::OPERATOR_DELETED,
-            api_key_id,
+            api_key_id: actor.key_id(),
         };
         history::record(db, change, None).await?;
     }
@@ -227,8 +261,8 @@ pub async fn delete(
 }
 
 impl Store {
-    pub async fn create_operator(&self, new: NewOperator) -> Result<Operator> {
-        transaction!(self, |db| create(db, &new).await)
+    pub async fn create_operator(&self, new: NewOperator, actor: Actor) -> Result<Operator> {
+        transaction!(self, |db| create(db, &new, actor).await)
     }
 
     pub async fn list_operators(&self, page: Page) -> Result<Vec<Operator>> {
@@ -239,16 +273,22 @@ impl Store {
         read!(self, |db| find(db, id).await)?.ok_or_else(|| AppError::not_found("Operator"))
     }
 
-    pub async fn update_operator(&self, id: i64, changes: OperatorChanges) -> Result<Operator> {
+    pub async fn update_operator(
+        &self,
+        id: i64,
+        changes: OperatorChanges,
+        actor: Actor,
+    ) -> Result<Operator> {
         let random = self.random.clone();
-        let (operator, drained) = transaction!(self, |db| update(db, &random, id, &changes).await)?;
+        let (operator, drained) =
+            transaction!(self, |db| update(db, &random, id, &changes, actor).await)?;
         self.changed(&drained).await;
         Ok(operator)
     }
 
-    pub async fn delete_operator(&self, id: i64, api_key_id: Option<i64>) -> Result<()> {
+    pub async fn delete_operator(&self, id: i64, actor: Actor) -> Result<()> {
         let random = self.random.clone();
-        let drained = transaction!(self, |db| delete(db, &random, id, api_key_id).await)?;
+        let drained = transaction!(self, |db| delete(db, &random, id, actor).await)?;
         self.changed(&drained).await;
         Ok(())
     }

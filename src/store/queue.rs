@@ -6,6 +6,9 @@
 
 use std::collections::VecDeque;
 
+use serde_json::json;
+
+use super::audit::{self, Actor, AuditChange, action};
 use super::contacts::Contact;
 use super::executor::{Dialect, Executor, params};
 use super::history::{self, HistoryChange, entry, reason};
@@ -325,7 +328,8 @@ pub struct ManualAssignment {
     pub operator_id: Option<i64>,
     /// Assign even to an inactive operator, or past max_load.
     pub force: bool,
-    pub api_key_id: Option<i64>,
+    /// Who assigns it.
+    pub actor: Actor,
 }
 
 /// Assigns the contact by hand, moving its unit of load (when active) from the previous operator to the new
@@ -395,9 +399,24 @@ pub async fn assign_manually(
             from_status: Some(current.status.clone()),
             to_status: current.status.clone(),
             reason: reason::MANUAL,
-            api_key_id: assignment.api_key_id,
+            api_key_id: assignment.actor.key_id(),
         };
         history::record(db, change, None).await?;
+        let change = AuditChange {
+            action: action::CONTACT_ASSIGNED_MANUALLY,
+            target_type: audit::target::CONTACT,
+            target_id: id,
+            before: Some(json!({
+                "operator_id": current.operator_id,
+                "status": current.status.as_str(),
+            })),
+            after: Some(json!({
+                "operator_id": target,
+                "status": current.status.as_str(),
+                "force": assignment.force,
+            })),
+        };
+        audit::record(db, assignment.actor, change).await?;
         if active {
             let mut sources = match current.operator_id {
                 Some(previous) => sources::sources_of_operator(db, previous).await?,

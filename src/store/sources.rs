@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::audit::{self, Actor, AuditChange, action};
 use super::executor::{Dialect, Executor, Record, Row, params};
 use super::queue::{self, Drained};
 use super::{Page, Result, Store, operators};
@@ -131,6 +132,20 @@ async fn find_for_share(db: &mut impl Executor, id: i64) -> Result<Option<Source
     db.optional(sql, params![id]).await
 }
 
+/// A source that has not been deleted, as it is before a change, kept from other changes until the transaction
+/// ends where the database locks rows (as the UPDATE itself would), while contacts may still arrive through it.
+async fn find_for_change(db: &mut impl Executor, id: i64) -> Result<Option<Source>> {
+    let sql = match db.dialect() {
+        Dialect::Sqlite => return find(db, id).await,
+        Dialect::Postgres => concat!(
+            "SELECT ",
+            source_columns!(),
+            " FROM sources WHERE id = $1 AND deleted_at IS NULL FOR NO KEY UPDATE"
+        ),
+    };
+    db.optional(sql, params![id]).await
+}
+
 async fn find_by_name(db: &mut impl Executor, name: &str) -> Result<Option<Source>> {
     let sql = concat!(
         "SELECT ",
@@ -168,6 +183,24 @@ async fn weight(
     db.optional(sql, params![source_id, operator_id]).await
 }
 
+/// The weight as it is before a change, kept from other changes until the transaction ends where the database
+/// locks rows.
+async fn weight_for_update(
+    db: &mut impl Executor,
+    source_id: i64,
+    operator_id: i64,
+) -> Result<Option<OperatorWeight>> {
+    let sql = match db.dialect() {
+        Dialect::Sqlite => return weight(db, source_id, operator_id).await,
+        Dialect::Postgres => concat!(
+            "SELECT ",
+            weight_columns!(),
+            " FROM source_operator_weights WHERE source_id = $1 AND operator_id = $2 FOR UPDATE"
+        ),
+    };
+    db.optional(sql, params![source_id, operator_id]).await
+}
+
 /// The operators that may take a contact of the source now, by the rule of [`candidates`], in operator order.
 pub async fn candidates_of(db: &mut impl Executor, source_id: i64) -> Result<Vec<Candidate>> {
     let sql = "SELECT w.operator_id, w.weight, o.is_active, o.max_load, o.active_load \
@@ -187,21 +220,33 @@ pub async fn sources_of_operator(db: &mut impl Executor, operator_id: i64) -> Re
 
 // ---- operations ----
 
-pub async fn create(db: &mut impl Executor, new: &NewSource) -> Result<Source> {
+pub async fn create(db: &mut impl Executor, new: &NewSource, actor: Actor) -> Result<Source> {
     ensure_name_free(db, new.name.as_str(), None).await?;
     let sql = concat!(
         "INSERT INTO sources (name, description, created_at) VALUES ($1, $2, $3) RETURNING ",
         source_columns!()
     );
     let description = new.description.as_ref().map(Text::as_str);
-    db.one(sql, params![new.name.as_str(), description, super::now()])
-        .await
+    let source = db
+        .one(sql, params![new.name.as_str(), description, super::now()])
+        .await?;
+    let change = AuditChange::created(action::SOURCE_CREATED, &source);
+    audit::record(db, actor, change).await?;
+    Ok(source)
 }
 
-pub async fn update(db: &mut impl Executor, id: i64, changes: &SourceChanges) -> Result<Source> {
+pub async fn update(
+    db: &mut impl Executor,
+    id: i64,
+    changes: &SourceChanges,
+    actor: Actor,
+) -> Result<Source> {
     if let Some(name) = &changes.name {
         ensure_name_free(db, name.as_str(), Some(id)).await?;
     }
+    let before = find_for_change(db, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Source"))?;
     // `$3` says whether to set the description to `$4` (which may be NULL, clearing it).
     let sql = concat!(
         "UPDATE sources SET name = COALESCE($2, name), ",
@@ -219,9 +264,10 @@ pub async fn update(db: &mut impl Executor, id: i64, changes: &SourceChanges) ->
         description.is_some(),
         description.flatten()
     ];
-    db.optional(sql, params)
-        .await?
-        .ok_or_else(|| AppError::not_found("Source"))
+    let source = db.one(sql, params).await?;
+    let change = AuditChange::changed(action::SOURCE_UPDATED, &before, &source);
+    audit::record(db, actor, change).await?;
+    Ok(source)
 }
 
 async fn ensure_name_free(
@@ -240,14 +286,38 @@ async fn ensure_name_free(
 
 /// Retires the source: it disappears from the API and takes no new contacts, its weights are removed, and its
 /// contacts stay as they are (with their operators and statuses), still listed and counted.
-pub async fn delete(db: &mut impl Executor, id: i64) -> Result<()> {
-    let sql = "UPDATE sources SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL";
-    if db.execute(sql, params![id, super::now()]).await? == 0 {
-        return Err(AppError::not_found("Source"));
+pub async fn delete(db: &mut impl Executor, id: i64, actor: Actor) -> Result<()> {
+    let sql = concat!(
+        "UPDATE sources SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+        source_columns!()
+    );
+    let source: Source = db
+        .optional(sql, params![id, super::now()])
+        .await?
+        .ok_or_else(|| AppError::not_found("Source"))?;
+    let sql = concat!(
+        "DELETE FROM source_operator_weights WHERE source_id = $1 RETURNING ",
+        weight_columns!()
+    );
+    let weights: Vec<OperatorWeight> = db.all(sql, params![id]).await?;
+    for weight in weights {
+        let change = AuditChange::removed(action::WEIGHT_REMOVED, &weight);
+        audit::record(db, actor, change).await?;
     }
-    let sql = "DELETE FROM source_operator_weights WHERE source_id = $1";
-    db.execute(sql, params![id]).await?;
-    Ok(())
+    let change = AuditChange::removed(action::SOURCE_DELETED, &source);
+    audit::record(db, actor, change).await
+}
+
+/// Removes the operator's weights on every source (the operator is being deleted), and returns them.
+pub async fn unlink_operator_everywhere(
+    db: &mut impl Executor,
+    operator_id: i64,
+) -> Result<Vec<OperatorWeight>> {
+    let sql = concat!(
+        "DELETE FROM source_operator_weights WHERE operator_id = $1 RETURNING ",
+        weight_columns!()
+    );
+    db.all(sql, params![operator_id]).await
 }
 
 /// Links the operator to the source; the source's queue drains to them at once.
@@ -257,6 +327,7 @@ pub async fn link(
     source_id: i64,
     operator_id: i64,
     weight_of_operator: Weight,
+    actor: Actor,
 ) -> Result<(OperatorWeight, Drained)> {
     find_for_share(db, source_id)
         .await?
@@ -280,6 +351,8 @@ pub async fn link(
             params![source_id, operator_id, weight_of_operator.get()],
         )
         .await?;
+    let change = AuditChange::created(action::WEIGHT_SET, &linked);
+    audit::record(db, actor, change).await?;
     let drained = queue::drain(db, random, &[source_id]).await?;
     Ok((linked, drained))
 }
@@ -290,26 +363,41 @@ pub async fn update_weight(
     source_id: i64,
     operator_id: i64,
     weight: Weight,
+    actor: Actor,
 ) -> Result<(OperatorWeight, Drained)> {
+    let before = weight_for_update(db, source_id, operator_id)
+        .await?
+        .ok_or_else(not_linked)?;
     let sql = concat!(
         "UPDATE source_operator_weights SET weight = $3 WHERE source_id = $1 AND operator_id = $2 ",
         "RETURNING ",
         weight_columns!()
     );
     let updated = db
-        .optional(sql, params![source_id, operator_id, weight.get()])
-        .await?
-        .ok_or_else(not_linked)?;
+        .one(sql, params![source_id, operator_id, weight.get()])
+        .await?;
+    let change = AuditChange::changed(action::WEIGHT_UPDATED, &before, &updated);
+    audit::record(db, actor, change).await?;
     let drained = queue::drain(db, random, &[source_id]).await?;
     Ok((updated, drained))
 }
 
-pub async fn unlink(db: &mut impl Executor, source_id: i64, operator_id: i64) -> Result<()> {
-    let sql = "DELETE FROM source_operator_weights WHERE source_id = $1 AND operator_id = $2";
-    if db.execute(sql, params![source_id, operator_id]).await? == 0 {
-        return Err(not_linked());
-    }
-    Ok(())
+pub async fn unlink(
+    db: &mut impl Executor,
+    source_id: i64,
+    operator_id: i64,
+    actor: Actor,
+) -> Result<()> {
+    let sql = concat!(
+        "DELETE FROM source_operator_weights WHERE source_id = $1 AND operator_id = $2 RETURNING ",
+        weight_columns!()
+    );
+    let removed: OperatorWeight = db
+        .optional(sql, params![source_id, operator_id])
+        .await?
+        .ok_or_else(not_linked)?;
+    let change = AuditChange::removed(action::WEIGHT_REMOVED, &removed);
+    audit::record(db, actor, change).await
 }
 
 fn not_linked() -> AppError {
@@ -317,8 +405,8 @@ fn not_linked() -> AppError {
 }
 
 impl Store {
-    pub async fn create_source(&self, new: NewSource) -> Result<Source> {
-        transaction!(self, |db| create(db, &new).await)
+    pub async fn create_source(&self, new: NewSource, actor: Actor) -> Result<Source> {
+        transaction!(self, |db| create(db, &new, actor).await)
     }
 
     pub async fn list_sources(&self, page: Page) -> Result<Vec<Source>> {
@@ -329,12 +417,17 @@ impl Store {
         read!(self, |db| detail(db, id).await)
     }
 
-    pub async fn update_source(&self, id: i64, changes: SourceChanges) -> Result<Source> {
-        transaction!(self, |db| update(db, id, &changes).await)
+    pub async fn update_source(
+        &self,
+        id: i64,
+        changes: SourceChanges,
+        actor: Actor,
+    ) -> Result<Source> {
+        transaction!(self, |db| update(db, id, &changes, actor).await)
     }
 
-    pub async fn delete_source(&self, id: i64) -> Result<()> {
-        transaction!(self, |db| delete(db, id).await)
+    pub async fn delete_source(&self, id: i64, actor: Actor) -> Result<()> {
+        transaction!(self, |db| delete(db, id, actor).await)
     }
 
     pub async fn link_operator(
@@ -342,10 +435,11 @@ impl Store {
         source_id: i64,
         operator_id: i64,
         weight: Weight,
+        actor: Actor,
     ) -> Result<OperatorWeight> {
         let random = self.random.clone();
         let (linked, drained) = transaction!(self, |db| {
-            link(db, &random, source_id, operator_id, weight).await
+            link(db, &random, source_id, operator_id, weight, actor).await
         })?;
         self.changed(&drained).await;
         Ok(linked)
@@ -356,16 +450,22 @@ impl Store {
         source_id: i64,
         operator_id: i64,
         weight: Weight,
+        actor: Actor,
     ) -> Result<OperatorWeight> {
         let random = self.random.clone();
         let (updated, drained) = transaction!(self, |db| {
-            update_weight(db, &random, source_id, operator_id, weight).await
+            update_weight(db, &random, source_id, operator_id, weight, actor).await
         })?;
         self.changed(&drained).await;
         Ok(updated)
     }
 
-    pub async fn unlink_operator(&self, source_id: i64, operator_id: i64) -> Result<()> {
-        transaction!(self, |db| unlink(db, source_id, operator_id).await)
+    pub async fn unlink_operator(
+        &self,
+        source_id: i64,
+        operator_id: i64,
+        actor: Actor,
+    ) -> Result<()> {
+        transaction!(self, |db| unlink(db, source_id, operator_id, actor).await)
     }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use super::audit::{self, Actor, AuditChange, action};
 use super::contacts::{self, Contact};
 use super::executor::{Executor, Record, Row, params};
 use super::history::{HistoryChange, HistoryEntry, entry};
@@ -217,31 +218,36 @@ async fn exist(db: &mut impl Executor) -> Result<bool> {
     db.one(sql, params![]).await
 }
 
-async fn create(db: &mut impl Executor, new: &NewWebhook) -> Result<Webhook> {
+async fn create(db: &mut impl Executor, new: &NewWebhook, actor: Actor) -> Result<Webhook> {
     let sql = concat!(
         "INSERT INTO webhooks (url, events, secret, created_at) VALUES ($1, $2, $3, $4) RETURNING ",
         webhook_columns!()
     );
     let events = new.events.join(",");
     let params = params![new.url.as_str(), &events, &new.secret, super::now()];
-    db.one(sql, params).await
+    let webhook = db.one(sql, params).await?;
+    let change = AuditChange::created(action::WEBHOOK_CREATED, &webhook);
+    audit::record(db, actor, change).await?;
+    Ok(webhook)
 }
 
 /// Removes the webhook with its deliveries and their attempts (ON DELETE CASCADE): nothing more is sent to it.
-async fn delete(db: &mut impl Executor, id: i64) -> Result<()> {
-    if db
-        .execute("DELETE FROM webhooks WHERE id = $1", params![id])
+async fn delete(db: &mut impl Executor, id: i64, actor: Actor) -> Result<()> {
+    let sql = concat!(
+        "DELETE FROM webhooks WHERE id = $1 RETURNING ",
+        webhook_columns!()
+    );
+    let webhook: Webhook = db
+        .optional(sql, params![id])
         .await?
-        == 0
-    {
-        return Err(AppError::not_found("Webhook"));
-    }
-    Ok(())
+        .ok_or_else(|| AppError::not_found("Webhook"))?;
+    let change = AuditChange::removed(action::WEBHOOK_DELETED, &webhook);
+    audit::record(db, actor, change).await
 }
 
 impl Store {
-    pub async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook> {
-        let webhook = transaction!(self, |db| create(db, &new).await)?;
+    pub async fn create_webhook(&self, new: NewWebhook, actor: Actor) -> Result<Webhook> {
+        let webhook = transaction!(self, |db| create(db, &new, actor).await)?;
         self.signals
             .webhooks_exist
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -257,8 +263,8 @@ impl Store {
         read!(self, |db| find(db, id).await)?.ok_or_else(|| AppError::not_found("Webhook"))
     }
 
-    pub async fn delete_webhook(&self, id: i64) -> Result<()> {
-        transaction!(self, |db| delete(db, id).await)
+    pub async fn delete_webhook(&self, id: i64, actor: Actor) -> Result<()> {
+        transaction!(self, |db| delete(db, id, actor).await)
     }
 
     pub async fn webhooks_exist(&self) -> Result<bool> {
