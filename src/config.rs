@@ -34,6 +34,9 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Verify the database of DATABASE_URL without changing it: operators' loads, the contact counts, one
+    /// lead per identity, the history. Prints one line per invariant; exits 1 on any mismatch.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
