@@ -4,7 +4,7 @@ use clap::Parser;
 use leadrouter::Server;
 use leadrouter::config::{Cli, Command, Config, KeysCommand};
 use leadrouter::domain::Name;
-use leadrouter::store::{Store, check};
+use leadrouter::store::{Store, backup, check};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
@@ -22,6 +22,18 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             Store::migrate(&cli.config).await?;
             tracing::info!("migrations applied");
+        }
+        Command::Backup { path } => {
+            let copy = backup::backup(&cli.config.database_url, &path)?;
+            println!(
+                "Backed up {} to {}: {} bytes; operators {}, sources {}, contacts {}.",
+                cli.config.database_url,
+                copy.path.display(),
+                copy.bytes,
+                copy.operators,
+                copy.sources,
+                copy.contacts
+            );
         }
         Command::Check => {
             let report = check::check(&cli.config.database_url).await?;

@@ -7,6 +7,7 @@
 #[macro_use]
 mod backend;
 pub mod api_keys;
+pub mod backup;
 pub mod check;
 pub mod contacts;
 pub mod deliveries;
