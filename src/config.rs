@@ -2,6 +2,7 @@
 //! chosen so that `leadrouter` with no arguments just works on a laptop.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::TimeDelta;
@@ -35,6 +36,15 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Write a consistent copy of the SQLite database of DATABASE_URL to PATH, also while a server runs on it
+    /// and writes (PostgreSQL: use pg_dump; this says how).
+    Backup {
+        /// Where to write the copy: a file that does not exist yet (nothing is ever overwritten).
+        path: PathBuf,
+    },
+    /// Verify the database of DATABASE_URL without changing it: operators' loads, the contact counts, one
+    /// lead per identity, the history. Prints one line per invariant; exits 1 on any mismatch.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,11 +1,13 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use leadrouter::Server;
 use leadrouter::config::{Cli, Command, Config, KeysCommand};
 use leadrouter::domain::Name;
-use leadrouter::store::{Actor, Store};
+use leadrouter::store::{Actor, Store, backup, check};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     leadrouter::telemetry::init_logging(cli.config.log_format);
     match cli.command.unwrap_or(Command::Serve) {
@@ -14,15 +16,36 @@ async fn main() -> anyhow::Result<()> {
             let server = Server::start(&cli.config).await?;
             stop_requested.await;
             tracing::info!("shutting down: finishing the requests under way");
-            server.stop().await
+            server.stop().await?;
         }
-        Command::Keys { action } => manage_keys(&cli.config, action).await,
+        Command::Keys { action } => manage_keys(&cli.config, action).await?,
         Command::Migrate => {
             Store::migrate(&cli.config).await?;
             tracing::info!("migrations applied");
-            Ok(())
+        }
+        Command::Backup { path } => {
+            let copy = backup::backup(&cli.config.database_url, &path)?;
+            println!(
+                "Backed up {} to {}: {} bytes; operators {}, sources {}, contacts {}.",
+                cli.config.database_url,
+                copy.path.display(),
+                copy.bytes,
+                copy.operators,
+                copy.sources,
+                copy.contacts
+            );
+        }
+        Command::Check => {
+            let report = check::check(&cli.config.database_url).await?;
+            for finding in &report.findings {
+                println!("{finding}");
+            }
+            if !report.is_consistent() {
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it is first awaited,

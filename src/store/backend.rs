@@ -15,6 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{ConnectOptions, Connection as _, Postgres, Transaction};
 
 use super::api_keys::KeyConnections;
+use super::executor::Dialect;
 use super::writer::WriterHandle;
 use crate::config::Config;
 use crate::error::AppError;
@@ -108,12 +109,12 @@ macro_rules! record {
 }
 
 /// The database a URL names.
-enum Target {
+pub(super) enum Target {
     Sqlite(SqliteConnectOptions),
     Postgres(PgConnectOptions),
 }
 
-fn target(database_url: &str) -> anyhow::Result<Target> {
+pub(super) fn target(database_url: &str) -> anyhow::Result<Target> {
     if database_url.starts_with("sqlite:") {
         if database_url.contains(":memory:") || database_url.contains("mode=memory") {
             anyhow::bail!(
@@ -128,6 +129,19 @@ fn target(database_url: &str) -> anyhow::Result<Target> {
     } else {
         anyhow::bail!("DATABASE_URL must start with sqlite: or postgres:, not {database_url:?}")
     }
+}
+
+/// The versions of the migrations this build applies to a database of the dialect, oldest first.
+pub(super) fn migration_versions(dialect: Dialect) -> Vec<i64> {
+    let migrator = match dialect {
+        Dialect::Sqlite => &SQLITE_MIGRATIONS,
+        Dialect::Postgres => &POSTGRES_MIGRATIONS,
+    };
+    migrator
+        .iter()
+        .filter(|migration| migration.migration_type.is_up_migration())
+        .map(|migration| migration.version)
+        .collect()
 }
 
 impl Backend {

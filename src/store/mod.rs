@@ -8,6 +8,8 @@
 mod backend;
 pub mod api_keys;
 pub mod audit;
+pub mod backup;
+pub mod check;
 pub mod contacts;
 pub mod deliveries;
 pub mod executor;
