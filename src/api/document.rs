@@ -116,7 +116,10 @@ fn with_answers(mut openapi: OpenApi) -> OpenApi {
 /// The path parameters a link fills, each from the created resource's body or the producer's own path.
 type Parameters = &'static [(&'static str, &'static str)];
 
-/// From a created resource (the `201` of an operation) to the operations on it.
+/// From a created resource (the `201` of an operation) to the operations on it. None leads to an operation
+/// whose body names another resource (linking an operator to a source, assigning a contact): answering an
+/// unknown one 404, as the reference does, it would tell a client following the link that the resource just
+/// created is gone.
 const LINKS: [(&str, &[(&str, Parameters)]); 5] = [
     (
         "create_operator",
@@ -132,7 +135,6 @@ const LINKS: [(&str, &[(&str, Parameters)]); 5] = [
         &[
             ("get_source", BY_ID),
             ("update_source", BY_ID),
-            ("link_operator", BY_ID),
             ("source_queue", BY_ID),
             ("get_source_stats", BY_ID),
             ("delete_source", BY_ID),
@@ -150,7 +152,6 @@ const LINKS: [(&str, &[(&str, Parameters)]); 5] = [
         &[
             ("get_contact", BY_ID),
             ("contact_history", BY_ID),
-            ("assign_contact", BY_ID),
             ("set_contact_status", BY_ID),
             ("get_lead", &[("id", "$response.body#/lead_id")]),
         ],
