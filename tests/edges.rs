@@ -387,3 +387,44 @@ backend_test!(the_document_requires_keys_only_once_one_exists, |app| {
         "rate limits are documented"
     );
 });
+
+backend_test!(
+    a_body_without_a_declared_length_is_held_to_the_same_limit,
+    |app| {
+        blocking(address(&app), chunked_bodies).await;
+        let operators = app.get_ok("/operators/").await;
+        assert_eq!(
+            operators.as_array().unwrap().len(),
+            1,
+            "the small one only: {operators}"
+        );
+    }
+);
+
+/// Sends `body` chunked, 64 KiB a chunk, and reads the answer.
+fn send_chunked(address: &str, body: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let head = "POST /operators/ HTTP/1.1\r\nHost: leadrouter\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\n\r\n";
+    stream.write_all(head.as_bytes()).unwrap();
+    for chunk in body.chunks(64 * 1024) {
+        stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .unwrap();
+        stream.write_all(chunk).unwrap();
+        stream.write_all(b"\r\n").unwrap();
+    }
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    read_answer(&mut stream)
+}
+
+fn chunked_bodies(address: String) {
+    let answer = send_chunked(&address, &big_operator(2 * 1024 * 1024));
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("larger than the limit"), "{answer}");
+    let answer = send_chunked(&address, br#"{"name": "Anna"}"#);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+}

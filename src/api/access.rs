@@ -107,7 +107,7 @@ pub async fn authorize(
     };
     if let Some(too_many) = state
         .rate_limits
-        .refusal(class, Client::of(caller.key_id, &request))
+        .refusal(class, || Client::of(caller.key_id, &request))
     {
         return too_many;
     }

@@ -26,18 +26,18 @@ use crate::error::AppError;
 const DISCARD_BYTES: usize = 16 * 1024 * 1024;
 const DISCARD_TIME: Duration = Duration::from_secs(5);
 
-/// Reads the request body into memory, up to [`MAX_BODY_BYTES`]; a larger one is answered 413.
+/// Answers a body over [`MAX_BODY_BYTES`] 413, once it is read (or at once, to a client that waits for
+/// `100 Continue`). A body of a declared length within the limit passes untouched; one without a declared
+/// length is read into memory here, within the limit.
 pub async fn limit_body(request: Request, next: Next) -> Response {
     let declared = declared_length(request.headers());
-    if declared == Some(0) {
-        return next.run(request).await;
-    }
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64)
-        && expects_continue(request.headers())
-    {
+    match declared {
+        // hyper ends the body at its declared length: the extractors' own limit (the same) never fires.
+        Some(length) if length <= MAX_BODY_BYTES as u64 => return next.run(request).await,
         // The client waits for `100 Continue` before it sends the body, which hyper sends only once the body
         // is read: answered now, it sends nothing.
-        return too_large(false);
+        Some(_) if expects_continue(request.headers()) => return too_large(false),
+        _ => {}
     }
     let (parts, mut body) = request.into_parts();
     let mut buffered = Vec::new();
@@ -186,7 +186,7 @@ impl RateLimits {
     }
 
     /// The answer to send instead (429 with `Retry-After`) when the client has spent its budget.
-    pub fn refusal(&self, class: RateClass, client: Client) -> Option<Response> {
+    pub fn refusal(&self, class: RateClass, client: impl FnOnce() -> Client) -> Option<Response> {
         let limiter = match class {
             RateClass::Ingest => &self.ingest,
             RateClass::Other => &self.other,
@@ -196,7 +196,7 @@ impl RateLimits {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        let not_until = limiter.check_key(&client).err()?;
+        let not_until = limiter.check_key(&client()).err()?;
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         // Whole seconds, rounded up: a client that waits as told finds a token.
         let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -221,12 +221,17 @@ where
         if !value.is_object() {
             return Err(refused(&"expected a JSON object"));
         }
-        serde_path_to_error::deserialize(value)
-            .map(Json)
-            .map_err(|error| match error.path().to_string().as_str() {
+        if let Ok(body) = T::deserialize(&value) {
+            return Ok(Json(body));
+        }
+        // Only for a refused body: read again, to name the field.
+        match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(body) => Ok(Json(body)),
+            Err(error) => Err(match error.path().to_string().as_str() {
                 "." => refused(error.inner()),
                 field => refused(&format_args!("{field}: {}", error.inner())),
-            })
+            }),
+        }
     }
 }
 
