@@ -184,6 +184,11 @@ impl Schedule {
         serde_json::to_string(&spelled).unwrap_or_else(|_| "[]".to_owned())
     }
 
+    /// A stored schedule (see [`Schedule::to_json`]).
+    pub fn parse(json: &str) -> Result<Self, String> {
+        Self::from_json(json)
+    }
+
     pub fn from_json(json: &str) -> Result<Self, String> {
         let spelled: Vec<ShiftSpelling> =
             serde_json::from_str(json).map_err(|e| format!("a stored schedule: {e}"))?;

@@ -19,7 +19,7 @@ pub use identity::{
     Email, KnownLead, LeadIdentity, LeadResolution, Phone, PhoneRegion, resolve_lead,
 };
 pub use routing::{
-    Candidate, CapacityClaim, LinkedOperator, RandomSource, candidates, choose_operator,
+    Candidate, CapacityClaim, LinkedOperator, RandomSource, Routing, candidates, choose_operator,
     draw_and_claim,
 };
 pub use values::*;
