@@ -16,9 +16,21 @@ use crate::store::Store;
 /// The longest the timer sleeps without looking again.
 pub const RECHECK: Duration = Duration::from_secs(1);
 
-pub async fn run(store: Store, cancel: CancellationToken) {
-    // The first look only notes who takes contacts (what changed while no instance ran, the sweep catches).
-    let mut accepting: Option<HashMap<i64, bool>> = None;
+/// Who takes contacts now, by operator id: the timer's first look, taken before the server serves (what
+/// changed while no instance ran, the sweep catches).
+pub async fn first_look(store: &Store) -> anyhow::Result<HashMap<i64, bool>> {
+    Ok(store
+        .operators_now()
+        .await?
+        .into_iter()
+        .map(|operator| (operator.operator.id, operator.accepting.accepting))
+        .collect())
+}
+
+/// Runs the timer until cancelled, from the [`first_look`]. An operator it has not seen yet (created since)
+/// counts as not accepting before: a drain too many is harmless, one too few leaves contacts waiting.
+pub async fn run(store: Store, first_look: HashMap<i64, bool>, cancel: CancellationToken) {
+    let mut accepting = first_look;
     loop {
         let mut next_change = None;
         match store.operators_now().await {
@@ -32,10 +44,7 @@ pub async fn run(store: Store, cancel: CancellationToken) {
                         next_change =
                             Some(next_change.map_or(at, |next: chrono::DateTime<_>| next.min(at)));
                     }
-                    let started = is_accepting
-                        && accepting
-                            .as_ref()
-                            .is_some_and(|before| before.get(&id) == Some(&false));
+                    let started = is_accepting && accepting.get(&id) != Some(&true);
                     if started {
                         match store.drain_for_operator(id).await {
                             Ok(drained) => tracing::info!(
@@ -49,7 +58,7 @@ pub async fn run(store: Store, cancel: CancellationToken) {
                         }
                     }
                 }
-                accepting = Some(now_accepting);
+                accepting = now_accepting;
             }
             Err(error) => {
                 tracing::warn!(%error, "availability timer: could not read the operators")

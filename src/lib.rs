@@ -92,6 +92,7 @@ impl Server {
             })
             .await
         });
+        let first_look = availability::first_look(&store).await?;
         let stop_background = CancellationToken::new();
         let sweep_interval =
             (config.queue_sweep_secs > 0).then(|| Duration::from_secs(config.queue_sweep_secs));
@@ -101,7 +102,11 @@ impl Server {
                 sweep_interval,
                 stop_background.clone(),
             )),
-            tokio::spawn(availability::run(store.clone(), stop_background.clone())),
+            tokio::spawn(availability::run(
+                store.clone(),
+                first_look,
+                stop_background.clone(),
+            )),
             tokio::spawn(webhooks::run(
                 store.clone(),
                 webhooks::SenderSettings::from_config(config),
