@@ -459,10 +459,6 @@ backend_test!(bad_settings_are_refused_by_name, |app| {
             json!({ "schedule": shift(json!(["mon"]), "09:00", "9:30") }),
             "end",
         ),
-        (
-            json!({ "schedule": shift(json!(["mon"]), "09:00", "09:00") }),
-            "end",
-        ),
         (json!({ "away_until": "after lunch" }), "away_until"),
     ];
     for (body, field) in refused {

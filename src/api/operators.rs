@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::access::Caller;
 use super::schemas::{AvailabilityName, Operator, Shift};
 use super::wire::{
-    NameString, deserialize_optional_whole_number, deserialize_present,
+    NameString, TimeZoneString, deserialize_optional_whole_number, deserialize_present,
     deserialize_present_whole_number,
 };
 use super::{Json, Pagination, Path, Query, each, invalid, nullable};
@@ -52,7 +52,7 @@ pub struct CreateOperator {
     pub away_until: Option<DateTime<Utc>>,
     /// IANA time-zone name (default `UTC`; not null).
     #[serde(default, deserialize_with = "deserialize_present")]
-    #[schema(value_type = String, default = "UTC", example = "Europe/Berlin")]
+    #[schema(value_type = TimeZoneString, default = "UTC")]
     pub timezone: Option<String>,
     /// Weekly working hours; `null` or absent: always on shift.
     pub schedule: Option<Vec<Shift>>,
@@ -78,7 +78,7 @@ pub struct UpdateOperator {
     #[schema(value_type = Option<String>, format = DateTime, example = "2026-11-25T14:00:00Z")]
     pub away_until: Option<Option<DateTime<Utc>>>,
     /// IANA time-zone name (`null` keeps it).
-    #[schema(example = "Europe/Berlin")]
+    #[schema(value_type = Option<TimeZoneString>)]
     pub timezone: Option<String>,
     /// Weekly working hours; `null`: always on shift.
     #[serde(default, deserialize_with = "nullable")]

@@ -105,7 +105,7 @@ pub enum DayName {
 }
 
 /// A weekly interval of working hours, in the operator's time zone. It belongs to the day it starts on; one
-/// whose `end` is not after its `start` ends the next day (`22:00`–`06:00`).
+/// whose `end` is not after its `start` ends the next day (`22:00`–`06:00`; `09:00`–`09:00` is 24 hours).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Shift {
     /// The days it starts on (at least one).
@@ -114,7 +114,7 @@ pub struct Shift {
     /// "HH:MM", 00:00 to 23:59.
     #[schema(example = "09:00", pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub start: String,
-    /// "HH:MM", 00:00 to 23:59; not equal to `start`.
+    /// "HH:MM", 00:00 to 23:59; equal to `start`, a whole day.
     #[schema(example = "18:00", pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub end: String,
 }

@@ -3,7 +3,7 @@
 //! and their time off. Pure rules over what the store loaded and an instant from the [`super::Clock`].
 //!
 //! **Shifts.** A schedule is a list of weekly intervals; an interval belongs to the day it starts on, and one
-//! whose end is not after its start ends the next day (`22:00`–`06:00`). Local times are turned into instants
+//! whose end is not after its start ends the next day (`22:00`–`06:00`; `09:00`–`09:00` is 24 hours). Local times are turned into instants
 //! with the time-zone database (chrono-tz): a time that happens twice (clocks going back) is its first
 //! occurrence; a time that does not exist (clocks going forward) is the first minute that does, the moment the
 //! clocks jump (in Europe/Berlin, 02:30 on the last Sunday of March is 03:00 CEST).
@@ -131,7 +131,7 @@ pub struct Shift {
     /// The days it starts on, each once, Monday first.
     pub days: Vec<Weekday>,
     pub start: TimeOfDay,
-    /// Not after `start`: the next day. Never equal to `start`.
+    /// Not after `start`: the next day (equal to it: 24 hours later).
     pub end: TimeOfDay,
 }
 
@@ -158,9 +158,6 @@ impl Shift {
         days.dedup();
         let start = TimeOfDay::parse(&spelling.start).map_err(|e| ("start", e))?;
         let end = TimeOfDay::parse(&spelling.end).map_err(|e| ("end", e))?;
-        if start == end {
-            return Err(("end", "must differ from start".to_owned()));
-        }
         Ok(Shift { days, start, end })
     }
 
@@ -458,11 +455,15 @@ mod tests {
             Shift::parse(&spelled(&[], "09:00", "18:00")).unwrap_err().0,
             "days"
         );
+        // Equal start and end: a whole day, Monday 2026-06-01 09:00 to Tuesday 09:00.
+        let whole_day = Schedule(vec![
+            Shift::parse(&spelled(&["mon"], "09:00", "09:00")).unwrap(),
+        ]);
+        let p = presence(Some(&whole_day), "UTC", &[]);
+        assert!(p.accepting_at(at("2026-06-02T08:59:00Z")));
         assert_eq!(
-            Shift::parse(&spelled(&["mon"], "09:00", "09:00"))
-                .unwrap_err()
-                .0,
-            "end"
+            p.at(at("2026-06-01T10:00:00Z")).next_change_at,
+            Some(at("2026-06-02T09:00:00Z"))
         );
         let schedule = Schedule(vec![shift(&["tue", "mon", "mon"], "22:00", "06:00")]);
         assert_eq!(Schedule::from_json(&schedule.to_json()).unwrap(), schedule);
