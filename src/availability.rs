@@ -47,11 +47,12 @@ pub async fn run(store: Store, first_look: HashMap<i64, bool>, cancel: Cancellat
                     let started = is_accepting && accepting.get(&id) != Some(&true);
                     if started {
                         match store.drain_for_operator(id).await {
-                            Ok(drained) => tracing::info!(
+                            Ok(drained) if drained.assigned > 0 => tracing::info!(
                                 operator_id = id,
                                 assigned = drained.assigned,
-                                "operator started accepting; their queues drained"
+                                "operator started accepting; waiting contacts assigned"
                             ),
+                            Ok(_) => {}
                             Err(error) => {
                                 tracing::warn!(%error, operator_id = id, "draining for an operator who started accepting failed");
                             }

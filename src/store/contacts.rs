@@ -360,7 +360,10 @@ async fn route_new(
     let operator = draw_and_claim(
         &mut candidates,
         &routing.random,
-        &mut operators::Claimer(&mut *db),
+        &mut operators::Claimer {
+            db: &mut *db,
+            now: routing.clock.now(),
+        },
         |_| {},
     )
     .await?;

@@ -208,15 +208,28 @@ pub async fn adjust_load(db: &mut impl Executor, operator_id: i64, delta: i64) -
     Ok(())
 }
 
-/// Claims capacity through [`claim_capacity`], for routing's draw-and-claim loop.
-pub struct Claimer<'a, E>(pub &'a mut E);
+/// Claims capacity through [`claim_capacity`], for routing's draw-and-claim loop, and checks on the row the
+/// claim returns — the operator as committed now, after waiting for any concurrent change of them — that they
+/// still take contacts at `now` by their availability and schedule; if not, the unit is given back and the
+/// claim refused. (Time off was read with the candidates; a period added concurrently counts from its commit.)
+pub struct Claimer<'a, E> {
+    pub db: &'a mut E,
+    pub now: DateTime<Utc>,
+}
 
 impl<E: Executor> CapacityClaim for Claimer<'_, E> {
     type Claimed = Operator;
     type Error = AppError;
 
-    fn claim(&mut self, operator_id: i64) -> impl Future<Output = Result<Option<Operator>>> + Send {
-        claim_capacity(self.0, operator_id)
+    async fn claim(&mut self, operator_id: i64) -> Result<Option<Operator>> {
+        let Some(operator) = claim_capacity(self.db, operator_id).await? else {
+            return Ok(None);
+        };
+        if operator.presence(&[]).accepting_at(self.now) {
+            return Ok(Some(operator));
+        }
+        adjust_load(self.db, operator_id, -1).await?;
+        Ok(None)
     }
 }
 

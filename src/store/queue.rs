@@ -263,7 +263,10 @@ pub async fn drain(
         let claimed = draw_and_claim(
             &mut queues[index].candidates,
             &routing.random,
-            &mut operators::Claimer(&mut *db),
+            &mut operators::Claimer {
+                db: &mut *db,
+                now: routing.clock.now(),
+            },
             |operator_id| refused.push(operator_id),
         )
         .await?;
