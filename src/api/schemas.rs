@@ -45,7 +45,7 @@ pub struct Operator {
     #[schema(value_type = Option<NotAcceptingName>, example = json!(null))]
     pub not_accepting_because: Option<&'static str>,
     /// When `accepting` next flips by the schedule, time off or `away_until`; `null` if nothing scheduled
-    /// changes it (looked for up to eight days ahead).
+    /// changes it.
     #[serde(serialize_with = "serialize_optional_timestamp")]
     #[schema(value_type = Option<String>, format = DateTime, example = json!(null))]
     pub next_change_at: Option<DateTime<Utc>>,

@@ -302,12 +302,12 @@ pub struct Presence<'a> {
 pub struct Accepting {
     pub accepting: bool,
     pub because: Option<NotAccepting>,
-    /// When `accepting` next flips by the schedule, time off or `away_until`, within the coming week and a
-    /// day; `None` when nothing scheduled changes it.
+    /// When `accepting` next flips by the schedule, time off or `away_until`; `None` when nothing scheduled
+    /// changes it.
     pub next_change_at: Option<DateTime<Utc>>,
 }
 
-/// How far ahead the next change is looked for: every weekly shift boundary is within it.
+/// How many days of shifts are looked at for the next change: every weekly shift boundary is within them.
 const HORIZON_DAYS: i64 = 8;
 
 impl Presence<'_> {
@@ -367,9 +367,9 @@ impl Presence<'_> {
         }
     }
 
-    /// Every instant after `now` (within the horizon) at which something that decides may change, in order.
+    /// Every instant after `now` at which something that decides may change, in order (shifts: the coming
+    /// [`HORIZON_DAYS`]).
     fn boundaries_after(&self, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-        let horizon = now + TimeDelta::days(HORIZON_DAYS);
         let mut found: Vec<DateTime<Utc>> = Vec::new();
         if self.availability == Availability::Away {
             found.extend(self.away_until);
@@ -388,7 +388,9 @@ impl Presence<'_> {
                 found.extend([start, end]);
             }
         }
-        found.retain(|at| now < *at && *at <= horizon);
+        // Time off and away_until count however far ahead; the schedule repeats weekly, so a week and a day
+        // of its boundaries show whether it ever changes anything.
+        found.retain(|at| now < *at);
         found.sort();
         found.dedup();
         found
@@ -601,6 +603,17 @@ mod tests {
         assert_eq!(during.because, Some(NotAccepting::TimeOff));
         assert_eq!(during.next_change_at, Some(at("2026-06-03T00:00:00Z")));
         assert!(Period::new(at("2026-06-02T00:00:00Z"), at("2026-06-02T00:00:00Z")).is_err());
+    }
+
+    #[test]
+    fn time_off_far_ahead_is_the_next_change() {
+        let time_off =
+            [Period::new(at("2026-09-01T00:00:00Z"), at("2026-09-15T00:00:00Z")).unwrap()];
+        let p = presence(None, "UTC", &time_off);
+        assert_eq!(
+            p.at(at("2026-06-01T12:00:00Z")).next_change_at,
+            Some(at("2026-09-01T00:00:00Z"))
+        );
     }
 
     #[test]
