@@ -37,8 +37,12 @@ trap cleanup EXIT
 # - an Idempotency-Key names one request: sent again with a different body it is refused with 422, as the IETF
 #   draft (draft-ietf-httpapi-idempotency-key-header) says, and schemathesis repeats its generated keys;
 # - webhook URLs have a pattern that schemathesis can write valid URLs from; the hook only points them at the
-#   discard port of 127.0.0.1, so that fuzzing never posts events to hosts on the internet.
+#   discard port of 127.0.0.1, so that fuzzing never posts events to hosts on the internet;
+# - time zones have a format of our own, `iana-time-zone`: the time-zone database says which names exist;
+# - a period of time off must end after it starts, which no schema can say: a valid body whose ends_at is not
+#   after its starts_at gets them swapped (or a day added, when equal).
 cat > "$WORK/leadrouter_hooks.py" <<'EOF'
+import datetime
 import re
 import uuid
 
@@ -56,6 +60,20 @@ def before_call(ctx, case, **kwargs):
     for name in list(case.headers or {}):
         if name.lower() == "idempotency-key" and VALID_IDEMPOTENCY_KEY.match(str(case.headers[name])):
             case.headers[name] = str(uuid.uuid4())
+    body = case.body
+    if case.method.upper() == "POST" and case.path.endswith("/time-off") and isinstance(body, dict):
+        try:
+            starts = datetime.datetime.fromisoformat(str(body["starts_at"]).replace("Z", "+00:00"))
+            ends = datetime.datetime.fromisoformat(str(body["ends_at"]).replace("Z", "+00:00"))
+        except (KeyError, ValueError, TypeError):
+            return
+        try:
+            if ends == starts:
+                body["ends_at"] = (ends + datetime.timedelta(days=1)).isoformat()
+            elif ends < starts:
+                body["starts_at"], body["ends_at"] = body["ends_at"], body["starts_at"]
+        except OverflowError:
+            pass
 
 
 def digits(n):
@@ -73,6 +91,11 @@ schemathesis.openapi.format(
         st.builds(lambda d: f"+44 20 7946 0{d}", digits(3)),
         st.builds(lambda d: f"+1 201 555 01{d}", digits(2)),
     ),
+)
+
+schemathesis.openapi.format(
+    "iana-time-zone",
+    st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Lord_Howe"]),
 )
 
 # Webhook URLs on the discard port: nothing listens there, so the deliveries fail fast and stay local.

@@ -2,6 +2,7 @@
 //! operator by weight among those with free capacity, and stores the contact, all in one transaction.
 
 pub mod api;
+pub mod availability;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -23,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub use api::build_app;
 use api::limits::RateLimits;
 pub use config::Config;
-use domain::PhoneRegion;
+use domain::{Clock, PhoneRegion};
 use store::Store;
 
 /// What every request handler shares.
@@ -45,7 +46,7 @@ pub struct Server {
     shutdown: oneshot::Sender<()>,
     serving: JoinHandle<std::io::Result<()>>,
     grace: Duration,
-    /// The queue sweep and the webhook sender.
+    /// The queue sweep, the availability timer and the webhook sender.
     background: Vec<JoinHandle<()>>,
     stop_background: CancellationToken,
 }
@@ -53,14 +54,22 @@ pub struct Server {
 impl Server {
     /// Opens the database (migrating it), binds the configured address and starts serving.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        Self::start_with_clock(config, Clock::System).await
+    }
+
+    /// [`Server::start`], with every decision by time (availability, shifts, time off, the availability
+    /// timer) taken from `clock`: tests pass a [`Clock::manual`] and move it.
+    pub async fn start_with_clock(config: &Config, clock: Clock) -> anyhow::Result<Self> {
         let phone_region: PhoneRegion = config
             .default_region
             .parse()
             .context("LEADROUTER_DEFAULT_REGION")?;
         let rate_limits = Arc::new(RateLimits::from_config(config)?);
-        let store = Store::open(config).await.with_context(|| {
-            format!("opening the database at {}", redacted(&config.database_url))
-        })?;
+        let store = Store::open_with_clock(config, clock)
+            .await
+            .with_context(|| {
+                format!("opening the database at {}", redacted(&config.database_url))
+            })?;
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
@@ -83,6 +92,7 @@ impl Server {
             })
             .await
         });
+        let first_look = availability::first_look(&store).await?;
         let stop_background = CancellationToken::new();
         let sweep_interval =
             (config.queue_sweep_secs > 0).then(|| Duration::from_secs(config.queue_sweep_secs));
@@ -90,6 +100,11 @@ impl Server {
             tokio::spawn(sweeper::run(
                 store.clone(),
                 sweep_interval,
+                stop_background.clone(),
+            )),
+            tokio::spawn(availability::run(
+                store.clone(),
+                first_look,
                 stop_background.clone(),
             )),
             tokio::spawn(webhooks::run(

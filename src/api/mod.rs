@@ -13,6 +13,7 @@ mod operators;
 mod schemas;
 mod sources;
 mod stats;
+mod time_off;
 mod webhooks;
 pub mod wire;
 

@@ -3,20 +3,21 @@ use std::collections::BTreeMap;
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::Caller;
-use super::schemas::Operator;
+use super::schemas::{AvailabilityName, Operator, Shift};
 use super::wire::{
-    NameString, deserialize_optional_whole_number, deserialize_present,
+    NameString, TimeZoneString, deserialize_optional_whole_number, deserialize_present,
     deserialize_present_whole_number,
 };
-use super::{Json, Pagination, Path, Query, each, invalid};
+use super::{Json, Pagination, Path, Query, each, invalid, nullable};
 use crate::AppState;
-use crate::domain::{MaxLoad, Name};
+use crate::domain::{self, Availability, MaxLoad, Name, Schedule, TimeZoneName};
 use crate::error::{AppError, ErrorBody};
 use crate::store::{NewOperator, OperatorChanges};
 
@@ -25,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_operator, list_operators))
         .routes(routes!(get_operator, update_operator, delete_operator))
         .routes(routes!(get_operator_stats))
+        .merge(super::time_off::router())
 }
 
 /// A new operator.
@@ -40,6 +42,20 @@ pub struct CreateOperator {
     #[serde(default, deserialize_with = "deserialize_present_whole_number")]
     #[schema(value_type = i64, default = 10, example = 10, minimum = 0, maximum = 1_000_000)]
     pub max_load: Option<i64>,
+    /// The operator's own switch (default `available`; not null).
+    #[serde(default, deserialize_with = "deserialize_present")]
+    #[schema(value_type = AvailabilityName, default = "available")]
+    pub availability: Option<String>,
+    /// RFC 3339: when an away operator is available again by themselves. Only kept with `away`; one in
+    /// the past means available now.
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-11-25T14:00:00Z")]
+    pub away_until: Option<DateTime<Utc>>,
+    /// IANA time-zone name (default `UTC`; not null).
+    #[serde(default, deserialize_with = "deserialize_present")]
+    #[schema(value_type = TimeZoneString, default = "UTC")]
+    pub timezone: Option<String>,
+    /// Weekly working hours; `null` or absent: always on shift.
+    pub schedule: Option<Vec<Shift>>,
 }
 
 /// Changes to an operator: only the fields given change. A field given as `null` keeps its value too, as
@@ -52,6 +68,21 @@ pub struct UpdateOperator {
     #[serde(default, deserialize_with = "deserialize_optional_whole_number")]
     #[schema(minimum = 0, maximum = 1_000_000)]
     pub max_load: Option<i64>,
+    /// The operator's own switch (`null` keeps it). Switching to `available` or `offline` clears
+    /// `away_until` unless it is given too.
+    #[schema(value_type = Option<AvailabilityName>)]
+    pub availability: Option<String>,
+    /// RFC 3339, or `null` to clear it: when an away operator is available again by themselves. One in the
+    /// past means available now.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-11-25T14:00:00Z")]
+    pub away_until: Option<Option<DateTime<Utc>>>,
+    /// IANA time-zone name (`null` keeps it).
+    #[schema(value_type = Option<TimeZoneString>)]
+    pub timezone: Option<String>,
+    /// Weekly working hours; `null`: always on shift.
+    #[serde(default, deserialize_with = "nullable")]
+    pub schedule: Option<Option<Vec<Shift>>>,
 }
 
 /// An operator's load and what they have handled.
@@ -82,8 +113,36 @@ pub struct OperatorSourceStats {
     pub active_contacts: i64,
 }
 
+fn refused(field: &str, error: String) -> AppError {
+    AppError::Unprocessable(format!("{field}: {error}"))
+}
+
+fn parse_availability(raw: &str) -> Result<Availability, AppError> {
+    Availability::parse(raw).map_err(|e| refused("availability", e))
+}
+
+fn parse_timezone(raw: &str) -> Result<TimeZoneName, AppError> {
+    TimeZoneName::parse(raw).map_err(|e| refused("timezone", e))
+}
+
+fn parse_schedule(shifts: &[Shift]) -> Result<Schedule, AppError> {
+    shifts
+        .iter()
+        .enumerate()
+        .map(|(index, shift)| {
+            domain::Shift::parse(&shift.spelling())
+                .map_err(|(field, e)| refused(&format!("schedule[{index}].{field}"), e))
+        })
+        .collect::<Result<_, _>>()
+        .map(Schedule)
+}
+
 impl CreateOperator {
     fn parse(self) -> Result<NewOperator, AppError> {
+        let availability = match &self.availability {
+            Some(raw) => parse_availability(raw)?,
+            None => Availability::default(),
+        };
         Ok(NewOperator {
             name: Name::parse(&self.name).map_err(|e| invalid("name", e))?,
             is_active: self.is_active.unwrap_or(true),
@@ -91,12 +150,26 @@ impl CreateOperator {
                 Some(value) => MaxLoad::parse(value).map_err(|e| invalid("max_load", e))?,
                 None => MaxLoad::DEFAULT,
             },
+            availability,
+            away_until: self
+                .away_until
+                .filter(|_| availability == Availability::Away),
+            timezone: match &self.timezone {
+                Some(raw) => parse_timezone(raw)?,
+                None => TimeZoneName::UTC,
+            },
+            schedule: self.schedule.as_deref().map(parse_schedule).transpose()?,
         })
     }
 }
 
 impl UpdateOperator {
     fn parse(self) -> Result<OperatorChanges, AppError> {
+        let availability = self
+            .availability
+            .as_deref()
+            .map(parse_availability)
+            .transpose()?;
         Ok(OperatorChanges {
             name: self
                 .name
@@ -106,6 +179,17 @@ impl UpdateOperator {
             max_load: self
                 .max_load
                 .map(|value| MaxLoad::parse(value).map_err(|e| invalid("max_load", e)))
+                .transpose()?,
+            availability,
+            away_until: match (availability, self.away_until) {
+                (_, Some(given)) => Some(given),
+                (Some(Availability::Available | Availability::Offline), None) => Some(None),
+                _ => None,
+            },
+            timezone: self.timezone.as_deref().map(parse_timezone).transpose()?,
+            schedule: self
+                .schedule
+                .map(|given| given.as_deref().map(parse_schedule).transpose())
                 .transpose()?,
         })
     }
@@ -131,7 +215,7 @@ async fn create_operator(
         .store
         .create_operator(body.parse()?, caller.actor())
         .await?;
-    tracing::info!(operator_id = operator.id, "operator created");
+    tracing::info!(operator_id = operator.operator.id, "operator created");
     Ok((StatusCode::CREATED, Json(operator.into())))
 }
 
@@ -170,8 +254,9 @@ async fn get_operator(
     Ok(Json(state.store.get_operator(id).await?.into()))
 }
 
-/// Change an operator's name, activity or max_load. Lowering max_load below the current load takes nothing
-/// away from the operator; they just get no new contacts until they are below it.
+/// Change an operator's name, activity, max_load, availability or working hours. Lowering max_load below the
+/// current load takes nothing away from the operator; they just get no new contacts until they are below it.
+/// A change that lets them take contacts drains their sources' queues at once.
 #[utoipa::path(
     patch, path = "/operators/{id}", tag = "operators",
     params(("id" = i64, Path, description = "Operator id")),

@@ -3,20 +3,21 @@
 //! store cannot borrow from here); a test below keeps the two in step.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::wire::serialize_timestamp;
+use super::wire::{serialize_optional_timestamp, serialize_timestamp};
+use crate::domain;
 use crate::store::{contacts, history, leads, operators, sources};
 
-/// A person who handles contacts.
+/// A person who handles contacts, with whether they take contacts now.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Operator {
     #[schema(example = 1)]
     pub id: i64,
     #[schema(example = "Оператор 1")]
     pub name: String,
-    /// Whether the operator takes new contacts.
+    /// Whether the admin lets the operator take new contacts.
     pub is_active: bool,
     /// Most contacts in status `active` the operator is given automatically.
     #[schema(example = 10)]
@@ -24,6 +25,117 @@ pub struct Operator {
     #[serde(serialize_with = "serialize_timestamp")]
     #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
     pub created_at: DateTime<Utc>,
+    /// The operator's own switch: `available`, `away` (until `away_until`, or until switched back) or
+    /// `offline`.
+    #[schema(value_type = AvailabilityName)]
+    pub availability: &'static str,
+    /// When an away operator is available again by themselves.
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime, example = json!(null))]
+    pub away_until: Option<DateTime<Utc>>,
+    /// IANA time-zone name the schedule is read in.
+    #[schema(example = "Europe/Berlin")]
+    pub timezone: &'static str,
+    /// Weekly working hours; `null`: always on shift.
+    pub schedule: Option<Vec<Shift>>,
+    /// Whether the operator is given contacts now: active, available, on shift and not on time off.
+    pub accepting: bool,
+    /// Why not, the first that applies: `inactive`, `away`, `offline`, `off_shift`, `time_off`; `null` while
+    /// accepting.
+    #[schema(value_type = Option<NotAcceptingName>, example = json!(null))]
+    pub not_accepting_because: Option<&'static str>,
+    /// When `accepting` next flips by the schedule, time off or `away_until`; `null` if nothing scheduled
+    /// changes it.
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime, example = json!(null))]
+    pub next_change_at: Option<DateTime<Utc>>,
+}
+
+/// The operator a contact is assigned to.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ContactOperator {
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(example = "Оператор 1")]
+    pub name: String,
+    /// Whether the admin lets the operator take new contacts.
+    pub is_active: bool,
+    /// Most contacts in status `active` the operator is given automatically.
+    #[schema(example = 10)]
+    pub max_load: i64,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// An operator's own availability.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum AvailabilityName {
+    Available,
+    Away,
+    Offline,
+}
+
+/// Why an operator does not take contacts.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum NotAcceptingName {
+    Inactive,
+    Away,
+    Offline,
+    OffShift,
+    TimeOff,
+}
+
+/// A day of the week.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum DayName {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+/// A weekly interval of working hours, in the operator's time zone. It belongs to the day it starts on; one
+/// whose `end` is not after its `start` ends the next day (`22:00`–`06:00`; `09:00`–`09:00` is 24 hours).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Shift {
+    /// The days it starts on (at least one).
+    #[schema(value_type = Vec<DayName>, example = json!(["mon", "tue", "wed", "thu", "fri"]), min_items = 1)]
+    pub days: Vec<String>,
+    /// "HH:MM", 00:00 to 23:59.
+    #[schema(example = "09:00", pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    pub start: String,
+    /// "HH:MM", 00:00 to 23:59; equal to `start`, a whole day.
+    #[schema(example = "18:00", pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    pub end: String,
+}
+
+impl Shift {
+    pub fn from_domain(shift: &domain::Shift) -> Self {
+        let spelled = shift.spelling();
+        Shift {
+            days: spelled.days,
+            start: spelled.start,
+            end: spelled.end,
+        }
+    }
+
+    pub fn spelling(&self) -> domain::ShiftSpelling {
+        domain::ShiftSpelling {
+            days: self.days.clone(),
+            start: self.start.clone(),
+            end: self.end.clone(),
+        }
+    }
 }
 
 /// A channel leads write through: a bot.
@@ -83,7 +195,7 @@ pub struct Contact {
     pub created_at: DateTime<Utc>,
     pub lead: Lead,
     pub source: Source,
-    pub operator: Option<Operator>,
+    pub operator: Option<ContactOperator>,
     /// While the contact waits (no operator, status `active`): its place in its source's queue, from 1 for
     /// the oldest. `null` otherwise.
     #[schema(example = json!(null))]
@@ -120,7 +232,7 @@ pub struct HistoryEntry {
     pub api_key_id: Option<i64>,
 }
 
-impl From<operators::Operator> for Operator {
+impl From<operators::Operator> for ContactOperator {
     fn from(operator: operators::Operator) -> Self {
         Self {
             id: operator.id,
@@ -128,6 +240,31 @@ impl From<operators::Operator> for Operator {
             is_active: operator.is_active,
             max_load: operator.max_load,
             created_at: operator.created_at,
+        }
+    }
+}
+
+impl From<operators::OperatorNow> for Operator {
+    fn from(now: operators::OperatorNow) -> Self {
+        let operators::OperatorNow {
+            operator,
+            accepting,
+        } = now;
+        Self {
+            id: operator.id,
+            name: operator.name,
+            is_active: operator.is_active,
+            max_load: operator.max_load,
+            created_at: operator.created_at,
+            availability: operator.availability.as_str(),
+            away_until: operator.away_until,
+            timezone: operator.timezone.as_str(),
+            schedule: operator
+                .schedule
+                .map(|schedule| schedule.0.iter().map(Shift::from_domain).collect()),
+            accepting: accepting.accepting,
+            not_accepting_because: accepting.because.map(domain::NotAccepting::as_str),
+            next_change_at: accepting.next_change_at,
         }
     }
 }
@@ -209,6 +346,10 @@ mod tests {
             max_load: 10,
             created_at: at,
             active_load: 1,
+            availability: domain::Availability::Away,
+            away_until: None,
+            timezone: domain::TimeZoneName::UTC,
+            schedule: None,
         };
         let contact = contacts::Contact {
             id: 3,

@@ -176,3 +176,22 @@ fn identifier_or_blank(
         .examples([serde_json::Value::from(example)])
         .into()
 }
+
+/// An IANA time-zone name the time-zone database knows (`Europe/Berlin`, `UTC`). Which names exist is the
+/// database's to say, hence a format of our own: `iana-time-zone`.
+pub struct TimeZoneString(pub String);
+
+impl PartialSchema for TimeZoneString {
+    fn schema() -> RefOr<schema::Schema> {
+        ObjectBuilder::new()
+            .schema_type(schema::Type::String)
+            .format(Some(SchemaFormat::Custom("iana-time-zone".to_owned())))
+            .description(Some(
+                "An IANA time-zone name known to the time-zone database (`Europe/Berlin`, `UTC`).",
+            ))
+            .examples([serde_json::json!("Europe/Berlin")])
+            .into()
+    }
+}
+
+impl ToSchema for TimeZoneString {}

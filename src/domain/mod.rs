@@ -2,17 +2,24 @@
 //! the operators gets it.
 
 pub mod access;
+pub mod availability;
+pub mod clock;
 pub mod identity;
 pub mod routing;
 pub mod values;
 pub mod webhooks;
 
 pub use access::{Need, Scope};
+pub use availability::{
+    Accepting, Availability, NotAccepting, Period, Presence, Schedule, Shift, ShiftSpelling,
+    TimeZoneName,
+};
+pub use clock::Clock;
 pub use identity::{
     Email, KnownLead, LeadIdentity, LeadResolution, Phone, PhoneRegion, resolve_lead,
 };
 pub use routing::{
-    Candidate, CapacityClaim, LinkedOperator, RandomSource, candidates, choose_operator,
+    Candidate, CapacityClaim, LinkedOperator, RandomSource, Routing, candidates, choose_operator,
     draw_and_claim,
 };
 pub use values::*;

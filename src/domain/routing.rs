@@ -10,17 +10,40 @@ use rand::distr::weighted::WeightedIndex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use chrono::{DateTime, Utc};
+
+use super::{Availability, Clock, Period, Presence, Schedule, TimeZoneName};
+
 /// An operator linked to a source, as loaded for routing.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LinkedOperator {
     pub operator_id: i64,
     pub weight: f64,
     pub is_active: bool,
     pub max_load: i64,
     pub active_load: i64,
+    pub availability: Availability,
+    pub away_until: Option<DateTime<Utc>>,
+    pub timezone: TimeZoneName,
+    pub schedule: Option<Schedule>,
+    /// Their time off (the store may leave out what is over).
+    pub time_off: Vec<Period>,
 }
 
-/// An operator who may take the contact: linked to the source, active, and below max_load.
+impl LinkedOperator {
+    pub fn presence(&self) -> Presence<'_> {
+        Presence {
+            is_active: self.is_active,
+            availability: self.availability,
+            away_until: self.away_until,
+            timezone: self.timezone,
+            schedule: self.schedule.as_ref(),
+            time_off: &self.time_off,
+        }
+    }
+}
+
+/// An operator who may take the contact: linked to the source, accepting, and below max_load.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate {
     pub operator_id: i64,
@@ -29,11 +52,12 @@ pub struct Candidate {
     pub free_slots: i64,
 }
 
-/// The linked operators who may take a contact now: active and below max_load, in the order given.
-pub fn candidates(linked: &[LinkedOperator]) -> Vec<Candidate> {
+/// The linked operators who may take a contact at `now`: accepting (active, available, on shift, not on time
+/// off) and below max_load, in the order given.
+pub fn candidates(linked: &[LinkedOperator], now: DateTime<Utc>) -> Vec<Candidate> {
     linked
         .iter()
-        .filter(|o| o.is_active && o.active_load < o.max_load)
+        .filter(|o| o.active_load < o.max_load && o.presence().accepting_at(now))
         .map(|o| Candidate {
             operator_id: o.operator_id,
             weight: o.weight,
@@ -79,6 +103,13 @@ impl RandomSource {
         let mut rng = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         choose_operator(candidates, &mut *rng)
     }
+}
+
+/// What routing decides with besides the store's rows: its random source and its clock.
+#[derive(Clone)]
+pub struct Routing {
+    pub random: RandomSource,
+    pub clock: Clock,
 }
 
 /// Takes one unit of an operator's capacity, re-checked against what is committed now.
@@ -150,21 +181,39 @@ mod tests {
     }
 
     #[test]
-    fn candidates_are_the_active_operators_below_max_load() {
+    fn candidates_are_the_accepting_operators_below_max_load() {
         let linked = |operator_id, is_active, max_load, active_load| LinkedOperator {
             operator_id,
             weight: 1.0,
             is_active,
             max_load,
             active_load,
+            availability: Availability::Available,
+            away_until: None,
+            timezone: TimeZoneName::UTC,
+            schedule: None,
+            time_off: Vec::new(),
         };
-        let found = candidates(&[
-            linked(1, true, 3, 2),
-            linked(2, false, 3, 0),
-            linked(3, true, 3, 3),
-            linked(4, true, 0, 0),
-            linked(5, true, 5, 7),
-        ]);
+        let away = LinkedOperator {
+            availability: Availability::Away,
+            ..linked(6, true, 3, 0)
+        };
+        let off_shift = LinkedOperator {
+            schedule: Some(Schedule(Vec::new())),
+            ..linked(7, true, 3, 0)
+        };
+        let found = candidates(
+            &[
+                linked(1, true, 3, 2),
+                linked(2, false, 3, 0),
+                linked(3, true, 3, 3),
+                linked(4, true, 0, 0),
+                linked(5, true, 5, 7),
+                away,
+                off_shift,
+            ],
+            chrono::Utc::now(),
+        );
         assert_eq!(
             found,
             vec![Candidate {

@@ -128,6 +128,10 @@ impl Audited for Operator {
             "name": self.name,
             "is_active": self.is_active,
             "max_load": self.max_load,
+            "availability": self.availability.as_str(),
+            "away_until": self.away_until.map(event_time),
+            "timezone": self.timezone.as_str(),
+            "schedule": self.schedule.as_ref().map(|s| s.0.iter().map(|s| s.spelling()).collect::<Vec<_>>()),
             "created_at": event_time(self.created_at),
         })
     }

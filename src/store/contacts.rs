@@ -12,7 +12,9 @@ use super::queue::{self, Drained};
 use super::sources::{self, Source};
 use super::tallies::{self, count_key};
 use super::{Page, Result, Store};
-use crate::domain::{LeadIdentity, RandomSource, Status, Text, draw_and_claim};
+use crate::domain::{
+    Availability, LeadIdentity, Routing, Status, Text, TimeZoneName, draw_and_claim,
+};
 use crate::error::AppError;
 
 /// A contact joined with its lead, source and operator; callers append WHERE, ORDER BY and LIMIT.
@@ -23,7 +25,9 @@ macro_rules! contact_select {
          l.name AS lead_name, l.created_at AS lead_created_at, s.name AS source_name, \
          s.description AS source_description, s.created_at AS source_created_at, o.name AS operator_name, \
          o.is_active AS operator_is_active, o.max_load AS operator_max_load, \
-         o.active_load AS operator_active_load, o.created_at AS operator_created_at \
+         o.active_load AS operator_active_load, o.created_at AS operator_created_at, \
+         o.availability AS operator_availability, o.away_until AS operator_away_until, \
+         o.timezone AS operator_timezone, o.schedule AS operator_schedule \
          FROM contacts c JOIN leads l ON l.id = c.lead_id JOIN sources s ON s.id = c.source_id \
          LEFT JOIN operators o ON o.id = c.operator_id"
     };
@@ -72,6 +76,14 @@ impl Record for Contact {
                 max_load: row.get::<Option<i64>>("operator_max_load")?.unwrap_or(0),
                 active_load: row.get::<Option<i64>>("operator_active_load")?.unwrap_or(0),
                 created_at: row.get("operator_created_at")?,
+                availability: row
+                    .get::<Option<Availability>>("operator_availability")?
+                    .unwrap_or_default(),
+                away_until: row.get("operator_away_until")?,
+                timezone: row
+                    .get::<Option<TimeZoneName>>("operator_timezone")?
+                    .unwrap_or(TimeZoneName::UTC),
+                schedule: row.get("operator_schedule")?,
             }),
             _ => None,
         };
@@ -280,7 +292,7 @@ pub async fn unassign_all_of(
 /// seen in the last 24 hours, creates nothing and answers the contact that key created.
 pub async fn create(
     db: &mut impl Executor,
-    random: &RandomSource,
+    routing: &Routing,
     new: &NewContact,
 ) -> Result<CreatedContact> {
     let now = super::now();
@@ -311,7 +323,7 @@ pub async fn create(
             db.execute(sql, params![&key.client, &key.key]).await?;
         }
     }
-    let (contact, drained) = route_new(db, random, new, now).await?;
+    let (contact, drained) = route_new(db, routing, new, now).await?;
     if let Some(key) = &new.idempotency {
         // A plain INSERT, not an upsert: two requests racing with one key must collide here, so that one of
         // them is rolled back (and, tried again, replays the other's answer).
@@ -331,7 +343,7 @@ pub async fn create(
 /// while an operator is free (capacity a trigger did not hand out), those are assigned first.
 async fn route_new(
     db: &mut impl Executor,
-    random: &RandomSource,
+    routing: &Routing,
     new: &NewContact,
     created_at: DateTime<Utc>,
 ) -> Result<(Contact, Drained)> {
@@ -339,16 +351,19 @@ async fn route_new(
         .await?
         .ok_or_else(|| AppError::not_found("Source"))?;
     let lead = leads::resolve(db, &new.lead).await?;
-    let mut candidates = sources::candidates_of(db, source.id).await?;
+    let mut candidates = sources::candidates_of(db, source.id, routing.clock.now()).await?;
     let mut drained = Drained::default();
     if !candidates.is_empty() && queue::has_waiting(db, source.id).await? {
-        drained = queue::drain(db, random, &[source.id]).await?;
-        candidates = sources::candidates_of(db, source.id).await?;
+        drained = queue::drain(db, routing, &[source.id]).await?;
+        candidates = sources::candidates_of(db, source.id, routing.clock.now()).await?;
     }
     let operator = draw_and_claim(
         &mut candidates,
-        random,
-        &mut operators::Claimer(&mut *db),
+        &routing.random,
+        &mut operators::Claimer {
+            db: &mut *db,
+            now: routing.clock.now(),
+        },
         |_| {},
     )
     .await?;
@@ -407,7 +422,7 @@ async fn route_new(
 /// unassigned contact reopened waits in its source's queue (and is assigned if it can be).
 pub async fn set_status(
     db: &mut impl Executor,
-    random: &RandomSource,
+    routing: &Routing,
     id: i64,
     status: &Status,
     api_key_id: Option<i64>,
@@ -444,9 +459,9 @@ pub async fn set_status(
         history::record(db, change, None).await?;
         drained = match current.operator_id {
             Some(operator_id) if was_active => {
-                queue::drain_for_operator(db, random, operator_id).await?
+                queue::drain_for_operator(db, routing, operator_id).await?
             }
-            None if status.is_active() => queue::drain(db, random, &[current.source_id]).await?,
+            None if status.is_active() => queue::drain(db, routing, &[current.source_id]).await?,
             _ => Drained::default(),
         };
     }
@@ -462,8 +477,8 @@ pub async fn purge_idempotency_keys(db: &mut impl Executor, now: DateTime<Utc>) 
 
 impl Store {
     pub async fn create_contact(&self, new: NewContact) -> Result<CreatedContact> {
-        let random = self.random.clone();
-        let created = transaction!(self, |db| create(db, &random, &new).await)?;
+        let routing = self.routing.clone();
+        let created = transaction!(self, |db| create(db, &routing, &new).await)?;
         if !created.replayed {
             self.changed(&created.drained).await;
         }
@@ -498,9 +513,9 @@ impl Store {
         status: Status,
         api_key_id: Option<i64>,
     ) -> Result<Contact> {
-        let random = self.random.clone();
+        let routing = self.routing.clone();
         let (contact, drained) =
-            transaction!(self, |db| set_status(db, &random, id, &status, api_key_id)
+            transaction!(self, |db| set_status(db, &routing, id, &status, api_key_id)
                 .await)?;
         self.changed(&drained).await;
         Ok(contact)

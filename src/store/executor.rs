@@ -17,7 +17,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Postgres, Row as _, Sqlite};
 
-use crate::domain::{DeliveryState, Status, WebhookUrl};
+use crate::domain::{Availability, DeliveryState, Schedule, Status, TimeZoneName, WebhookUrl};
 use crate::error::AppError;
 
 type Result<T> = std::result::Result<T, AppError>;
@@ -143,7 +143,14 @@ macro_rules! parsed_column {
     )+};
 }
 
-parsed_column!(Status, DeliveryState, WebhookUrl);
+parsed_column!(
+    Status,
+    DeliveryState,
+    WebhookUrl,
+    Availability,
+    TimeZoneName,
+    Schedule
+);
 
 fn null_column(column: &str) -> AppError {
     AppError::Internal(anyhow::anyhow!("column {column} is unexpectedly NULL"))

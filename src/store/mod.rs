@@ -19,6 +19,7 @@ pub mod operators;
 pub mod queue;
 pub mod sources;
 pub mod tallies;
+pub mod time_off;
 pub mod webhooks;
 mod writer;
 
@@ -33,7 +34,7 @@ use queue::Drained;
 use writer::WriterState;
 
 use crate::config::Config;
-use crate::domain::RandomSource;
+use crate::domain::{Clock, RandomSource, Routing};
 use crate::error::AppError;
 
 pub use audit::{Actor, AuditFilter};
@@ -41,19 +42,20 @@ pub use contacts::{ContactFilter, CreatedContact, IdempotencyKey, NewContact};
 pub use deliveries::{Attempt, DeliveryJob};
 pub use leads::LEAD_DETAIL_CONTACTS;
 pub use leads::LeadFilter;
-pub use operators::{NewOperator, OperatorChanges};
+pub use operators::{NewOperator, OperatorChanges, OperatorNow};
 pub use queue::ManualAssignment;
 pub use sources::{NewSource, SourceChanges};
 pub use tallies::{OperatorTally, SourceStatusTally};
+pub use time_off::{NewTimeOff, TimeOff};
 pub use webhooks::NewWebhook;
 
 type Result<T> = std::result::Result<T, AppError>;
 
-/// Now, at the precision both databases keep (microseconds), so that what is returned on creation is exactly
-/// what is read back later.
+/// Now by the system clock, at the precision both databases keep (microseconds), so that what is returned on
+/// creation is exactly what is read back later: for the timestamps records carry. What decides by time
+/// (availability, shifts, time off) reads the store's [`Clock`] instead ([`Store::now`]).
 pub fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+    Clock::System.now()
 }
 
 /// A page of a list: `skip` rows passed over, at most `limit` returned.
@@ -67,8 +69,8 @@ pub struct Page {
 pub struct Store {
     backend: Backend,
     signals: Arc<Signals>,
-    /// Where routing's draws come from.
-    random: RandomSource,
+    /// Where routing's draws and its time come from.
+    routing: Routing,
     /// How long the audit trail is kept; `None`: forever.
     audit_retention: Option<TimeDelta>,
 }
@@ -80,6 +82,9 @@ pub struct Signals {
     pub queue: Notify,
     /// Webhook events may have been written.
     pub outbox: Notify,
+    /// An operator's availability, schedule or time off changed: when someone next starts accepting may
+    /// have changed too.
+    pub presence: Notify,
     /// Whether any webhook exists, as last seen: without one, changes need not wake the sender.
     pub webhooks_exist: AtomicBool,
 }
@@ -87,10 +92,18 @@ pub struct Signals {
 impl Store {
     /// Opens the database, creating it (SQLite) and applying the migrations first.
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        Self::open_with_clock(config, Clock::System).await
+    }
+
+    /// [`Store::open`], with time taken from `clock` wherever it decides (tests use a manual one).
+    pub async fn open_with_clock(config: &Config, clock: Clock) -> anyhow::Result<Self> {
         let store = Self {
             backend: Backend::open(config).await?,
             signals: Arc::default(),
-            random: RandomSource::new(config.routing_seed),
+            routing: Routing {
+                random: RandomSource::new(config.routing_seed),
+                clock,
+            },
             audit_retention: config.audit_retention(),
         };
         let webhooks_exist = store.webhooks_exist().await?;
@@ -113,6 +126,16 @@ impl Store {
 
     pub fn backend_name(&self) -> &'static str {
         self.backend.name()
+    }
+
+    /// The clock every decision by time reads.
+    pub fn clock(&self) -> &Clock {
+        &self.routing.clock
+    }
+
+    /// Now by the store's clock, at microsecond precision.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.routing.clock.now()
     }
 
     pub fn signals(&self) -> &Signals {

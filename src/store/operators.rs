@@ -7,13 +7,15 @@ use super::audit::{self, Actor, AuditChange, action};
 use super::executor::{Dialect, Executor, params};
 use super::history::{self, HistoryChange, entry, reason};
 use super::queue::{self, Drained};
-use super::{Page, Result, Store, contacts, sources, tallies};
-use crate::domain::{CapacityClaim, MaxLoad, Name};
+use super::{Page, Result, Store, contacts, sources, tallies, time_off};
+use crate::domain::{
+    Accepting, Availability, CapacityClaim, MaxLoad, Name, Period, Presence, Schedule, TimeZoneName,
+};
 use crate::error::AppError;
 
 macro_rules! operator_columns {
     () => {
-        "id, name, is_active, max_load, active_load, created_at"
+        "id, name, is_active, max_load, active_load, created_at, availability, away_until, timezone, schedule"
     };
 }
 
@@ -29,6 +31,13 @@ pub struct Operator {
     pub created_at: DateTime<Utc>,
     /// Contacts in status `active` assigned to the operator.
     pub active_load: i64,
+    /// The operator's own switch.
+    pub availability: Availability,
+    /// When an away operator is available again by themselves.
+    pub away_until: Option<DateTime<Utc>>,
+    pub timezone: TimeZoneName,
+    /// `None`: always on shift.
+    pub schedule: Option<Schedule>,
 }
 
 record!(Operator {
@@ -37,22 +46,67 @@ record!(Operator {
     is_active,
     max_load,
     active_load,
-    created_at
+    created_at,
+    availability,
+    away_until,
+    timezone,
+    schedule
 });
+
+impl Operator {
+    /// What decides whether they take contacts, with their time off.
+    pub fn presence<'a>(&'a self, time_off: &'a [Period]) -> Presence<'a> {
+        Presence {
+            is_active: self.is_active,
+            availability: self.availability,
+            away_until: self.away_until,
+            timezone: self.timezone,
+            schedule: self.schedule.as_ref(),
+            time_off,
+        }
+    }
+}
+
+/// An operator as the API shows them: whether they take contacts at the instant they were read, and when
+/// that next changes.
+#[derive(Debug, Clone)]
+pub struct OperatorNow {
+    pub operator: Operator,
+    pub accepting: Accepting,
+}
 
 #[derive(Debug, Clone)]
 pub struct NewOperator {
     pub name: Name,
     pub is_active: bool,
     pub max_load: MaxLoad,
+    pub availability: Availability,
+    pub away_until: Option<DateTime<Utc>>,
+    pub timezone: TimeZoneName,
+    pub schedule: Option<Schedule>,
 }
 
-/// Fields left `None` keep their value.
+/// Fields left `None` keep their value; `Some(None)` clears a nullable one.
 #[derive(Debug, Clone, Default)]
 pub struct OperatorChanges {
     pub name: Option<Name>,
     pub is_active: Option<bool>,
     pub max_load: Option<MaxLoad>,
+    pub availability: Option<Availability>,
+    pub away_until: Option<Option<DateTime<Utc>>>,
+    pub timezone: Option<TimeZoneName>,
+    pub schedule: Option<Option<Schedule>>,
+}
+
+impl OperatorChanges {
+    /// Whether the change may move when the operator takes contacts.
+    fn touches_presence(&self) -> bool {
+        self.is_active.is_some()
+            || self.availability.is_some()
+            || self.away_until.is_some()
+            || self.timezone.is_some()
+            || self.schedule.is_some()
+    }
 }
 
 // ---- statements ----
@@ -154,15 +208,28 @@ pub async fn adjust_load(db: &mut impl Executor, operator_id: i64, delta: i64) -
     Ok(())
 }
 
-/// Claims capacity through [`claim_capacity`], for routing's draw-and-claim loop.
-pub struct Claimer<'a, E>(pub &'a mut E);
+/// Claims capacity through [`claim_capacity`], for routing's draw-and-claim loop, and checks on the row the
+/// claim returns — the operator as committed now, after waiting for any concurrent change of them — that they
+/// still take contacts at `now` by their availability and schedule; if not, the unit is given back and the
+/// claim refused. (Time off was read with the candidates; a period added concurrently counts from its commit.)
+pub struct Claimer<'a, E> {
+    pub db: &'a mut E,
+    pub now: DateTime<Utc>,
+}
 
 impl<E: Executor> CapacityClaim for Claimer<'_, E> {
     type Claimed = Operator;
     type Error = AppError;
 
-    fn claim(&mut self, operator_id: i64) -> impl Future<Output = Result<Option<Operator>>> + Send {
-        claim_capacity(self.0, operator_id)
+    async fn claim(&mut self, operator_id: i64) -> Result<Option<Operator>> {
+        let Some(operator) = claim_capacity(self.db, operator_id).await? else {
+            return Ok(None);
+        };
+        if operator.presence(&[]).accepting_at(self.now) {
+            return Ok(Some(operator));
+        }
+        adjust_load(self.db, operator_id, -1).await?;
+        Ok(None)
     }
 }
 
@@ -170,14 +237,20 @@ impl<E: Executor> CapacityClaim for Claimer<'_, E> {
 
 pub async fn create(db: &mut impl Executor, new: &NewOperator, actor: Actor) -> Result<Operator> {
     let sql = concat!(
-        "INSERT INTO operators (name, is_active, max_load, created_at) VALUES ($1, $2, $3, $4) RETURNING ",
+        "INSERT INTO operators (name, is_active, max_load, created_at, availability, away_until, timezone, ",
+        "schedule) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
         operator_columns!()
     );
+    let schedule = new.schedule.as_ref().map(Schedule::to_json);
     let params = params![
         new.name.as_str(),
         new.is_active,
         new.max_load.get(),
-        super::now()
+        super::now(),
+        new.availability.as_str(),
+        new.away_until,
+        new.timezone.as_str(),
+        schedule.as_deref()
     ];
     let operator = db.one(sql, params).await?;
     let change = AuditChange::created(action::OPERATOR_CREATED, &operator);
@@ -188,7 +261,7 @@ pub async fn create(db: &mut impl Executor, new: &NewOperator, actor: Actor) -> 
 /// Changes the operator; capacity it gains (activated, max_load raised) goes to the queues at once.
 pub async fn update(
     db: &mut impl Executor,
-    random: &crate::domain::RandomSource,
+    routing: &crate::domain::Routing,
     id: i64,
     changes: &OperatorChanges,
     actor: Actor,
@@ -198,19 +271,31 @@ pub async fn update(
         .ok_or_else(|| AppError::not_found("Operator"))?;
     let sql = concat!(
         "UPDATE operators SET name = COALESCE($2, name), is_active = COALESCE($3, is_active), ",
-        "max_load = COALESCE($4, max_load) WHERE id = $1 RETURNING ",
+        "max_load = COALESCE($4, max_load), availability = COALESCE($5, availability), ",
+        "away_until = CASE WHEN $6 THEN $7 ELSE away_until END, timezone = COALESCE($8, timezone), ",
+        "schedule = CASE WHEN $9 THEN $10 ELSE schedule END WHERE id = $1 RETURNING ",
         operator_columns!()
     );
+    let schedule = changes
+        .schedule
+        .as_ref()
+        .map(|s| s.as_ref().map(Schedule::to_json));
     let params = params![
         id,
         changes.name.as_ref().map(Name::as_str),
         changes.is_active,
-        changes.max_load.map(MaxLoad::get)
+        changes.max_load.map(MaxLoad::get),
+        changes.availability.map(Availability::as_str),
+        changes.away_until.is_some(),
+        changes.away_until.flatten(),
+        changes.timezone.map(TimeZoneName::as_str),
+        schedule.is_some(),
+        schedule.as_ref().and_then(|s| s.as_deref())
     ];
     let operator = db.one(sql, params).await?;
     let change = AuditChange::changed(action::OPERATOR_UPDATED, &before, &operator);
     audit::record(db, actor, change).await?;
-    let drained = queue::drain_for_operator(db, random, id).await?;
+    let drained = queue::drain_for_operator(db, routing, id).await?;
     Ok((operator, drained))
 }
 
@@ -219,7 +304,7 @@ pub async fn update(
 /// the operators left.
 pub async fn delete(
     db: &mut impl Executor,
-    random: &crate::domain::RandomSource,
+    routing: &crate::domain::Routing,
     id: i64,
     actor: Actor,
 ) -> Result<Drained> {
@@ -257,20 +342,37 @@ pub async fn delete(
         };
         history::record(db, change, None).await?;
     }
-    queue::drain(db, random, &requeued).await
+    queue::drain(db, routing, &requeued).await
 }
 
 impl Store {
-    pub async fn create_operator(&self, new: NewOperator, actor: Actor) -> Result<Operator> {
-        transaction!(self, |db| create(db, &new, actor).await)
+    pub async fn create_operator(&self, new: NewOperator, actor: Actor) -> Result<OperatorNow> {
+        let operator = transaction!(self, |db| create(db, &new, actor).await)?;
+        self.signals.presence.notify_one();
+        Ok(self.operator_now(operator, &[]))
     }
 
-    pub async fn list_operators(&self, page: Page) -> Result<Vec<Operator>> {
-        read!(self, |db| list(db, page).await)
+    pub async fn list_operators(&self, page: Page) -> Result<Vec<OperatorNow>> {
+        let (operators, time_off) = read!(self, |db| {
+            let operators = list(db, page).await?;
+            let time_off = match (operators.first(), operators.last()) {
+                (Some(first), Some(last)) => time_off::of_operators(db, first.id, last.id).await?,
+                _ => Vec::new(),
+            };
+            (operators, time_off)
+        });
+        Ok(self.with_time_off(operators, &time_off))
     }
 
-    pub async fn get_operator(&self, id: i64) -> Result<Operator> {
-        read!(self, |db| find(db, id).await)?.ok_or_else(|| AppError::not_found("Operator"))
+    pub async fn get_operator(&self, id: i64) -> Result<OperatorNow> {
+        let (operator, time_off) = read!(self, |db| {
+            let operator = find(db, id)
+                .await?
+                .ok_or_else(|| AppError::not_found("Operator"))?;
+            (operator, time_off::of_operator(db, id).await?)
+        });
+        let periods: Vec<Period> = time_off.iter().map(time_off::TimeOff::period).collect();
+        Ok(self.operator_now(operator, &periods))
     }
 
     pub async fn update_operator(
@@ -278,17 +380,63 @@ impl Store {
         id: i64,
         changes: OperatorChanges,
         actor: Actor,
-    ) -> Result<Operator> {
-        let random = self.random.clone();
+    ) -> Result<OperatorNow> {
+        let routing = self.routing.clone();
+        let presence = changes.touches_presence();
         let (operator, drained) =
-            transaction!(self, |db| update(db, &random, id, &changes, actor).await)?;
+            transaction!(self, |db| update(db, &routing, id, &changes, actor).await)?;
+        if presence {
+            self.signals.presence.notify_one();
+        }
         self.changed(&drained).await;
-        Ok(operator)
+        let time_off = read!(self, |db| time_off::of_operator(db, id).await)?;
+        let periods: Vec<Period> = time_off.iter().map(time_off::TimeOff::period).collect();
+        Ok(self.operator_now(operator, &periods))
+    }
+
+    /// Every operator with whether they take contacts now, by the store's clock (for the availability timer).
+    pub async fn operators_now(&self) -> Result<Vec<OperatorNow>> {
+        let (operators, time_off) = read!(self, |db| {
+            let operators = loads(db).await?;
+            let time_off = match (operators.first(), operators.last()) {
+                (Some(first), Some(last)) => time_off::of_operators(db, first.id, last.id).await?,
+                _ => Vec::new(),
+            };
+            (operators, time_off)
+        });
+        Ok(self.with_time_off(operators, &time_off))
+    }
+
+    fn with_time_off(
+        &self,
+        operators: Vec<Operator>,
+        time_off: &[time_off::TimeOff],
+    ) -> Vec<OperatorNow> {
+        operators
+            .into_iter()
+            .map(|operator| {
+                let periods: Vec<Period> = time_off
+                    .iter()
+                    .filter(|t| t.operator_id == operator.id)
+                    .map(time_off::TimeOff::period)
+                    .collect();
+                self.operator_now(operator, &periods)
+            })
+            .collect()
+    }
+
+    /// The operator with whether they take contacts now, by the store's clock.
+    fn operator_now(&self, operator: Operator, time_off: &[Period]) -> OperatorNow {
+        let accepting = operator.presence(time_off).at(self.now());
+        OperatorNow {
+            operator,
+            accepting,
+        }
     }
 
     pub async fn delete_operator(&self, id: i64, actor: Actor) -> Result<()> {
-        let random = self.random.clone();
-        let drained = transaction!(self, |db| delete(db, &random, id, actor).await)?;
+        let routing = self.routing.clone();
+        let drained = transaction!(self, |db| delete(db, &routing, id, actor).await)?;
         self.changed(&drained).await;
         Ok(())
     }

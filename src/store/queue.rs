@@ -15,7 +15,7 @@ use super::history::{self, HistoryChange, entry, reason};
 use super::operators::Operator;
 use super::tallies::{self, count_key};
 use super::{Page, Result, Store, contacts, operators, sources};
-use crate::domain::{Candidate, RandomSource, Status, draw_and_claim};
+use crate::domain::{Candidate, Routing, Status, draw_and_claim};
 use crate::error::AppError;
 
 /// Most contacts one transaction assigns from the queues; the rest are left to the background sweep, so that
@@ -223,7 +223,7 @@ fn give_back(queues: &mut [SourceQueue], operator: &Operator) {
 /// capacity, and at most [`DRAIN_BUDGET`] of them.
 pub async fn drain(
     db: &mut impl Executor,
-    random: &RandomSource,
+    routing: &Routing,
     source_ids: &[i64],
 ) -> Result<Drained> {
     let mut source_ids = source_ids.to_vec();
@@ -231,7 +231,7 @@ pub async fn drain(
     source_ids.dedup();
     let mut queues = Vec::new();
     for &source_id in &source_ids {
-        let candidates = sources::candidates_of(db, source_id).await?;
+        let candidates = sources::candidates_of(db, source_id, routing.clock.now()).await?;
         if candidates.is_empty() {
             continue;
         }
@@ -262,8 +262,11 @@ pub async fn drain(
         let mut refused = Vec::new();
         let claimed = draw_and_claim(
             &mut queues[index].candidates,
-            random,
-            &mut operators::Claimer(&mut *db),
+            &routing.random,
+            &mut operators::Claimer {
+                db: &mut *db,
+                now: routing.clock.now(),
+            },
             |operator_id| refused.push(operator_id),
         )
         .await?;
@@ -313,11 +316,11 @@ pub async fn drain(
 /// Every source the operator's freed capacity could go to.
 pub async fn drain_for_operator(
     db: &mut impl Executor,
-    random: &RandomSource,
+    routing: &Routing,
     operator_id: i64,
 ) -> Result<Drained> {
     let sources = sources::sources_of_operator(db, operator_id).await?;
-    drain(db, random, &sources).await
+    drain(db, routing, &sources).await
 }
 
 // ---- by hand ----
@@ -338,7 +341,7 @@ pub struct ManualAssignment {
 /// waits in its source's queue like any other.
 pub async fn assign_manually(
     db: &mut impl Executor,
-    random: &RandomSource,
+    routing: &Routing,
     id: i64,
     assignment: &ManualAssignment,
 ) -> Result<(Contact, Drained)> {
@@ -425,7 +428,7 @@ pub async fn assign_manually(
             if target.is_none() {
                 sources.push(current.source_id);
             }
-            drained = drain(db, random, &sources).await?;
+            drained = drain(db, routing, &sources).await?;
         }
     }
     let contact = contacts::find(db, id)
@@ -437,9 +440,9 @@ pub async fn assign_manually(
 impl Store {
     /// Gives the contact to an operator, or takes it from one, by hand.
     pub async fn assign_contact(&self, id: i64, assignment: ManualAssignment) -> Result<Contact> {
-        let random = self.random.clone();
+        let routing = self.routing.clone();
         let (contact, drained) =
-            transaction!(self, |db| assign_manually(db, &random, id, &assignment)
+            transaction!(self, |db| assign_manually(db, &routing, id, &assignment)
                 .await)?;
         self.changed(&drained).await;
         Ok(contact)
@@ -456,8 +459,8 @@ impl Store {
     }
 
     pub(super) async fn drain_sources(&self, sources: Vec<i64>) -> Result<Drained> {
-        let random = self.random.clone();
-        transaction!(self, |db| drain(db, &random, &sources).await)
+        let routing = self.routing.clone();
+        transaction!(self, |db| drain(db, &routing, &sources).await)
     }
 
     /// Assigns what it can of the source's queue (at most [`DRAIN_BUDGET`] contacts).
@@ -471,6 +474,15 @@ impl Store {
             sources: Vec::new(),
         };
         self.changed(&swept).await;
+        Ok(drained)
+    }
+
+    /// Drains the queues of every source the operator is linked to (they may have started taking contacts).
+    pub async fn drain_for_operator(&self, operator_id: i64) -> Result<Drained> {
+        let routing = self.routing.clone();
+        let drained = transaction!(self, |db| drain_for_operator(db, &routing, operator_id)
+            .await)?;
+        self.changed(&drained).await;
         Ok(drained)
     }
 }

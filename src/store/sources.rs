@@ -6,7 +6,7 @@ use super::audit::{self, Actor, AuditChange, action};
 use super::executor::{Dialect, Executor, Record, Row, params};
 use super::queue::{self, Drained};
 use super::{Page, Result, Store, operators};
-use crate::domain::{Candidate, LinkedOperator, Name, RandomSource, Text, Weight, candidates};
+use crate::domain::{Candidate, LinkedOperator, Name, Routing, Text, Weight, candidates};
 use crate::error::AppError;
 
 macro_rules! source_columns {
@@ -76,13 +76,35 @@ impl Record for NamedOperatorWeight {
     }
 }
 
-record!(LinkedOperator {
-    operator_id,
-    weight,
-    is_active,
-    max_load,
-    active_load
-});
+impl Record for LinkedOperator {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(LinkedOperator {
+            operator_id: row.get("operator_id")?,
+            weight: row.get("weight")?,
+            is_active: row.get("is_active")?,
+            max_load: row.get("max_load")?,
+            active_load: row.get("active_load")?,
+            availability: row.get("availability")?,
+            away_until: row.get("away_until")?,
+            timezone: row.get("timezone")?,
+            schedule: row.get("schedule")?,
+            // Loaded apart, for the few who have any (see `candidates_of`).
+            time_off: Vec::new(),
+        })
+    }
+}
+
+/// Whether a linked operator has any time off on record, read with them.
+struct WithTimeOff(LinkedOperator, bool);
+
+impl Record for WithTimeOff {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(WithTimeOff(
+            LinkedOperator::decode(row)?,
+            row.get("has_time_off")?,
+        ))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct NewSource {
@@ -201,13 +223,40 @@ async fn weight_for_update(
     db.optional(sql, params![source_id, operator_id]).await
 }
 
-/// The operators that may take a contact of the source now, by the rule of [`candidates`], in operator order.
-pub async fn candidates_of(db: &mut impl Executor, source_id: i64) -> Result<Vec<Candidate>> {
-    let sql = "SELECT w.operator_id, w.weight, o.is_active, o.max_load, o.active_load \
+/// The operators that may take a contact of the source at `now`, by the rule of [`candidates`], in operator
+/// order. One query loads the operators with their availability and schedule, and whether they have time off
+/// on record; only when one who could otherwise take the contact has some is it loaded, by a second query.
+pub async fn candidates_of(
+    db: &mut impl Executor,
+    source_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Candidate>> {
+    let sql = "SELECT w.operator_id, w.weight, o.is_active, o.max_load, o.active_load, o.availability, \
+         o.away_until, o.timezone, o.schedule, \
+         EXISTS (SELECT 1 FROM operator_time_off t WHERE t.operator_id = o.id) AS has_time_off \
          FROM source_operator_weights w JOIN operators o ON o.id = w.operator_id \
          WHERE w.source_id = $1 ORDER BY w.operator_id";
-    let linked: Vec<LinkedOperator> = db.all(sql, params![source_id]).await?;
-    Ok(candidates(&linked))
+    let rows: Vec<WithTimeOff> = db.all(sql, params![source_id]).await?;
+    let needs_time_off = rows.iter().any(|WithTimeOff(operator, has_time_off)| {
+        *has_time_off
+            && operator.active_load < operator.max_load
+            && operator.presence().accepting_at(now)
+    });
+    let mut linked: Vec<LinkedOperator> = rows
+        .into_iter()
+        .map(|WithTimeOff(operator, _)| operator)
+        .collect();
+    if needs_time_off {
+        for time_off in super::time_off::of_source(db, source_id).await? {
+            if let Some(operator) = linked
+                .iter_mut()
+                .find(|o| o.operator_id == time_off.operator_id)
+            {
+                operator.time_off.push(time_off.period());
+            }
+        }
+    }
+    Ok(candidates(&linked, now))
 }
 
 /// The live sources an operator is linked to.
@@ -323,7 +372,7 @@ pub async fn unlink_operator_everywhere(
 /// Links the operator to the source; the source's queue drains to them at once.
 pub async fn link(
     db: &mut impl Executor,
-    random: &RandomSource,
+    routing: &Routing,
     source_id: i64,
     operator_id: i64,
     weight_of_operator: Weight,
@@ -353,13 +402,13 @@ pub async fn link(
         .await?;
     let change = AuditChange::created(action::WEIGHT_SET, &linked);
     audit::record(db, actor, change).await?;
-    let drained = queue::drain(db, random, &[source_id]).await?;
+    let drained = queue::drain(db, routing, &[source_id]).await?;
     Ok((linked, drained))
 }
 
 pub async fn update_weight(
     db: &mut impl Executor,
-    random: &RandomSource,
+    routing: &Routing,
     source_id: i64,
     operator_id: i64,
     weight: Weight,
@@ -378,7 +427,7 @@ pub async fn update_weight(
         .await?;
     let change = AuditChange::changed(action::WEIGHT_UPDATED, &before, &updated);
     audit::record(db, actor, change).await?;
-    let drained = queue::drain(db, random, &[source_id]).await?;
+    let drained = queue::drain(db, routing, &[source_id]).await?;
     Ok((updated, drained))
 }
 
@@ -437,9 +486,9 @@ impl Store {
         weight: Weight,
         actor: Actor,
     ) -> Result<OperatorWeight> {
-        let random = self.random.clone();
+        let routing = self.routing.clone();
         let (linked, drained) = transaction!(self, |db| {
-            link(db, &random, source_id, operator_id, weight, actor).await
+            link(db, &routing, source_id, operator_id, weight, actor).await
         })?;
         self.changed(&drained).await;
         Ok(linked)
@@ -452,9 +501,9 @@ impl Store {
         weight: Weight,
         actor: Actor,
     ) -> Result<OperatorWeight> {
-        let random = self.random.clone();
+        let routing = self.routing.clone();
         let (updated, drained) = transaction!(self, |db| {
-            update_weight(db, &random, source_id, operator_id, weight, actor).await
+            update_weight(db, &routing, source_id, operator_id, weight, actor).await
         })?;
         self.changed(&drained).await;
         Ok(updated)

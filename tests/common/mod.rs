@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use leadrouter::domain::Clock;
 use leadrouter::{Config, Server};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -23,8 +24,38 @@ pub const POSTGRES_URL_VAR: &str = "LEADROUTER_TEST_POSTGRES_URL";
 /// Defines a test that runs on both backends: `backend_test!(name, |app| { … })` makes the tests
 /// `name::sqlite` and `name::postgres`, each handing a fresh [`TestApp`] to the body.
 /// `backend_test!(name, config = |c| { … }, |app| { … })` first changes the server's configuration.
+/// `backend_test!(name, clock = START, |app, clock| { … })` gives the server a manual clock showing `START`
+/// (a `DateTime<Utc>`), which the body moves (`clock.set(…)`, `clock.advance(…)`).
 #[macro_export]
 macro_rules! backend_test {
+    ($name:ident, clock = $start:expr, |$app:ident, $clock:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: common::TestApp, $clock: leadrouter::domain::Clock) $body
+
+            async fn spawn(backend: common::Backend) -> Option<(common::TestApp, leadrouter::domain::Clock)> {
+                let clock = leadrouter::domain::Clock::manual($start);
+                let app = common::TestApp::spawn_backend_with_clock(backend, clock.clone()).await?;
+                Some((app, clock))
+            }
+
+            #[tokio::test]
+            async fn sqlite() {
+                let (app, clock) = spawn(common::Backend::Sqlite).await.unwrap();
+                run(app, clock).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                match spawn(common::Backend::Postgres).await {
+                    Some((app, clock)) => run(app, clock).await,
+                    None => common::postgres_not_configured(),
+                }
+            }
+        }
+    };
     ($name:ident, |$app:ident| $body:block) => {
         backend_test!($name, config = |_: &mut leadrouter::Config| {}, |$app| $body);
     };
@@ -241,9 +272,26 @@ impl TestApp {
     }
 
     pub async fn spawn_on_with(database: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_on_with_clock(database, adjust, Clock::System).await
+    }
+
+    /// A fresh database of the backend, and a server that takes every decision by time from `clock` (a
+    /// [`Clock::manual`] the test moves).
+    pub async fn spawn_backend_with_clock(backend: Backend, clock: Clock) -> Option<Self> {
+        let database = TestDatabase::new(backend).await?;
+        Some(Self::spawn_on_with_clock(database, |_| {}, clock).await)
+    }
+
+    pub async fn spawn_on_with_clock(
+        database: TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+        clock: Clock,
+    ) -> Self {
         let mut config = test_config(&database.url);
         adjust(&mut config);
-        let server = Server::start(&config).await.expect("server starts");
+        let server = Server::start_with_clock(&config, clock)
+            .await
+            .expect("server starts");
         let base_url = format!("http://{}", server.local_addr());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
