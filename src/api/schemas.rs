@@ -13,18 +13,8 @@ use crate::store::{contacts, history, leads, operators, sources};
 /// A person who handles contacts, with whether they take contacts now.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Operator {
-    #[schema(example = 1)]
-    pub id: i64,
-    #[schema(example = "Оператор 1")]
-    pub name: String,
-    /// Whether the admin lets the operator take new contacts.
-    pub is_active: bool,
-    /// Most contacts in status `active` the operator is given automatically.
-    #[schema(example = 10)]
-    pub max_load: i64,
-    #[serde(serialize_with = "serialize_timestamp")]
-    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
-    pub created_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub record: ContactOperator,
     /// The operator's own switch: `available`, `away` (until `away_until`, or until switched back) or
     /// `offline`.
     #[schema(value_type = AvailabilityName)]
@@ -51,7 +41,7 @@ pub struct Operator {
     pub next_change_at: Option<DateTime<Utc>>,
 }
 
-/// The operator a contact is assigned to.
+/// An operator's own fields: what a contact shows of its operator, and the start of every operator response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ContactOperator {
     #[schema(example = 1)]
@@ -251,17 +241,14 @@ impl From<operators::OperatorNow> for Operator {
             accepting,
         } = now;
         Self {
-            id: operator.id,
-            name: operator.name,
-            is_active: operator.is_active,
-            max_load: operator.max_load,
-            created_at: operator.created_at,
             availability: operator.availability.as_str(),
             away_until: operator.away_until,
             timezone: operator.timezone.as_str(),
             schedule: operator
                 .schedule
+                .as_ref()
                 .map(|schedule| schedule.0.iter().map(Shift::from_domain).collect()),
+            record: ContactOperator::from(operator),
             accepting: accepting.accepting,
             not_accepting_because: accepting.because.map(domain::NotAccepting::as_str),
             next_change_at: accepting.next_change_at,
