@@ -1,7 +1,7 @@
 //! The invariants under concurrent requests: max_load is never exceeded, one lead per identity, and status
 //! changes move each unit of load exactly once.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use futures::future::join_all;

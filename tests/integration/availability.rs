@@ -3,7 +3,7 @@
 //! operator; routing that skips operators who do not take contacts; and the queue draining when an operator
 //! starts taking contacts by the clock. Time is a manual clock the tests move; nothing sleeps through an hour.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

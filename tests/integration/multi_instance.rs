@@ -2,7 +2,7 @@
 //! processes, where no in-process lock can help. On PostgreSQL that is the scale-out set-up; on SQLite the
 //! instances share the file, whose lock serialises their writers.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,6 +1,6 @@
 //! The seed README's curl walk-through, step by step, as one test.
 
-mod common;
+use crate::common;
 
 use reqwest::StatusCode;
 use serde_json::json;

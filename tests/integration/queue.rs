@@ -2,7 +2,7 @@
 //! the queue draining itself on every change that frees capacity — in age order, never over max_load, never
 //! twice — plus the periodic sweep that catches capacity appearing behind the API's back.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Bad input: every client mistake is a 4xx with a JSON body `{"detail": string}`, never a 5xx, and the server
 //! keeps serving. Also: collection paths answer with and without their trailing slash, without a redirect.
 
-mod common;
+use crate::common;
 
 use common::{TestApp, assert_error, assert_unprocessable};
 use reqwest::header::CONTENT_TYPE;

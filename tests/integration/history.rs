@@ -1,7 +1,7 @@
 //! `GET /contacts/{id}/history` (issue #6): every change of a contact's operator or status, oldest first, with
 //! why it happened and which API key made it.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, FixedOffset};
 use common::{TestApp, call_with_key, create_key_with_id as create_key, field_names, id_of};

@@ -1,6 +1,6 @@
 //! Start, stop and restart: what a 201 promised is still there afterwards.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! values before and after; `GET /audit` lists it newest first, filtered and paged, to admin keys only; old
 //! entries are forgotten after the configured retention.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `/contacts`: registering a contact (its shape, who gets it), changing its status, listing with filters and
 //! paging, and fetching one.
 
-mod common;
+use crate::common;
 
 use common::{TestApp, assert_unprocessable, field_names, id_of, ids};
 use reqwest::{Method, StatusCode};

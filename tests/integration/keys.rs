@@ -1,6 +1,6 @@
 //! API keys: created and revoked with the CLI while the server runs, effective at once, and scoped.
 
-mod common;
+use crate::common;
 
 use common::{
     TestApp, call_with_key as call, call_with_key_ok as call_ok, create_key, keys_command as keys,

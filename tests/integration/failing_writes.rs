@@ -3,7 +3,7 @@
 //! Both answer it 500, and every other write sent alongside it is committed and answered 201. The fault is a
 //! real database error, raised by a trigger the test installs behind the server's back.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestApp, id_of};
 use futures::stream::{self, StreamExt};

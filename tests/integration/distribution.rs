@@ -1,7 +1,7 @@
 //! The weighted choice as seen through the API: shares follow the weights, and only operators that are
 //! active and below max_load are ever picked.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

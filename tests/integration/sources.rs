@@ -1,7 +1,7 @@
 //! `/sources` and the operators' weights on them: create (unique names), list, get with `operator_weights`,
 //! PATCH, DELETE (the source retires, its contacts stay), and `/sources/{id}/operators[/{operator_id}]`.
 
-mod common;
+use crate::common;
 
 use common::{assert_error, ids};
 

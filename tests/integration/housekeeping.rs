@@ -1,7 +1,7 @@
 //! Housekeeping: what expires is forgotten — webhook deliveries done with for a week (with their attempts and
 //! events), and idempotency keys past their 24 hours. The purge runs as the server starts, then hourly.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -10,7 +10,7 @@
 //! git diff tests/snapshots/openapi.json
 //! ```
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

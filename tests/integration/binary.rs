@@ -1,7 +1,7 @@
 //! The `leadrouter` binary as an operator runs it: defaults that just work, `--help`, `migrate`, and a SIGTERM
 //! that stops it gracefully without losing what it acknowledged.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command};

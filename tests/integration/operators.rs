@@ -1,7 +1,7 @@
 //! `/operators`: create with defaults, list with paging, get, partial PATCH, DELETE (weights go, contacts stay
 //! unassigned) and `/operators/{id}/stats`.
 
-mod common;
+use crate::common;
 
 use common::{id_of, ids};
 use reqwest::{Method, StatusCode};

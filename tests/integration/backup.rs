@@ -3,7 +3,7 @@
 //! passing on a healthy one (after every kind of change), failing and naming the invariant on a corrupted
 //! one.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -5,7 +5,7 @@
 //! Requests that were in flight when the server died may or may not have been stored; they are not asserted on,
 //! only counted.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;

@@ -2,7 +2,7 @@
 //! it is back, the same instance serves again without a restart. The database is cut off by a TCP proxy
 //! between leadrouter and PostgreSQL. (PostgreSQL only: an embedded SQLite file cannot become unreachable.)
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! refused by name, numbers read exactly, rate limits answered 429 with `Retry-After`, and an OpenAPI document
 //! that says whether keys are required.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,7 +1,7 @@
 //! `PATCH /contacts/{id}`: giving a contact to an operator by hand (issue #6) — load moved, capacity and
 //! activity checked unless forced, the queue drained behind the freed slot, and admin only.
 
-mod common;
+use crate::common;
 
 use common::{TestApp, call_with_key, call_with_key_ok, create_key, id_of, ids};
 use reqwest::{Method, StatusCode};

@@ -2,7 +2,7 @@
 //! them, given up after the configured attempts, recorded as deliveries with their attempts, and sent at least
 //! once across instances. Receivers are [`common::receiver::Receiver`]s: HTTP servers of the test.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Lead identification through `POST /contacts/` (external_id, then phone, then email; normalisation; filling
 //! in missing fields without stealing identifiers) and `/leads`.
 
-mod common;
+use crate::common;
 
 use common::{TestApp, ids};
 use reqwest::StatusCode;

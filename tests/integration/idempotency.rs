@@ -1,6 +1,6 @@
 //! Idempotent ingestion: a bot that retries a webhook with the same `Idempotency-Key` creates one contact.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use futures::future::join_all;

@@ -1,0 +1,33 @@
+//! The integration tests, one module per capability, in one test binary: one link instead of one per file.
+//! (`tests/operations.rs` is a binary of its own: it compares values of the process-wide metrics recorder.)
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod assignment;
+mod audit;
+mod availability;
+mod backup;
+mod binary;
+mod concurrency;
+mod contacts;
+mod crash;
+mod distribution;
+mod edges;
+mod errors;
+mod failing_writes;
+mod history;
+mod housekeeping;
+mod idempotency;
+mod keys;
+mod leads;
+mod lifecycle;
+mod multi_instance;
+mod openapi;
+mod operators;
+mod queue;
+mod sources;
+mod unavailable;
+mod walkthrough;
+mod webhooks;
