@@ -1,5 +1,6 @@
 //! The availability timer: when an operator starts taking contacts by the clock — `away_until` reached, a
-//! shift starting, time off ending — their sources' queues drain. It reads every operator, notes who takes
+//! shift starting, time off ending — their sources' queues drain; when one stops, their contacts go back to
+//! the queues of the sources that requeue them; and contacts past their accept deadline go to another operator. It reads every operator, notes who takes
 //! contacts, and sleeps until the earliest `next_change_at` among them, for at most [`RECHECK`] (so that
 //! changes made on other instances are seen), or until this instance changes an operator's availability,
 //! schedule or time off, or a manual clock is moved (tests). Each operator accepting now who was not at the
@@ -50,6 +51,12 @@ fn may_have_started(seen: Option<&Seen>, now: DateTime<Utc>) -> bool {
     seen.is_none_or(|seen| !seen.accepting || seen.next_change_at.is_some_and(|at| at <= now))
 }
 
+/// Whether an operator not accepting at `now` may have stopped since they were last `seen`: the mirror of
+/// [`may_have_started`]. A requeue too many finds nothing to requeue.
+fn may_have_stopped(seen: Option<&Seen>, now: DateTime<Utc>) -> bool {
+    seen.is_none_or(|seen| seen.accepting || seen.next_change_at.is_some_and(|at| at <= now))
+}
+
 /// Runs the timer until cancelled, from the [`first_look`].
 pub async fn run(store: Store, first_look: HashMap<i64, Seen>, cancel: CancellationToken) {
     let mut seen = first_look;
@@ -75,6 +82,11 @@ pub async fn run(store: Store, first_look: HashMap<i64, Seen>, cancel: Cancellat
                         next_change =
                             Some(next_change.map_or(at, |next: DateTime<Utc>| next.min(at)));
                     }
+                    if !is_accepting && may_have_stopped(seen.get(&id), now) {
+                        if let Err(error) = store.requeue_if_unavailable(id).await {
+                            tracing::warn!(%error, operator_id = id, "requeuing the contacts of an operator who stopped accepting failed");
+                        }
+                    }
                     let started = is_accepting && may_have_started(seen.get(&id), now);
                     if started {
                         match store.drain_for_operator(id).await {
@@ -94,6 +106,16 @@ pub async fn run(store: Store, first_look: HashMap<i64, Seen>, cancel: Cancellat
             }
             Err(error) => {
                 tracing::warn!(%error, "availability timer: could not read the operators")
+            }
+        }
+        match store.expire_accept_timeouts().await {
+            Ok(Some(deadline)) => {
+                next_change =
+                    Some(next_change.map_or(deadline, |next: DateTime<Utc>| next.min(deadline)));
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "handing on contacts past their accept timeout failed")
             }
         }
         let wait = next_change

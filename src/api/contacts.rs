@@ -29,6 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_contact, assign_contact))
         .routes(routes!(set_contact_status))
         .routes(routes!(contact_history))
+        .routes(routes!(accept_contact))
+        .routes(routes!(decline_contact))
 }
 
 /// A contact given to an operator by hand, or taken from one.
@@ -385,8 +387,58 @@ async fn assign_contact(
     Ok(Json(contact.into()))
 }
 
-/// A contact's history, oldest first: its creation, every assignment (on creation, from the queue, by hand),
-/// every loss of its operator (by hand, operator deleted), every status change — each with the time, the
+/// The contact's operator accepts it: `accepted_at` is set, and the contact is no longer due to go to another
+/// operator by its source's accept timeout. Accepting an accepted contact changes nothing. No body.
+#[utoipa::path(
+    post, path = "/contacts/{id}/accept", tag = "contacts",
+    params(("id" = i64, Path, description = "Contact id")),
+    responses(
+        (status = 200, description = "The contact, accepted", body = Contact),
+        (status = 404, description = "No such contact", body = ErrorBody),
+        (status = 409, description = "The contact is not active, or has no operator", body = ErrorBody),
+        (status = 422, description = "Invalid id", body = ErrorBody),
+    )
+)]
+async fn accept_contact(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<Json<Contact>, AppError> {
+    let contact = state.store.accept_contact(id, caller.key_id).await?;
+    tracing::debug!(contact_id = id, "contact accepted");
+    Ok(Json(contact.into()))
+}
+
+/// The contact's operator gives it up, accepted or not: it goes at once to another operator who may take it
+/// (never back to one who declined it or let it time out), or, with nobody left, waits in its source's queue
+/// at its age, still kept from them. The operator's freed capacity goes to their queues. No body.
+#[utoipa::path(
+    post, path = "/contacts/{id}/decline", tag = "contacts",
+    params(("id" = i64, Path, description = "Contact id")),
+    responses(
+        (status = 200, description = "The contact, with its new operator or waiting", body = Contact),
+        (status = 404, description = "No such contact", body = ErrorBody),
+        (status = 409, description = "The contact is not active, or has no operator", body = ErrorBody),
+        (status = 422, description = "Invalid id", body = ErrorBody),
+    )
+)]
+async fn decline_contact(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<Json<Contact>, AppError> {
+    let contact = state.store.decline_contact(id, caller.key_id).await?;
+    tracing::info!(
+        contact_id = id,
+        operator_id = contact.operator_id,
+        "contact declined"
+    );
+    Ok(Json(contact.into()))
+}
+
+/// A contact's history, oldest first: its creation, every assignment (on creation, sticky, from the queue, by
+/// hand, after a decline or an accept timeout), every loss of its operator (by hand, operator deleted or
+/// unavailable, declined or timed out with nobody left), its acceptance, every status change — each with the time, the
 /// operators and statuses before and after, the reason, and the API key of a change made by hand.
 #[utoipa::path(
     get, path = "/contacts/{id}/history", tag = "contacts",

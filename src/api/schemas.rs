@@ -68,6 +68,15 @@ pub enum AvailabilityName {
     Offline,
 }
 
+/// What becomes of an operator's contacts on a source when the operator stops taking contacts.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum UnavailablePolicyName {
+    Keep,
+    Requeue,
+}
+
 /// Why an operator does not take contacts.
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
@@ -140,6 +149,17 @@ pub struct Source {
     #[serde(serialize_with = "serialize_timestamp")]
     #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
     pub created_at: DateTime<Utc>,
+    /// `keep`: an operator's active contacts stay with them when they stop taking contacts; `requeue`:
+    /// they go back to this queue, at their age.
+    #[schema(value_type = UnavailablePolicyName, example = "keep")]
+    pub on_operator_unavailable: &'static str,
+    /// A returning lead goes to the operator of their contact assigned within this many hours, if that
+    /// operator can take it now; 0: off.
+    #[schema(example = 0)]
+    pub sticky_hours: i64,
+    /// Seconds an operator has to accept a contact before it goes to another; 0: off.
+    #[schema(example = 0)]
+    pub accept_timeout_secs: i64,
 }
 
 /// A person who writes to the business, possibly through several sources.
@@ -183,6 +203,14 @@ pub struct Contact {
     #[serde(serialize_with = "serialize_timestamp")]
     #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
     pub created_at: DateTime<Utc>,
+    /// When its operator got it; `null` without one.
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub assigned_at: Option<DateTime<Utc>>,
+    /// When its operator accepted it (`POST /contacts/{id}/accept`); `null` until then.
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime, example = json!(null))]
+    pub accepted_at: Option<DateTime<Utc>>,
     pub lead: Lead,
     pub source: Source,
     pub operator: Option<ContactOperator>,
@@ -202,7 +230,7 @@ pub struct HistoryEntry {
     #[serde(serialize_with = "serialize_timestamp")]
     #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
     pub at: DateTime<Utc>,
-    /// `created`, `assigned`, `unassigned` or `status_changed`.
+    /// `created`, `assigned`, `unassigned`, `status_changed` or `accepted`.
     #[schema(example = "assigned")]
     pub event: String,
     #[schema(example = json!(null))]
@@ -213,8 +241,10 @@ pub struct HistoryEntry {
     pub from_status: Option<String>,
     #[schema(example = "active")]
     pub to_status: String,
-    /// `creation` (routed, or left waiting, as it arrived), `queue` (assigned as capacity freed up), `manual`
-    /// (through the API), or `operator_deleted`.
+    /// `creation` (routed, or left waiting, as it arrived), `sticky` (a returning lead routed to their
+    /// previous operator), `queue` (assigned as capacity freed up), `manual` (through the API),
+    /// `operator_deleted`, `operator_unavailable` (requeued when the operator stopped taking contacts),
+    /// `accept_timeout` (not accepted in time) or `declined` (given up by the operator).
     #[schema(example = "queue")]
     pub reason: String,
     /// The API key that made a manual change (`null` while the API is open, and for automatic changes).
@@ -263,6 +293,9 @@ impl From<sources::Source> for Source {
             name: source.name,
             description: source.description,
             created_at: source.created_at,
+            on_operator_unavailable: source.rules.on_operator_unavailable.as_str(),
+            sticky_hours: source.rules.sticky_hours.get(),
+            accept_timeout_secs: source.rules.accept_timeout.secs(),
         }
     }
 }
@@ -290,6 +323,8 @@ impl From<contacts::Contact> for Contact {
             status: contact.status.as_str().to_owned(),
             message: contact.message,
             created_at: contact.created_at,
+            assigned_at: contact.assigned_at,
+            accepted_at: contact.accepted_at,
             lead: contact.lead.into(),
             source: contact.source.into(),
             operator: contact.operator.map(Into::into),
@@ -346,6 +381,8 @@ mod tests {
             status: Status::active(),
             message: Some("Hi".to_owned()),
             created_at: at,
+            assigned_at: Some(at),
+            accepted_at: Some(at),
             lead: leads::Lead {
                 id: 4,
                 external_id: Some("user123".to_owned()),
@@ -359,6 +396,11 @@ mod tests {
                 name: "Bot".to_owned(),
                 description: None,
                 created_at: at,
+                rules: sources::WorkRules {
+                    on_operator_unavailable: domain::UnavailablePolicy::Requeue,
+                    sticky_hours: domain::StickyHours::parse(24).unwrap(),
+                    accept_timeout: domain::AcceptTimeout::parse(90).unwrap(),
+                },
             },
             operator: Some(operator),
             queue_position: None,
@@ -378,6 +420,8 @@ mod tests {
         let waiting = contacts::Contact {
             operator_id: None,
             operator: None,
+            assigned_at: None,
+            accepted_at: None,
             queue_position: Some(1),
             ..contact.clone()
         };

@@ -7,12 +7,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::Caller;
-use super::schemas::{Contact, Source};
-use super::wire::{NameString, deserialize_present, deserialize_whole_number};
+use super::schemas::{Contact, Source, UnavailablePolicyName};
+use super::wire::{
+    NameString, deserialize_present, deserialize_present_whole_number, deserialize_whole_number,
+};
 use super::{Json, Pagination, Path, Query, each, invalid, nullable};
 use crate::AppState;
-use crate::domain::{Name, Text, Weight};
+use crate::domain::{AcceptTimeout, Name, StickyHours, Text, UnavailablePolicy, Weight};
 use crate::error::{AppError, ErrorBody};
+use crate::store::sources::WorkRules;
 use crate::store::{NewSource, SourceChanges, sources};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -57,6 +60,21 @@ pub struct CreateSource {
         pattern = r"^[^\x00]*$"
     )]
     pub description: Option<String>,
+    /// What becomes of an operator's active contacts here when the operator stops taking contacts: `keep`
+    /// (the default; not null) or `requeue` (back to this queue, at their age).
+    #[serde(default, deserialize_with = "deserialize_present")]
+    #[schema(value_type = UnavailablePolicyName, default = "keep")]
+    pub on_operator_unavailable: Option<String>,
+    /// A returning lead goes to the operator of their contact assigned within this many hours, if that
+    /// operator can take it now: 0 (off, the default; not null) to 8,784.
+    #[serde(default, deserialize_with = "deserialize_present_whole_number")]
+    #[schema(value_type = i64, default = 0, example = 24, minimum = 0, maximum = 8_784)]
+    pub sticky_hours: Option<i64>,
+    /// Seconds an operator has to accept a contact before it goes to another: 0 (off, the default; not
+    /// null) to 86,400.
+    #[serde(default, deserialize_with = "deserialize_present_whole_number")]
+    #[schema(value_type = i64, default = 0, example = 120, minimum = 0, maximum = 86_400)]
+    pub accept_timeout_secs: Option<i64>,
 }
 
 /// Changes to a source; absent fields keep their value, `"description": null` clears the description.
@@ -68,6 +86,33 @@ pub struct UpdateSource {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 10_000, pattern = r"^[^\x00]*$")]
     pub description: Option<Option<String>>,
+    /// `keep` or `requeue` (not null). Applies from the next time an operator stops taking contacts.
+    #[serde(default, deserialize_with = "deserialize_present")]
+    #[schema(value_type = UnavailablePolicyName)]
+    pub on_operator_unavailable: Option<String>,
+    /// 0 (off) to 8,784 (not null).
+    #[serde(default, deserialize_with = "deserialize_present_whole_number")]
+    #[schema(value_type = i64, minimum = 0, maximum = 8_784)]
+    pub sticky_hours: Option<i64>,
+    /// 0 (off) to 86,400 (not null). Applies to contacts assigned from then on.
+    #[serde(default, deserialize_with = "deserialize_present_whole_number")]
+    #[schema(value_type = i64, minimum = 0, maximum = 86_400)]
+    pub accept_timeout_secs: Option<i64>,
+}
+
+fn parse_policy(raw: Option<&str>) -> Result<Option<UnavailablePolicy>, AppError> {
+    raw.map(|p| UnavailablePolicy::parse(p).map_err(|e| invalid("on_operator_unavailable", e)))
+        .transpose()
+}
+
+fn parse_sticky_hours(raw: Option<i64>) -> Result<Option<StickyHours>, AppError> {
+    raw.map(|h| StickyHours::parse(h).map_err(|e| invalid("sticky_hours", e)))
+        .transpose()
+}
+
+fn parse_accept_timeout(raw: Option<i64>) -> Result<Option<AcceptTimeout>, AppError> {
+    raw.map(|t| AcceptTimeout::parse(t).map_err(|e| invalid("accept_timeout_secs", e)))
+        .transpose()
 }
 
 /// An operator to add to a source.
@@ -119,6 +164,12 @@ async fn create_source(
     let new = NewSource {
         name: Name::parse(&body.name).map_err(|e| invalid("name", e))?,
         description: parse_description(body.description.as_deref())?,
+        rules: WorkRules {
+            on_operator_unavailable: parse_policy(body.on_operator_unavailable.as_deref())?
+                .unwrap_or_default(),
+            sticky_hours: parse_sticky_hours(body.sticky_hours)?.unwrap_or_default(),
+            accept_timeout: parse_accept_timeout(body.accept_timeout_secs)?.unwrap_or_default(),
+        },
     };
     let source = state.store.create_source(new, caller.actor()).await?;
     tracing::info!(source_id = source.id, "source created");
@@ -160,7 +211,7 @@ async fn get_source(
     Ok(Json(state.store.get_source(id).await?.into()))
 }
 
-/// Rename a source or change its description.
+/// Rename a source, or change its description or its work rules.
 #[utoipa::path(
     patch, path = "/sources/{id}", tag = "sources",
     params(("id" = i64, Path, description = "Source id")),
@@ -189,6 +240,9 @@ async fn update_source(
             .description
             .map(|d| parse_description(d.as_deref()))
             .transpose()?,
+        on_operator_unavailable: parse_policy(body.on_operator_unavailable.as_deref())?,
+        sticky_hours: parse_sticky_hours(body.sticky_hours)?,
+        accept_timeout: parse_accept_timeout(body.accept_timeout_secs)?,
     };
     let source = state
         .store

@@ -256,7 +256,7 @@ impl Period {
         Ok(Period { starts_at, ends_at })
     }
 
-    fn contains(&self, at: DateTime<Utc>) -> bool {
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
         self.starts_at <= at && at < self.ends_at
     }
 }

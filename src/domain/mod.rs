@@ -8,6 +8,7 @@ pub mod identity;
 pub mod routing;
 pub mod values;
 pub mod webhooks;
+pub mod work_rules;
 
 pub use access::{Need, Scope};
 pub use availability::{
@@ -24,3 +25,4 @@ pub use routing::{
 };
 pub use values::*;
 pub use webhooks::{DeliveryState, MAX_URL_CHARS, WebhookUrl};
+pub use work_rules::{AcceptTimeout, StickyHours, UnavailablePolicy};

@@ -147,6 +147,9 @@ impl Audited for Source {
             "id": self.id,
             "name": self.name,
             "description": self.description,
+            "on_operator_unavailable": self.rules.on_operator_unavailable.as_str(),
+            "sticky_hours": self.rules.sticky_hours.get(),
+            "accept_timeout_secs": self.rules.accept_timeout.secs(),
             "created_at": event_time(self.created_at),
         })
     }

@@ -9,11 +9,12 @@ use super::history::{self, HistoryChange, entry, reason};
 use super::leads::{self, Lead};
 use super::operators::{self, Operator};
 use super::queue::{self, Drained};
-use super::sources::{self, Source};
+use super::sources::{self, Source, WorkRules};
 use super::tallies::{self, count_key};
 use super::{Page, Result, Store};
 use crate::domain::{
-    Availability, LeadIdentity, Routing, Status, Text, TimeZoneName, draw_and_claim,
+    AcceptTimeout, Availability, CapacityClaim, LeadIdentity, Routing, Status, Text, TimeZoneName,
+    draw_and_claim,
 };
 use crate::error::AppError;
 
@@ -21,9 +22,12 @@ use crate::error::AppError;
 macro_rules! contact_select {
     () => {
         "SELECT c.id, c.lead_id, c.source_id, c.operator_id, c.status, c.message, c.created_at, \
+         c.assigned_at, c.accepted_at, \
          l.external_id AS lead_external_id, l.phone AS lead_phone, l.email AS lead_email, \
          l.name AS lead_name, l.created_at AS lead_created_at, s.name AS source_name, \
-         s.description AS source_description, s.created_at AS source_created_at, o.name AS operator_name, \
+         s.description AS source_description, s.created_at AS source_created_at, \
+         s.on_operator_unavailable AS source_on_operator_unavailable, s.sticky_hours AS source_sticky_hours, \
+         s.accept_timeout_secs AS source_accept_timeout_secs, o.name AS operator_name, \
          o.is_active AS operator_is_active, o.max_load AS operator_max_load, \
          o.active_load AS operator_active_load, o.created_at AS operator_created_at, \
          o.availability AS operator_availability, o.away_until AS operator_away_until, \
@@ -45,6 +49,10 @@ pub struct Contact {
     pub status: Status,
     pub message: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When its current operator got it (`None` without one).
+    pub assigned_at: Option<DateTime<Utc>>,
+    /// When its current operator accepted it.
+    pub accepted_at: Option<DateTime<Utc>>,
     pub lead: Lead,
     pub source: Source,
     pub operator: Option<Operator>,
@@ -95,6 +103,8 @@ impl Record for Contact {
             status: row.get("status")?,
             message: row.get("message")?,
             created_at: row.get("created_at")?,
+            assigned_at: row.get("assigned_at")?,
+            accepted_at: row.get("accepted_at")?,
             lead: Lead {
                 id: lead_id,
                 external_id: row.get("lead_external_id")?,
@@ -108,6 +118,7 @@ impl Record for Contact {
                 name: row.get("source_name")?,
                 description: row.get("source_description")?,
                 created_at: row.get("source_created_at")?,
+                rules: WorkRules::decode(row, "source_")?,
             },
             operator,
             queue_position: None,
@@ -122,14 +133,26 @@ pub struct ContactState {
     pub source_id: i64,
     pub operator_id: Option<i64>,
     pub status: Status,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub accept_deadline: Option<DateTime<Utc>>,
 }
 
 record!(ContactState {
     id,
     source_id,
     operator_id,
-    status
+    status,
+    accepted_at,
+    accept_deadline
 });
+
+/// The columns of a [`ContactState`].
+macro_rules! state_columns {
+    () => {
+        "id, source_id, operator_id, status, accepted_at, accept_deadline"
+    };
+}
+pub(super) use state_columns;
 
 /// The filters of `GET /contacts/`; absent ones do not filter.
 #[derive(Debug, Clone, Default)]
@@ -258,10 +281,12 @@ pub async fn exists(db: &mut impl Executor, id: i64) -> Result<bool> {
 /// concurrent changes cannot both move the same load.
 pub async fn state_for_update(db: &mut impl Executor, id: i64) -> Result<ContactState> {
     let sql = match db.dialect() {
-        Dialect::Sqlite => "SELECT id, source_id, operator_id, status FROM contacts WHERE id = $1",
-        Dialect::Postgres => {
-            "SELECT id, source_id, operator_id, status FROM contacts WHERE id = $1 FOR UPDATE"
-        }
+        Dialect::Sqlite => concat!("SELECT ", state_columns!(), " FROM contacts WHERE id = $1"),
+        Dialect::Postgres => concat!(
+            "SELECT ",
+            state_columns!(),
+            " FROM contacts WHERE id = $1 FOR UPDATE"
+        ),
     };
     db.optional(sql, params![id])
         .await?
@@ -270,9 +295,21 @@ pub async fn state_for_update(db: &mut impl Executor, id: i64) -> Result<Contact
 
 // ---- writes ----
 
-pub async fn set_operator(db: &mut impl Executor, id: i64, operator_id: Option<i64>) -> Result<()> {
-    let sql = "UPDATE contacts SET operator_id = $2 WHERE id = $1";
-    db.execute(sql, params![id, operator_id]).await?;
+/// Gives the contact to the operator (or to nobody) at `at`: it is theirs from then, not accepted yet, and due
+/// to be accepted by the source's timeout, if it has one.
+pub async fn set_operator(
+    db: &mut impl Executor,
+    id: i64,
+    operator_id: Option<i64>,
+    at: DateTime<Utc>,
+    timeout: AcceptTimeout,
+) -> Result<()> {
+    let sql = "UPDATE contacts SET operator_id = $2, assigned_at = $3, accepted_at = NULL, \
+         accept_deadline = $4 WHERE id = $1";
+    let assigned_at = operator_id.map(|_| at);
+    let deadline = operator_id.and_then(|_| timeout.deadline(at));
+    db.execute(sql, params![id, operator_id, assigned_at, deadline])
+        .await?;
     Ok(())
 }
 
@@ -282,8 +319,11 @@ pub async fn unassign_all_of(
     db: &mut impl Executor,
     operator_id: i64,
 ) -> Result<Vec<ContactState>> {
-    let sql = "UPDATE contacts SET operator_id = NULL WHERE operator_id = $1 \
-         RETURNING id, source_id, operator_id, status";
+    let sql = concat!(
+        "UPDATE contacts SET operator_id = NULL, assigned_at = NULL, accepted_at = NULL, ",
+        "accept_deadline = NULL WHERE operator_id = $1 RETURNING ",
+        state_columns!()
+    );
     db.all(sql, params![operator_id]).await
 }
 
@@ -357,24 +397,34 @@ async fn route_new(
         drained = queue::drain(db, routing, &[source.id]).await?;
         candidates = sources::candidates_of(db, source.id, routing.clock.now()).await?;
     }
-    let operator = draw_and_claim(
-        &mut candidates,
-        &routing.random,
-        &mut operators::Claimer {
-            db: &mut *db,
-            now: routing.clock.now(),
-        },
-        |_| {},
-    )
-    .await?;
+    let now = routing.clock.now();
+    let mut claimer = operators::Claimer { db: &mut *db, now };
+    let mut why = reason::CREATION;
+    let mut operator = None;
+    if let Some(since) = source.rules.sticky_hours.window_start(now)
+        && !candidates.is_empty()
+        && let Some(previous) = previous_operator(claimer.db, lead.id, since).await?
+        && candidates.iter().any(|c| c.operator_id == previous)
+    {
+        operator = claimer.claim(previous).await?;
+        if operator.is_some() {
+            why = reason::STICKY;
+        } else {
+            candidates.retain(|c| c.operator_id != previous);
+        }
+    }
+    if operator.is_none() {
+        operator = draw_and_claim(&mut candidates, &routing.random, &mut claimer, |_| {}).await?;
+    }
     let operator_id = operator.as_ref().map(|o| o.id);
     if operator_id.is_none() {
         drained = drained.and(Drained::look_again(source.id));
     }
+    let assigned_at = operator_id.map(|_| now);
     let message = new.message.as_ref().map(Text::as_str);
-    let sql = "INSERT INTO contacts \
-         (lead_id, source_id, operator_id, status, message, created_at, created_by_key_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id AS value";
+    let sql = "INSERT INTO contacts (lead_id, source_id, operator_id, status, message, created_at, \
+         created_by_key_id, assigned_at, accept_deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         RETURNING id AS value";
     let params = params![
         lead.id,
         source.id,
@@ -382,7 +432,9 @@ async fn route_new(
         Status::ACTIVE,
         message,
         created_at,
-        new.created_by_key_id
+        new.created_by_key_id,
+        assigned_at,
+        assigned_at.and_then(|at| source.rules.accept_timeout.deadline(at))
     ];
     let id: i64 = db.one(sql, params).await?;
     let counted = tallies::count(db, source.id, count_key(operator_id), Status::ACTIVE, 1).await?;
@@ -394,6 +446,8 @@ async fn route_new(
         status: Status::active(),
         message: message.map(str::to_owned),
         created_at,
+        assigned_at,
+        accepted_at: None,
         lead,
         source,
         operator,
@@ -409,11 +463,23 @@ async fn route_new(
         to_operator_id: operator_id,
         from_status: None,
         to_status: Status::active(),
-        reason: reason::CREATION,
+        reason: why,
         api_key_id: new.created_by_key_id,
     };
     history::record(db, change, Some(&contact)).await?;
     Ok((contact, drained))
+}
+
+/// The operator of the lead's latest contact assigned since `since`, if any.
+async fn previous_operator(
+    db: &mut impl Executor,
+    lead_id: i64,
+    since: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    let sql = "SELECT operator_id AS value FROM contacts \
+         WHERE lead_id = $1 AND operator_id IS NOT NULL AND assigned_at >= $2 \
+         ORDER BY assigned_at DESC, id DESC LIMIT 1";
+    db.optional(sql, params![lead_id, since]).await
 }
 
 /// Sets the contact's status, moving one unit of load when it enters or leaves `active`. Reopening a contact
@@ -430,7 +496,8 @@ pub async fn set_status(
     let current = state_for_update(db, id).await?;
     let mut drained = Drained::default();
     if current.status != *status {
-        let sql = "UPDATE contacts SET status = $2 WHERE id = $1";
+        // A contact no longer active is not due to be accepted; reopened, it is not due again.
+        let sql = "UPDATE contacts SET status = $2, accept_deadline = NULL WHERE id = $1";
         db.execute(sql, params![id, status.as_str()]).await?;
         let was_active = current.status.is_active();
         if let Some(operator_id) = current.operator_id

@@ -17,7 +17,9 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Postgres, Row as _, Sqlite};
 
-use crate::domain::{Availability, DeliveryState, Schedule, Status, TimeZoneName, WebhookUrl};
+use crate::domain::{
+    Availability, DeliveryState, Schedule, Status, TimeZoneName, UnavailablePolicy, WebhookUrl,
+};
 use crate::error::AppError;
 
 type Result<T> = std::result::Result<T, AppError>;
@@ -149,7 +151,8 @@ parsed_column!(
     WebhookUrl,
     Availability,
     TimeZoneName,
-    Schedule
+    Schedule,
+    UnavailablePolicy
 );
 
 fn null_column(column: &str) -> AppError {

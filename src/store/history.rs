@@ -16,6 +16,8 @@ pub mod entry {
     pub const ASSIGNED: &str = "assigned";
     pub const UNASSIGNED: &str = "unassigned";
     pub const STATUS_CHANGED: &str = "status_changed";
+    /// Its operator accepted it.
+    pub const ACCEPTED: &str = "accepted";
 }
 
 /// Why a change happened.
@@ -28,6 +30,14 @@ pub mod reason {
     pub const MANUAL: &str = "manual";
     /// Its operator was deleted.
     pub const OPERATOR_DELETED: &str = "operator_deleted";
+    /// Its operator stopped taking contacts, and its source requeues their contacts.
+    pub const OPERATOR_UNAVAILABLE: &str = "operator_unavailable";
+    /// The lead came back, and went to the operator of their last contact.
+    pub const STICKY: &str = "sticky";
+    /// Its operator did not accept it within its source's accept timeout.
+    pub const ACCEPT_TIMEOUT: &str = "accept_timeout";
+    /// Its operator gave it up.
+    pub const DECLINED: &str = "declined";
 }
 
 macro_rules! history_columns {

@@ -6,6 +6,7 @@
 
 #[macro_use]
 mod backend;
+pub mod acceptance;
 pub mod api_keys;
 pub mod audit;
 pub mod backup;

@@ -7,7 +7,7 @@ use super::audit::{self, Actor, AuditChange, action};
 use super::executor::{Dialect, Executor, params};
 use super::history::{self, HistoryChange, entry, reason};
 use super::queue::{self, Drained};
-use super::{Page, Result, Store, contacts, sources, tallies, time_off};
+use super::{Page, Result, Store, acceptance, contacts, sources, tallies, time_off};
 use crate::domain::{
     Accepting, Availability, CapacityClaim, MaxLoad, Name, Period, Presence, Schedule, TimeZoneName,
 };
@@ -295,7 +295,11 @@ pub async fn update(
     let operator = db.one(sql, params).await?;
     let change = AuditChange::changed(action::OPERATOR_UPDATED, &before, &operator);
     audit::record(db, actor, change).await?;
-    let drained = queue::drain_for_operator(db, routing, id).await?;
+    // Capacity gained goes to the queues; an operator who stopped taking contacts gives theirs back where
+    // their sources requeue them (each a no-op in the other case).
+    let drained = queue::drain_for_operator(db, routing, id)
+        .await?
+        .and(acceptance::requeue_if_unavailable(db, routing, id).await?);
     Ok((operator, drained))
 }
 

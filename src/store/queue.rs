@@ -14,8 +14,8 @@ use super::executor::{Dialect, Executor, params};
 use super::history::{self, HistoryChange, entry, reason};
 use super::operators::Operator;
 use super::tallies::{self, count_key};
-use super::{Page, Result, Store, contacts, operators, sources};
-use crate::domain::{Candidate, Routing, Status, draw_and_claim};
+use super::{Page, Result, Store, acceptance, contacts, operators, sources};
+use crate::domain::{AcceptTimeout, Candidate, Routing, Status, draw_and_claim};
 use crate::error::AppError;
 
 /// Most contacts one transaction assigns from the queues; the rest are left to the background sweep, so that
@@ -67,10 +67,21 @@ impl Drained {
 
 // ---- reads ----
 
+/// A contact waiting in its queue.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    id: i64,
+    /// Some operators declined it or let it time out: it is not theirs to take.
+    refused: bool,
+}
+
+record!(Waiting { id, refused });
+
 /// The oldest waiting contacts of the source, at most `limit`, as read now (not locked).
-async fn waiting(db: &mut impl Executor, source_id: i64, limit: i64) -> Result<Vec<i64>> {
+async fn waiting(db: &mut impl Executor, source_id: i64, limit: i64) -> Result<Vec<Waiting>> {
     let sql = concat!(
-        "SELECT id AS value FROM contacts WHERE source_id = $1 AND ",
+        "SELECT id, EXISTS (SELECT 1 FROM contact_refusals r WHERE r.contact_id = contacts.id) AS refused ",
+        "FROM contacts WHERE source_id = $1 AND ",
         waiting!(),
         " ORDER BY id LIMIT $2"
     );
@@ -78,7 +89,12 @@ async fn waiting(db: &mut impl Executor, source_id: i64, limit: i64) -> Result<V
 }
 
 pub async fn has_waiting(db: &mut impl Executor, source_id: i64) -> Result<bool> {
-    Ok(!waiting(db, source_id, 1).await?.is_empty())
+    let sql = concat!(
+        "SELECT EXISTS (SELECT 1 FROM contacts WHERE source_id = $1 AND ",
+        waiting!(),
+        ") AS value"
+    );
+    db.one(sql, params![source_id]).await
 }
 
 /// How many contacts of the source wait ahead of contact `id`, or with it.
@@ -194,7 +210,8 @@ struct SourceQueue {
     candidates: Vec<Candidate>,
     /// The candidates as first read, to restore one whose claimed unit was given back.
     linked: Vec<Candidate>,
-    waiting: VecDeque<i64>,
+    waiting: VecDeque<Waiting>,
+    accept_timeout: AcceptTimeout,
 }
 
 /// The operator is out of capacity: they are no candidate of any source of the drain.
@@ -245,6 +262,7 @@ pub async fn drain(
                 linked: candidates.clone(),
                 candidates,
                 waiting: waiting.into(),
+                accept_timeout: sources::rules_of(db, source_id).await?.accept_timeout,
             });
         }
     }
@@ -253,23 +271,43 @@ pub async fn drain(
     while assigned < DRAIN_BUDGET {
         let next = (0..queues.len())
             .filter(|&i| !queues[i].candidates.is_empty())
-            .filter_map(|i| queues[i].waiting.front().map(|&id| (id, i)))
+            .filter_map(|i| queues[i].waiting.front().map(|&w| (w.id, w.refused, i)))
             .min();
-        let Some((contact_id, index)) = next else {
+        let Some((contact_id, has_refusals, index)) = next else {
             break;
         };
         let source_id = queues[index].source_id;
         let mut refused = Vec::new();
-        let claimed = draw_and_claim(
-            &mut queues[index].candidates,
-            &routing.random,
-            &mut operators::Claimer {
-                db: &mut *db,
-                now: routing.clock.now(),
-            },
-            |operator_id| refused.push(operator_id),
-        )
-        .await?;
+        let mut claimer = operators::Claimer {
+            db: &mut *db,
+            now: routing.clock.now(),
+        };
+        let claimed = if has_refusals {
+            // Only the others may take it; should none be left, it waits on and the queue moves past it.
+            let excluded = acceptance::refusers(claimer.db, contact_id).await?;
+            let mut others: Vec<Candidate> = queues[index]
+                .candidates
+                .iter()
+                .filter(|c| !excluded.contains(&c.operator_id))
+                .copied()
+                .collect();
+            if others.is_empty() {
+                queues[index].waiting.pop_front();
+                continue;
+            }
+            draw_and_claim(&mut others, &routing.random, &mut claimer, |operator_id| {
+                refused.push(operator_id)
+            })
+            .await?
+        } else {
+            draw_and_claim(
+                &mut queues[index].candidates,
+                &routing.random,
+                &mut claimer,
+                |operator_id| refused.push(operator_id),
+            )
+            .await?
+        };
         for operator_id in refused {
             drop_everywhere(&mut queues, operator_id);
         }
@@ -288,7 +326,15 @@ pub async fn drain(
             give_back(&mut queues, &operator);
             continue;
         }
-        contacts::set_operator(db, contact_id, Some(operator.id)).await?;
+        let accept_timeout = queues[index].accept_timeout;
+        contacts::set_operator(
+            db,
+            contact_id,
+            Some(operator.id),
+            routing.clock.now(),
+            accept_timeout,
+        )
+        .await?;
         // Ascending operator keys, as every transaction moving counts takes them, so as not to deadlock.
         tallies::count(db, source_id, count_key(None), Status::ACTIVE, -1).await?;
         tallies::count(db, source_id, operator.id, Status::ACTIVE, 1).await?;
@@ -376,7 +422,9 @@ pub async fn assign_manually(
         if active && let Some(previous) = current.operator_id {
             operators::adjust_load(db, previous, -1).await?;
         }
-        contacts::set_operator(db, id, target).await?;
+        // A contact given by hand is the operator's to accept like any other.
+        let rules = sources::rules_of(db, current.source_id).await?;
+        contacts::set_operator(db, id, target, routing.clock.now(), rules.accept_timeout).await?;
         let mut changes = [(count_key(current.operator_id), -1), (count_key(target), 1)];
         changes.sort();
         for (operator_key, delta) in changes {

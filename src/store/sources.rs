@@ -6,12 +6,15 @@ use super::audit::{self, Actor, AuditChange, action};
 use super::executor::{Dialect, Executor, Record, Row, params};
 use super::queue::{self, Drained};
 use super::{Page, Result, Store, operators};
-use crate::domain::{Candidate, LinkedOperator, Name, Routing, Text, Weight, candidates};
+use crate::domain::{
+    AcceptTimeout, Candidate, LinkedOperator, Name, Routing, StickyHours, Text, UnavailablePolicy,
+    Weight, candidates,
+};
 use crate::error::AppError;
 
 macro_rules! source_columns {
     () => {
-        "id, name, description, created_at"
+        "id, name, description, created_at, on_operator_unavailable, sticky_hours, accept_timeout_secs"
     };
 }
 
@@ -28,6 +31,32 @@ pub struct Source {
     pub name: String,
     pub description: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub rules: WorkRules,
+}
+
+/// A source's work rules ([`crate::domain::work_rules`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkRules {
+    pub on_operator_unavailable: UnavailablePolicy,
+    pub sticky_hours: StickyHours,
+    pub accept_timeout: AcceptTimeout,
+}
+
+impl WorkRules {
+    /// Decodes the rules from a row, whose columns may carry `prefix` (`source_` in a joined row).
+    pub fn decode(row: &Row<'_>, prefix: &str) -> Result<Self> {
+        let column = |name: &str| format!("{prefix}{name}");
+        let invalid = |name: &str, error: String| {
+            AppError::Internal(anyhow::anyhow!("column {prefix}{name}: {error}"))
+        };
+        Ok(WorkRules {
+            on_operator_unavailable: row.get(&column("on_operator_unavailable"))?,
+            sticky_hours: StickyHours::parse(row.get(&column("sticky_hours"))?)
+                .map_err(|e| invalid("sticky_hours", e.0))?,
+            accept_timeout: AcceptTimeout::parse(row.get(&column("accept_timeout_secs"))?)
+                .map_err(|e| invalid("accept_timeout_secs", e.0))?,
+        })
+    }
 }
 
 /// An operator's weight (competence) on a source.
@@ -53,12 +82,17 @@ pub struct SourceDetail {
     pub operator_weights: Vec<NamedOperatorWeight>,
 }
 
-record!(Source {
-    id,
-    name,
-    description,
-    created_at
-});
+impl Record for Source {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(Source {
+            id: row.get("id")?,
+            name: row.get("name")?,
+            description: row.get("description")?,
+            created_at: row.get("created_at")?,
+            rules: WorkRules::decode(row, "")?,
+        })
+    }
+}
 
 record!(OperatorWeight {
     id,
@@ -110,6 +144,7 @@ impl Record for WithTimeOff {
 pub struct NewSource {
     pub name: Name,
     pub description: Option<Text>,
+    pub rules: WorkRules,
 }
 
 /// `name: None` keeps the name; `description: None` keeps it, `Some(None)` clears it.
@@ -117,6 +152,9 @@ pub struct NewSource {
 pub struct SourceChanges {
     pub name: Option<Name>,
     pub description: Option<Option<Text>>,
+    pub on_operator_unavailable: Option<UnavailablePolicy>,
+    pub sticky_hours: Option<StickyHours>,
+    pub accept_timeout: Option<AcceptTimeout>,
 }
 
 // ---- statements ----
@@ -260,6 +298,23 @@ pub async fn candidates_of(
 }
 
 /// The live sources an operator is linked to.
+/// The source's work rules (a retired source's too: its contacts live on).
+pub async fn rules_of(db: &mut impl Executor, id: i64) -> Result<WorkRules> {
+    /// The rules alone, unprefixed.
+    struct Rules(WorkRules);
+    impl Record for Rules {
+        fn decode(row: &Row<'_>) -> Result<Self> {
+            WorkRules::decode(row, "").map(Rules)
+        }
+    }
+    let sql = "SELECT on_operator_unavailable, sticky_hours, accept_timeout_secs FROM sources WHERE id = $1";
+    let Rules(rules) = db
+        .optional(sql, params![id])
+        .await?
+        .ok_or_else(|| AppError::not_found("Source"))?;
+    Ok(rules)
+}
+
 pub async fn sources_of_operator(db: &mut impl Executor, operator_id: i64) -> Result<Vec<i64>> {
     let sql = "SELECT w.source_id AS value FROM source_operator_weights w \
          JOIN sources s ON s.id = w.source_id WHERE w.operator_id = $1 AND s.deleted_at IS NULL \
@@ -272,13 +327,20 @@ pub async fn sources_of_operator(db: &mut impl Executor, operator_id: i64) -> Re
 pub async fn create(db: &mut impl Executor, new: &NewSource, actor: Actor) -> Result<Source> {
     ensure_name_free(db, new.name.as_str(), None).await?;
     let sql = concat!(
-        "INSERT INTO sources (name, description, created_at) VALUES ($1, $2, $3) RETURNING ",
+        "INSERT INTO sources (name, description, created_at, on_operator_unavailable, sticky_hours, ",
+        "accept_timeout_secs) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
         source_columns!()
     );
     let description = new.description.as_ref().map(Text::as_str);
-    let source = db
-        .one(sql, params![new.name.as_str(), description, super::now()])
-        .await?;
+    let params = params![
+        new.name.as_str(),
+        description,
+        super::now(),
+        new.rules.on_operator_unavailable.as_str(),
+        new.rules.sticky_hours.get(),
+        new.rules.accept_timeout.secs()
+    ];
+    let source = db.one(sql, params).await?;
     let change = AuditChange::created(action::SOURCE_CREATED, &source);
     audit::record(db, actor, change).await?;
     Ok(source)
@@ -299,7 +361,9 @@ pub async fn update(
     // `$3` says whether to set the description to `$4` (which may be NULL, clearing it).
     let sql = concat!(
         "UPDATE sources SET name = COALESCE($2, name), ",
-        "description = CASE WHEN $3 THEN $4 ELSE description END ",
+        "description = CASE WHEN $3 THEN $4 ELSE description END, ",
+        "on_operator_unavailable = COALESCE($5, on_operator_unavailable), ",
+        "sticky_hours = COALESCE($6, sticky_hours), accept_timeout_secs = COALESCE($7, accept_timeout_secs) ",
         "WHERE id = $1 AND deleted_at IS NULL RETURNING ",
         source_columns!()
     );
@@ -311,7 +375,12 @@ pub async fn update(
         id,
         changes.name.as_ref().map(Name::as_str),
         description.is_some(),
-        description.flatten()
+        description.flatten(),
+        changes
+            .on_operator_unavailable
+            .map(UnavailablePolicy::as_str),
+        changes.sticky_hours.map(StickyHours::get),
+        changes.accept_timeout.map(AcceptTimeout::secs)
     ];
     let source = db.one(sql, params).await?;
     let change = AuditChange::changed(action::SOURCE_UPDATED, &before, &source);

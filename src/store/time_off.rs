@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::executor::{Executor, params};
 use super::queue::{self, Drained};
-use super::{Result, Store, operators};
+use super::{Result, Store, acceptance, operators};
 use crate::domain::{Period, Routing, Text};
 use crate::error::AppError;
 
@@ -124,10 +124,22 @@ pub async fn delete(
 }
 
 impl Store {
+    /// Records the period; one under way now stops the operator at once, requeuing their contacts where
+    /// their sources say so.
     pub async fn create_time_off(&self, operator_id: i64, new: NewTimeOff) -> Result<TimeOff> {
         let now = self.now();
-        let time_off = transaction!(self, |db| create(db, operator_id, &new, now).await)?;
+        let routing = self.routing.clone();
+        let (time_off, drained) = transaction!(self, |db| {
+            let time_off = create(db, operator_id, &new, now).await?;
+            let drained = if time_off.period().contains(now) {
+                acceptance::requeue_if_unavailable(db, &routing, operator_id).await?
+            } else {
+                Drained::default()
+            };
+            Ok((time_off, drained))
+        })?;
         self.signals.presence.notify_one();
+        self.changed(&drained).await;
         Ok(time_off)
     }
 

@@ -17,11 +17,13 @@ pub const CONTACT_CREATED: &str = "contact.created";
 pub const CONTACT_ASSIGNED: &str = "contact.assigned";
 pub const CONTACT_UNASSIGNED: &str = "contact.unassigned";
 pub const CONTACT_STATUS_CHANGED: &str = "contact.status_changed";
-pub const EVENT_TYPES: [&str; 4] = [
+pub const CONTACT_ACCEPTED: &str = "contact.accepted";
+pub const EVENT_TYPES: [&str; 5] = [
     CONTACT_CREATED,
     CONTACT_ASSIGNED,
     CONTACT_UNASSIGNED,
     CONTACT_STATUS_CHANGED,
+    CONTACT_ACCEPTED,
 ];
 
 macro_rules! webhook_columns {
@@ -67,6 +69,7 @@ fn event_types(change: &HistoryChange) -> &'static [&'static str] {
         entry::CREATED => &[CONTACT_CREATED],
         entry::ASSIGNED => &[CONTACT_ASSIGNED],
         entry::UNASSIGNED => &[CONTACT_UNASSIGNED],
+        entry::ACCEPTED => &[CONTACT_ACCEPTED],
         _ => &[CONTACT_STATUS_CHANGED],
     }
 }
@@ -170,6 +173,8 @@ fn contact_json(contact: &Contact) -> Value {
         "status": contact.status.as_str(),
         "message": contact.message,
         "created_at": event_time(contact.created_at),
+        "assigned_at": contact.assigned_at.map(event_time),
+        "accepted_at": contact.accepted_at.map(event_time),
         "lead": {
             "id": lead.id,
             "external_id": lead.external_id,
@@ -183,6 +188,9 @@ fn contact_json(contact: &Contact) -> Value {
             "name": source.name,
             "description": source.description,
             "created_at": event_time(source.created_at),
+            "on_operator_unavailable": source.rules.on_operator_unavailable.as_str(),
+            "sticky_hours": source.rules.sticky_hours.get(),
+            "accept_timeout_secs": source.rules.accept_timeout.secs(),
         },
         "operator": operator,
         "queue_position": contact.queue_position,

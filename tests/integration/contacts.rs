@@ -35,6 +35,8 @@ backend_test!(a_new_contact_is_returned_whole_with_201, |app| {
     assert_eq!(
         field_names(&contact),
         [
+            "accepted_at",
+            "assigned_at",
             "created_at",
             "id",
             "lead",
@@ -52,6 +54,8 @@ backend_test!(a_new_contact_is_returned_whole_with_201, |app| {
     assert_eq!(contact["status"], "active");
     assert_eq!(contact["message"], "Здравствуйте");
     assert!(contact["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(contact["assigned_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(contact["accepted_at"], Value::Null);
 
     assert_eq!(
         field_names(&contact["lead"]),
@@ -63,7 +67,15 @@ backend_test!(a_new_contact_is_returned_whole_with_201, |app| {
 
     assert_eq!(
         field_names(&contact["source"]),
-        ["created_at", "description", "id", "name"]
+        [
+            "accept_timeout_secs",
+            "created_at",
+            "description",
+            "id",
+            "name",
+            "on_operator_unavailable",
+            "sticky_hours"
+        ]
     );
     assert_eq!(contact["source"]["id"], source);
     assert_eq!(contact["source_id"], source);

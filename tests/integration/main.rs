@@ -31,3 +31,4 @@ mod sources;
 mod unavailable;
 mod walkthrough;
 mod webhooks;
+mod work_rules;
