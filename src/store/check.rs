@@ -177,6 +177,32 @@ const INVARIANTS: &[Invariant] = &[
         only_on: Some(Dialect::Sqlite),
     },
     Invariant {
+        name: "accept deadlines",
+        rule: "a contact due to be accepted is active, has an operator, and is not accepted yet",
+        subject: "contacts with an accept deadline",
+        checked: "SELECT COUNT(*) AS value FROM contacts WHERE accept_deadline IS NOT NULL",
+        violations: "SELECT 'contact ' || CAST(id AS TEXT) || ': accept deadline with status ' || status \
+             || CASE WHEN operator_id IS NULL THEN ', no operator' ELSE '' END \
+             || CASE WHEN accepted_at IS NOT NULL THEN ', accepted' ELSE '' END AS detail \
+             FROM contacts WHERE accept_deadline IS NOT NULL \
+             AND (status <> 'active' OR operator_id IS NULL OR accepted_at IS NOT NULL) ORDER BY id",
+        severity: Severity::Mismatch,
+        only_on: None,
+    },
+    Invariant {
+        name: "assignment times",
+        rule: "a contact has assigned_at exactly when it has an operator (contacts from before 0007 aside: \
+               they were given their created_at), and is accepted only while it has one",
+        subject: "contacts",
+        checked: "SELECT COUNT(*) AS value FROM contacts",
+        violations: "SELECT 'contact ' || CAST(id AS TEXT) || CASE WHEN operator_id IS NULL \
+             THEN ': no operator, but assigned_at or accepted_at' ELSE ': an operator, no assigned_at' END \
+             AS detail FROM contacts WHERE (operator_id IS NULL AND (assigned_at IS NOT NULL \
+             OR accepted_at IS NOT NULL)) OR (operator_id IS NOT NULL AND assigned_at IS NULL) ORDER BY id",
+        severity: Severity::Mismatch,
+        only_on: None,
+    },
+    Invariant {
         name: "max_load",
         rule: "allowed: reopening a contact, a forced assignment or a lowered max_load leaves an operator \
                above it; automatic assignment never adds to such an operator",
