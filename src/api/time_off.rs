@@ -1,5 +1,6 @@
 //! An operator's time off: periods in which they take no contacts, whatever their schedule says.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -8,6 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::access::Caller;
 use super::wire::serialize_timestamp;
 use super::{Json, Path, each, invalid};
 use crate::AppState;
@@ -92,10 +94,14 @@ impl CreateTimeOff {
 )]
 async fn create_time_off(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
     Json(body): Json<CreateTimeOff>,
 ) -> Result<(StatusCode, Json<TimeOff>), AppError> {
-    let time_off = state.store.create_time_off(id, body.parse()?).await?;
+    let time_off = state
+        .store
+        .create_time_off(id, body.parse()?, caller.actor())
+        .await?;
     tracing::info!(
         operator_id = id,
         time_off_id = time_off.id,
@@ -136,8 +142,12 @@ async fn list_time_off(
 )]
 async fn delete_time_off(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, time_off_id)): Path<(i64, i64)>,
 ) -> Result<StatusCode, AppError> {
-    state.store.delete_time_off(id, time_off_id).await?;
+    state
+        .store
+        .delete_time_off(id, time_off_id, caller.actor())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

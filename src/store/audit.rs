@@ -1,5 +1,5 @@
 //! The audit trail: every change an admin makes — through the API or with the `keys` CLI — to operators,
-//! sources, weights, webhooks, API keys, and the manual assignment of contacts, is written down in the
+//! sources, weights, operators' time off, webhooks, API keys, and the manual assignment of contacts, is written down in the
 //! change's own transaction: when, by whom (a key, `open` while no key exists, or `cli`), what, to which
 //! target, and the target's values before and after. Either the change and its entry are both committed, or
 //! neither is. Secrets never enter it: a webhook's secret and a key's token hash are not among the values
@@ -13,6 +13,7 @@ use super::api_keys::ApiKey;
 use super::executor::{Executor, Filters, Record, Row, params};
 use super::operators::Operator;
 use super::sources::{OperatorWeight, Source};
+use super::time_off::TimeOff;
 use super::webhooks::{Webhook, event_time};
 use super::{Page, Result, Store};
 use crate::error::AppError;
@@ -35,10 +36,12 @@ pub mod action {
     pub const KEY_CREATED: &str = "key.created";
     pub const KEY_REVOKED: &str = "key.revoked";
     pub const CONTACT_ASSIGNED_MANUALLY: &str = "contact.assigned_manually";
+    pub const TIME_OFF_CREATED: &str = "time_off.created";
+    pub const TIME_OFF_DELETED: &str = "time_off.deleted";
 }
 
 /// Every action, for the API to check a filter against.
-pub const ACTIONS: [&str; 14] = [
+pub const ACTIONS: [&str; 16] = [
     action::OPERATOR_CREATED,
     action::OPERATOR_UPDATED,
     action::OPERATOR_DELETED,
@@ -53,6 +56,8 @@ pub const ACTIONS: [&str; 14] = [
     action::KEY_CREATED,
     action::KEY_REVOKED,
     action::CONTACT_ASSIGNED_MANUALLY,
+    action::TIME_OFF_CREATED,
+    action::TIME_OFF_DELETED,
 ];
 
 /// What a change was made to.
@@ -64,15 +69,18 @@ pub mod target {
     pub const WEBHOOK: &str = "webhook";
     pub const API_KEY: &str = "api_key";
     pub const CONTACT: &str = "contact";
+    /// A period of an operator's time off.
+    pub const TIME_OFF: &str = "time_off";
 }
 
-pub const TARGET_TYPES: [&str; 6] = [
+pub const TARGET_TYPES: [&str; 7] = [
     target::OPERATOR,
     target::SOURCE,
     target::WEIGHT,
     target::WEBHOOK,
     target::API_KEY,
     target::CONTACT,
+    target::TIME_OFF,
 ];
 
 /// Who made a change.
@@ -151,6 +159,22 @@ impl Audited for Source {
             "sticky_hours": self.rules.sticky_hours.get(),
             "accept_timeout_secs": self.rules.accept_timeout.secs(),
             "created_at": event_time(self.created_at),
+        })
+    }
+}
+
+impl Audited for TimeOff {
+    const TARGET_TYPE: &'static str = target::TIME_OFF;
+    fn target_id(&self) -> i64 {
+        self.id
+    }
+    fn values(&self) -> Value {
+        json!({
+            "id": self.id,
+            "operator_id": self.operator_id,
+            "starts_at": event_time(self.starts_at),
+            "ends_at": event_time(self.ends_at),
+            "reason": self.reason,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::audit::{self, Actor, AuditChange, action};
 use super::executor::{Executor, params};
 use super::queue::{self, Drained};
 use super::{Result, Store, acceptance, operators};
@@ -86,6 +87,7 @@ pub async fn create(
     operator_id: i64,
     new: &NewTimeOff,
     now: DateTime<Utc>,
+    actor: Actor,
 ) -> Result<TimeOff> {
     // Kept from being deleted meanwhile, like a link to them.
     operators::find_for_share(db, operator_id)
@@ -103,7 +105,10 @@ pub async fn create(
         new.reason.as_ref().map(Text::as_str),
         now
     ];
-    db.one(sql, params).await
+    let time_off = db.one(sql, params).await?;
+    let change = AuditChange::created(action::TIME_OFF_CREATED, &time_off);
+    audit::record(db, actor, change).await?;
+    Ok(time_off)
 }
 
 /// Removes the period; should that let the operator take contacts now, their sources' queues drain.
@@ -112,25 +117,37 @@ pub async fn delete(
     routing: &Routing,
     operator_id: i64,
     id: i64,
+    actor: Actor,
 ) -> Result<Drained> {
     operators::find(db, operator_id)
         .await?
         .ok_or_else(|| AppError::not_found("Operator"))?;
-    let sql = "DELETE FROM operator_time_off WHERE id = $1 AND operator_id = $2";
-    if db.execute(sql, params![id, operator_id]).await? == 0 {
-        return Err(AppError::not_found("Time off"));
-    }
+    let sql = concat!(
+        "DELETE FROM operator_time_off WHERE id = $1 AND operator_id = $2 RETURNING ",
+        time_off_columns!()
+    );
+    let removed: TimeOff = db
+        .optional(sql, params![id, operator_id])
+        .await?
+        .ok_or_else(|| AppError::not_found("Time off"))?;
+    let change = AuditChange::removed(action::TIME_OFF_DELETED, &removed);
+    audit::record(db, actor, change).await?;
     queue::drain_for_operator(db, routing, operator_id).await
 }
 
 impl Store {
     /// Records the period; one under way now stops the operator at once, requeuing their contacts where
     /// their sources say so.
-    pub async fn create_time_off(&self, operator_id: i64, new: NewTimeOff) -> Result<TimeOff> {
+    pub async fn create_time_off(
+        &self,
+        operator_id: i64,
+        new: NewTimeOff,
+        actor: Actor,
+    ) -> Result<TimeOff> {
         let now = self.now();
         let routing = self.routing.clone();
         let (time_off, drained) = transaction!(self, |db| {
-            let time_off = create(db, operator_id, &new, now).await?;
+            let time_off = create(db, operator_id, &new, now, actor).await?;
             let drained = if time_off.period().contains(now) {
                 acceptance::requeue_if_unavailable(db, &routing, operator_id).await?
             } else {
@@ -152,9 +169,10 @@ impl Store {
         })
     }
 
-    pub async fn delete_time_off(&self, operator_id: i64, id: i64) -> Result<()> {
+    pub async fn delete_time_off(&self, operator_id: i64, id: i64, actor: Actor) -> Result<()> {
         let routing = self.routing.clone();
-        let drained = transaction!(self, |db| delete(db, &routing, operator_id, id).await)?;
+        let drained = transaction!(self, |db| delete(db, &routing, operator_id, id, actor)
+            .await)?;
         self.signals.presence.notify_one();
         self.changed(&drained).await;
         Ok(())

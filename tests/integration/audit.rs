@@ -110,6 +110,44 @@ backend_test!(operator_changes_are_recorded_with_their_values, |app| {
     assert!(created["after"].get("active_load").is_none(), "{created}");
 });
 
+backend_test!(time_off_changes_are_recorded, |app| {
+    let operator = app.operator("Анна", 5).await;
+    let period = json!({
+        "starts_at": "2026-12-24T00:00:00+01:00",
+        "ends_at": "2026-12-27T00:00:00+01:00",
+        "reason": "Holidays"
+    });
+    let time_off = app
+        .post_ok(&format!("/operators/{operator}/time-off"), period)
+        .await;
+    let id = id_of(&time_off);
+    app.delete_ok(&format!("/operators/{operator}/time-off/{id}"))
+        .await;
+    let entries = audit_of(&app, "time_off", id).await;
+    assert_eq!(
+        actions(&entries),
+        ["time_off.deleted", "time_off.created"],
+        "{entries:?}"
+    );
+    assert_eq!(entries[1]["after"]["operator_id"], operator);
+    assert_eq!(entries[1]["after"]["reason"], "Holidays");
+    assert_eq!(
+        entries[1]["after"]["starts_at"],
+        "2026-12-23T23:00:00.000000Z"
+    );
+    assert_eq!(entries[0]["before"], entries[1]["after"]);
+    assert_eq!(entries[0]["after"], Value::Null);
+    // A period that is refused leaves no entry.
+    let (status, _) = app
+        .post(
+            &format!("/operators/{operator}/time-off"),
+            json!({ "starts_at": "2026-12-27T00:00:00Z", "ends_at": "2026-12-24T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(audit(&app, "action=time_off.created").await.len(), 1);
+});
+
 backend_test!(source_and_weight_changes_are_recorded, |app| {
     let source = app.source("Telegram Bot").await;
     let anna = app.operator("Анна", 5).await;
