@@ -212,28 +212,56 @@ where
     type Rejection = AppError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        JsonObject::from_request(request, state)
+            .await?
+            .parse()
+            .map(Json)
+    }
+}
+
+/// A JSON object body, refused as [`Json`] refuses a body, but read into its type only when asked: so that a
+/// handler may first look at which fields it gives (null ones too), as the rules of an operator key do.
+pub struct JsonObject(pub serde_json::Map<String, serde_json::Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
         let axum::Json(value) =
             axum::Json::<serde_json::Value>::from_request(request, state).await?;
-        let refused = |reason: &dyn std::fmt::Display| {
-            AppError::Unprocessable(format!(
-                "Failed to deserialize the JSON body into the target type: {reason}"
-            ))
-        };
-        if !value.is_object() {
-            return Err(refused(&"expected a JSON object"));
-        }
-        if let Ok(body) = T::deserialize(&value) {
-            return Ok(Json(body));
-        }
-        // Only for a refused body: read again, to name the field.
-        match serde_path_to_error::deserialize::<_, T>(&value) {
-            Ok(body) => Ok(Json(body)),
-            Err(error) => Err(match error.path().to_string().as_str() {
-                "." => refused(error.inner()),
-                field => refused(&format_args!("{field}: {}", error.inner())),
-            }),
+        match value {
+            serde_json::Value::Object(object) => Ok(JsonObject(object)),
+            _ => Err(refused_body(&"expected a JSON object")),
         }
     }
+}
+
+impl JsonObject {
+    /// The names of the fields given.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The body as a `T`, or a 422 naming the field that is not what `T` takes.
+    pub fn parse<T: serde::de::DeserializeOwned>(self) -> Result<T, AppError> {
+        let value = serde_json::Value::Object(self.0);
+        if let Ok(body) = T::deserialize(&value) {
+            return Ok(body);
+        }
+        // Only for a refused body: read again, to name the field.
+        serde_path_to_error::deserialize::<_, T>(&value).map_err(|error| {
+            match error.path().to_string().as_str() {
+                "." => refused_body(error.inner()),
+                field => refused_body(&format_args!("{field}: {}", error.inner())),
+            }
+        })
+    }
+}
+
+fn refused_body(reason: &dyn std::fmt::Display) -> AppError {
+    AppError::Unprocessable(format!(
+        "Failed to deserialize the JSON body into the target type: {reason}"
+    ))
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
