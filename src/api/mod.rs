@@ -53,7 +53,15 @@ pub const MAX_PAGE_LIMIT: i64 = 1000;
         title = "leadrouter",
         description = "Routes incoming lead contacts to operators: by weight among the operators configured for \
                        the source, counting only active operators below their max_load. Every error answers \
-                       `{\"detail\": …}`. Collection paths answer with and without a trailing slash.",
+                       `{\"detail\": …}`. Collection paths answer with and without a trailing slash.\n\n\
+                       Once an API key exists, every request but health, readiness and the docs needs one, and \
+                       its scope says what it may do: `admin` everything; `ingest` `POST /contacts/` and \
+                       reading back the contacts it created; `read` every GET but webhooks and the audit \
+                       trail; `operator`, bound to one operator: read that operator and change its \
+                       `availability` and `away_until`, list and read the contacts assigned to it and change \
+                       their status (`PATCH /contacts/{id}` with `status` only, `PATCH \
+                       /contacts/{id}/status`, accept, decline). Anything else is 403; another operator's \
+                       contact is 404 to an operator key.",
     ),
     tags(
         (name = "operators", description = "The people who handle contacts, and their load"),

@@ -9,7 +9,7 @@ pub mod routing;
 pub mod values;
 pub mod webhooks;
 
-pub use access::{Need, Scope};
+pub use access::{Need, Reach, Scope};
 pub use availability::{
     Accepting, Availability, NotAccepting, Period, Presence, Schedule, Shift, ShiftSpelling,
     TimeZoneName,
