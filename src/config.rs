@@ -51,12 +51,18 @@ pub enum Command {
 pub enum KeysCommand {
     /// Create a key and print its token (shown this once; only a hash of it is stored).
     Create {
-        /// What the key may do: admin (everything), ingest (post contacts, read back its own), read (every GET).
+        /// What the key may do: admin (everything), ingest (post contacts, read back its own), read (every
+        /// GET), operator (for one operator: read it and switch its availability, read its contacts and
+        /// change their status).
         #[arg(long, value_enum)]
         scope: Scope,
         /// Who holds the key, e.g. telegram-bot.
         #[arg(long)]
         name: String,
+        /// The id of the operator an operator key acts for: required with --scope operator, refused with
+        /// the other scopes.
+        #[arg(long, value_name = "ID", required_if_eq("scope", "operator"))]
+        operator: Option<i64>,
     },
     /// List the keys (never their tokens).
     List,

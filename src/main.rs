@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use leadrouter::Server;
 use leadrouter::config::{Cli, Command, Config, KeysCommand};
-use leadrouter::domain::Name;
+use leadrouter::domain::{Name, access};
+use leadrouter::error::AppError;
 use leadrouter::store::{Actor, Store, backup, check};
 
 #[tokio::main]
@@ -78,29 +79,50 @@ async fn manage_keys(config: &Config, action: KeysCommand) -> anyhow::Result<()>
 
 async fn run_keys_command(store: &Store, action: KeysCommand) -> anyhow::Result<()> {
     match action {
-        KeysCommand::Create { scope, name } => {
+        KeysCommand::Create {
+            scope,
+            name,
+            operator,
+        } => {
             let name = Name::parse(&name).map_err(|error| anyhow::anyhow!("--name: {error}"))?;
-            let (key, token) = store.create_api_key(name, scope, Actor::Cli).await?;
+            let operator = access::key_operator(scope, operator)
+                .map_err(|error| anyhow::anyhow!("--operator: {error}"))?;
+            let (key, token) = store
+                .create_api_key(name, scope, operator, Actor::Cli)
+                .await
+                .map_err(|error| match error {
+                    AppError::NotFound(missing) => anyhow::anyhow!("--operator: {missing}"),
+                    other => other.into(),
+                })?;
+            let bound = key
+                .operator_id
+                .map(|id| format!(", for operator {id}"))
+                .unwrap_or_default();
             println!(
-                "Created key {} ({}, scope {}). Its token, shown this once:",
+                "Created key {} ({}, scope {}{bound}). Its token, shown this once:",
                 key.id, key.name, key.scope
             );
             println!("{token}");
         }
         KeysCommand::List => {
             println!(
-                "{:>5}  {:<8} {:<33} {:<33} name",
-                "id", "scope", "created", "revoked"
+                "{:>5}  {:<8} {:<8} {:<33} {:<33} name",
+                "id", "scope", "operator", "created", "revoked"
             );
             for key in store.list_api_keys().await? {
                 let revoked = key
                     .revoked_at
                     .map(|at| at.to_rfc3339())
                     .unwrap_or_else(|| "-".to_owned());
+                let operator = key
+                    .operator_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|| "-".to_owned());
                 println!(
-                    "{:>5}  {:<8} {:<33} {:<33} {}",
+                    "{:>5}  {:<8} {:<8} {:<33} {:<33} {}",
                     key.id,
                     key.scope,
+                    operator,
                     key.created_at.to_rfc3339(),
                     revoked,
                     key.name

@@ -8,20 +8,58 @@ use axum::response::{IntoResponse, Response};
 
 use super::limits::{Client, RateClass};
 use crate::AppState;
-use crate::domain::access::token_hash;
-use crate::domain::{Need, Scope};
+use crate::domain::access::{first_field_outside, token_hash};
+use crate::domain::{Need, Reach, Scope};
 use crate::error::AppError;
 use crate::store::Actor;
 
 /// Who sent the request: the key, or nobody while the API is open (no key was ever created). `GET
-/// /contacts/{id}` lets an `ingest` key through; its handler shows it only the contacts it created.
+/// /contacts/{id}` lets an `ingest` key through; its handler shows it only the contacts it created. An
+/// `operator` key is let through to its routes ([`Scope::may_call`]); their handlers hold it to its own
+/// operator ([`Caller::refuse_other_operator`]), its own contacts ([`Caller::reach`]) and the fields it may
+/// change ([`Caller::refuse_fields_outside`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Caller {
     pub key_id: Option<i64>,
     pub scope: Option<Scope>,
+    /// The operator an `operator` key acts for (set for those keys only).
+    pub operator_id: Option<i64>,
 }
 
 impl Caller {
+    /// The contacts the caller may see and change.
+    pub fn reach(&self) -> Reach {
+        self.operator_id.map_or(Reach::All, Reach::AssignedTo)
+    }
+
+    /// 403 when an `operator` key asks about another operator than its own.
+    pub fn refuse_other_operator(&self, operator_id: i64) -> Result<(), AppError> {
+        match self.operator_id {
+            Some(own) if own != operator_id => Err(forbidden(format!(
+                "An operator key acts only for its own operator ({own}), not for operator {operator_id}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// 403 naming the first field of the body an `operator` key may not send (others may send them all).
+    pub fn refuse_fields_outside<'a>(
+        &self,
+        fields: impl IntoIterator<Item = &'a str>,
+        allowed: &[&str],
+    ) -> Result<(), AppError> {
+        if self.operator_id.is_none() {
+            return Ok(());
+        }
+        match first_field_outside(fields, allowed) {
+            Some(field) => Err(forbidden(format!(
+                "{field}: an operator key may not change it; it may send only {}",
+                allowed.join(" and ")
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The namespace of the caller's idempotency keys.
     pub fn idempotency_client(&self) -> String {
         self.key_id.map(|id| id.to_string()).unwrap_or_default()
@@ -63,10 +101,8 @@ pub async fn authorize(
         .extensions()
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_owned());
-    let need = Need::of(
-        request.method().as_str(),
-        route.as_deref().unwrap_or("unmatched"),
-    );
+    let route = route.as_deref().unwrap_or("unmatched");
+    let need = Need::of(request.method().as_str(), route);
     if need == Need::Nothing {
         request.extensions_mut().insert(Caller::default());
         return next.run(request).await;
@@ -81,25 +117,43 @@ pub async fn authorize(
         Err(error) => return error.into_response(),
     };
     let caller = match key {
-        Some((key_id, scope)) => Caller {
-            key_id: Some(key_id),
-            scope: scope.parse().ok(),
-        },
+        Some(key) => {
+            let scope = key.scope.parse().ok();
+            if let (Some(Scope::Operator), Some(operator_id), false) =
+                (scope, key.operator_id, key.operator_exists)
+            {
+                return forbidden(format!(
+                    "This key acts for operator {operator_id}, who has been deleted: it may do \
+                     nothing any more (revoke it with `leadrouter keys revoke {}`)",
+                    key.id
+                ))
+                .into_response();
+            }
+            Caller {
+                key_id: Some(key.id),
+                scope,
+                operator_id: key.operator_id.filter(|_| scope == Some(Scope::Operator)),
+            }
+        }
         None if !keys_exist => Caller::default(),
         None => return unauthorized(token.is_some()),
     };
-    // A key whose scope this build does not know is refused, never treated as unrestricted.
+    // A key whose scope this build does not know is refused, never treated as unrestricted; so is an
+    // operator key without its operator, which the database does not allow.
     let allowed = match caller.scope {
-        Some(scope) => need.allows(scope),
+        Some(Scope::Operator) if caller.operator_id.is_none() => false,
+        Some(scope) => scope.may_call(request.method().as_str(), route),
         None => caller.key_id.is_none(),
     };
     if !allowed {
-        let scope = caller.scope.map_or("unknown", Scope::as_str);
-        return AppError::Rejected {
-            status: StatusCode::FORBIDDEN,
-            message: format!("This key's scope ({scope}) does not allow this request"),
-        }
-        .into_response();
+        let message = match caller.scope {
+            Some(scope) => format!(
+                "This key's scope ({scope}) does not allow this request; it allows {}",
+                scope.allowance()
+            ),
+            None => "This key's scope is unknown to this version of leadrouter".to_owned(),
+        };
+        return forbidden(message).into_response();
     }
     let class = match need {
         Need::Ingest => RateClass::Ingest,
@@ -113,6 +167,13 @@ pub async fn authorize(
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
+}
+
+fn forbidden(message: String) -> AppError {
+    AppError::Rejected {
+        status: StatusCode::FORBIDDEN,
+        message,
+    }
 }
 
 fn unauthorized(token_sent: bool) -> Response {

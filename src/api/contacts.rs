@@ -14,13 +14,14 @@ use super::wire::{
     EmailString, PhoneString, ShortTextString, StatusString, deserialize_optional_whole_number,
     deserialize_whole_number,
 };
-use super::{Json, Pagination, Path, Query, each, invalid, to_page};
+use super::{Json, JsonObject, Pagination, Path, Query, each, invalid, to_page};
 use crate::AppState;
+use crate::domain::access::OWN_CONTACT_FIELDS;
 use crate::domain::identity::RawLeadIdentity;
-use crate::domain::{LeadIdentity, Scope, Status, Text};
+use crate::domain::{LeadIdentity, Reach, Scope, Status, Text};
 use crate::error::{AppError, ErrorBody};
-use crate::store::ContactFilter;
 use crate::store::ManualAssignment;
+use crate::store::{ContactChange, ContactFilter};
 use crate::store::{CreatedContact, IdempotencyKey, NewContact};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -33,18 +34,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(decline_contact))
 }
 
-/// A contact given to an operator by hand, or taken from one.
+/// A contact changed by hand: given to an operator or taken from one, its status changed, or both.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AssignContact {
     /// The operator to give the contact to, or `null` to take it from its operator (an active contact then
-    /// waits in its source's queue). Required: `null` must be said.
+    /// waits in its source's queue). Required unless `status` is given: `null` must be said.
     #[serde(default, deserialize_with = "nullable_whole_number")]
-    #[schema(value_type = Option<i64>, required = true, example = 2)]
+    #[schema(value_type = Option<i64>, example = 2)]
     pub operator_id: Option<Option<i64>>,
     /// Assign even to an inactive operator, or to one at max_load (default false; not null).
     #[serde(default)]
     #[schema(example = false)]
     pub force: bool,
+    /// The new status, as `PATCH /contacts/{id}/status` sets it; changed before the operator when both are
+    /// given. The only field an `operator` key may send.
+    #[schema(value_type = Option<StatusString>, example = "closed")]
+    pub status: Option<String>,
 }
 
 /// `operator_id`: absent (`None`), null (`Some(None)`) or a whole number.
@@ -224,7 +229,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     Ok(value.to_str().ok().map(str::to_owned))
 }
 
-/// List contacts, newest first, filtered by any of the parameters.
+/// List contacts, newest first, filtered by any of the parameters. An `operator` key lists only the contacts
+/// assigned to its operator: `operator_id` is its own whether given or not (another one: 403).
 #[utoipa::path(
     get, path = "/contacts", tag = "contacts",
     params(ContactQuery),
@@ -235,13 +241,23 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
 )]
 async fn list_contacts(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<ContactQuery>,
 ) -> Result<Json<Vec<Contact>>, AppError> {
     let page = to_page(query.skip, query.limit)?;
+    let operator_id = match caller.reach() {
+        Reach::All => query.operator_id,
+        Reach::AssignedTo(own) => {
+            if let Some(asked) = query.operator_id {
+                caller.refuse_other_operator(asked)?;
+            }
+            Some(own)
+        }
+    };
     let filter = ContactFilter {
         lead_id: query.lead_id,
         source_id: query.source_id,
-        operator_id: query.operator_id,
+        operator_id,
         status: query
             .status
             .map(|s| Status::parse(&s).map_err(|e| invalid("status", e)))
@@ -251,8 +267,8 @@ async fn list_contacts(
     Ok(Json(each(state.store.list_contacts(&filter, page).await?)))
 }
 
-/// Get a contact with its lead, source and operator. An `ingest` key sees only the contacts it created (others
-/// answer 404, as if they did not exist).
+/// Get a contact with its lead, source and operator. An `ingest` key sees only the contacts it created, an
+/// `operator` key only those assigned to its operator now (others answer 404, as if they did not exist).
 #[utoipa::path(
     get, path = "/contacts/{id}", tag = "contacts",
     params(("id" = i64, Path, description = "Contact id")),
@@ -272,7 +288,9 @@ async fn get_contact(
     {
         return Err(AppError::not_found("Contact"));
     }
-    Ok(Json(state.store.get_contact(id).await?.into()))
+    Ok(Json(
+        state.store.get_contact(id, caller.reach()).await?.into(),
+    ))
 }
 
 /// Change a contact's status, given as the query parameter `status` (as the reference implementation takes it).
@@ -283,6 +301,8 @@ async fn get_contact(
 /// Instead of the query parameter, the body may be `{"status": "closed"}` (`Content-Type: application/json`);
 /// a request with both is refused with 422 unless they agree. (OpenAPI cannot say "this query parameter or
 /// that body", so the document describes the query parameter, the form the reference's clients use.)
+///
+/// An `operator` key changes only the contacts assigned to its operator (others answer 404).
 #[utoipa::path(
     patch, path = "/contacts/{id}/status", tag = "contacts",
     params(("id" = i64, Path, description = "Contact id"), StatusQuery),
@@ -329,11 +349,13 @@ async fn set_contact_status(
             ));
         }
     };
-    let status = Status::parse(&raw).map_err(|e| invalid("status", e))?;
-    let contact = state
-        .store
-        .set_contact_status(id, status, caller.key_id)
-        .await?;
+    let change = ContactChange {
+        status: Some(Status::parse(&raw).map_err(|e| invalid("status", e))?),
+        assignment: None,
+        actor: caller.actor(),
+        reach: caller.reach(),
+    };
+    let contact = state.store.change_contact(id, change).await?;
     tracing::debug!(
         contact_id = id,
         status = contact.status.as_str(),
@@ -348,12 +370,16 @@ async fn set_contact_status(
 /// (which may take them past max_load). Any operator may be given the contact, linked to its source or not. The
 /// old operator's freed capacity goes at once to the oldest contact waiting in their sources' queues — which may
 /// be this very contact, when it was taken from its operator and is the oldest waiting.
+///
+/// With `status`, the status changes too (first), as `PATCH /contacts/{id}/status` changes it. An `operator`
+/// key may send only `status`, about the contacts assigned to its operator: another field is refused with
+/// 403 naming it, another operator's contact (or an unassigned one) answers 404.
 #[utoipa::path(
     patch, path = "/contacts/{id}", tag = "contacts",
     params(("id" = i64, Path, description = "Contact id")),
     request_body = AssignContact,
     responses(
-        (status = 200, description = "The contact, as assigned", body = Contact),
+        (status = 200, description = "The contact, as changed", body = Contact),
         (status = 404, description = "No such contact, or no such operator", body = ErrorBody),
         (status = 409, description = "The operator is inactive, or at max_load, and `force` was not set", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
@@ -365,24 +391,37 @@ async fn assign_contact(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
-    Json(body): Json<AssignContact>,
+    body: JsonObject,
 ) -> Result<Json<Contact>, AppError> {
-    let Some(operator_id) = body.operator_id else {
+    caller.refuse_fields_outside(body.fields(), OWN_CONTACT_FIELDS)?;
+    let body: AssignContact = body.parse()?;
+    let status = body
+        .status
+        .map(|raw| Status::parse(&raw).map_err(|e| invalid("status", e)))
+        .transpose()?;
+    if body.operator_id.is_none() && status.is_none() {
         return Err(AppError::Unprocessable(
-            "operator_id: required (null to take the contact from its operator)".to_owned(),
+            "operator_id: required unless status is given (null to take the contact from its operator)"
+                .to_owned(),
         ));
-    };
-    let assignment = ManualAssignment {
+    }
+    let assignment = body.operator_id.map(|operator_id| ManualAssignment {
         operator_id,
         force: body.force,
+    });
+    let change = ContactChange {
+        status,
+        assignment,
         actor: caller.actor(),
+        reach: caller.reach(),
     };
-    let contact = state.store.assign_contact(id, assignment).await?;
+    let contact = state.store.change_contact(id, change).await?;
     tracing::info!(
         contact_id = id,
         operator_id = contact.operator_id,
+        status = contact.status.as_str(),
         force = body.force,
-        "contact assigned by hand"
+        "contact changed by hand"
     );
     Ok(Json(contact.into()))
 }
@@ -404,7 +443,10 @@ async fn accept_contact(
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<Json<Contact>, AppError> {
-    let contact = state.store.accept_contact(id, caller.key_id).await?;
+    let contact = state
+        .store
+        .accept_contact(id, caller.key_id, caller.reach())
+        .await?;
     tracing::debug!(contact_id = id, "contact accepted");
     Ok(Json(contact.into()))
 }
@@ -427,7 +469,10 @@ async fn decline_contact(
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<Json<Contact>, AppError> {
-    let contact = state.store.decline_contact(id, caller.key_id).await?;
+    let contact = state
+        .store
+        .decline_contact(id, caller.key_id, caller.reach())
+        .await?;
     tracing::info!(
         contact_id = id,
         operator_id = contact.operator_id,
@@ -439,7 +484,8 @@ async fn decline_contact(
 /// A contact's history, oldest first: its creation, every assignment (on creation, sticky, from the queue, by
 /// hand, after a decline or an accept timeout), every loss of its operator (by hand, operator deleted or
 /// unavailable, declined or timed out with nobody left), its acceptance, every status change — each with the time, the
-/// operators and statuses before and after, the reason, and the API key of a change made by hand.
+/// operators and statuses before and after, the reason, and the API key of a change made by hand. An
+/// `operator` key reads only the history of the contacts assigned to its operator now (others answer 404).
 #[utoipa::path(
     get, path = "/contacts/{id}/history", tag = "contacts",
     params(("id" = i64, Path, description = "Contact id"), Pagination),
@@ -451,9 +497,14 @@ async fn decline_contact(
 )]
 async fn contact_history(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
     Query(pagination): Query<Pagination>,
 ) -> Result<Json<Vec<HistoryEntry>>, AppError> {
     let page = pagination.page()?;
-    Ok(Json(each(state.store.contact_history(id, page).await?)))
+    let history = state
+        .store
+        .contact_history(id, caller.reach(), page)
+        .await?;
+    Ok(Json(each(history)))
 }

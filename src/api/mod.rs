@@ -53,7 +53,15 @@ pub const MAX_PAGE_LIMIT: i64 = 1000;
         title = "leadrouter",
         description = "Routes incoming lead contacts to operators: by weight among the operators configured for \
                        the source, counting only active operators below their max_load. Every error answers \
-                       `{\"detail\": …}`. Collection paths answer with and without a trailing slash.",
+                       `{\"detail\": …}`. Collection paths answer with and without a trailing slash.\n\n\
+                       Once an API key exists, every request but health, readiness and the docs needs one, and \
+                       its scope says what it may do: `admin` everything; `ingest` `POST /contacts/` and \
+                       reading back the contacts it created; `read` every GET but webhooks and the audit \
+                       trail; `operator`, bound to one operator: read that operator and change its \
+                       `availability` and `away_until`, list and read the contacts assigned to it and change \
+                       their status (`PATCH /contacts/{id}` with `status` only, `PATCH \
+                       /contacts/{id}/status`, accept, decline). Anything else is 403; another operator's \
+                       contact is 404 to an operator key.",
     ),
     tags(
         (name = "operators", description = "The people who handle contacts, and their load"),
@@ -212,28 +220,56 @@ where
     type Rejection = AppError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        JsonObject::from_request(request, state)
+            .await?
+            .parse()
+            .map(Json)
+    }
+}
+
+/// A JSON object body, refused as [`Json`] refuses a body, but read into its type only when asked: so that a
+/// handler may first look at which fields it gives (null ones too), as the rules of an operator key do.
+pub struct JsonObject(pub serde_json::Map<String, serde_json::Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
         let axum::Json(value) =
             axum::Json::<serde_json::Value>::from_request(request, state).await?;
-        let refused = |reason: &dyn std::fmt::Display| {
-            AppError::Unprocessable(format!(
-                "Failed to deserialize the JSON body into the target type: {reason}"
-            ))
-        };
-        if !value.is_object() {
-            return Err(refused(&"expected a JSON object"));
-        }
-        if let Ok(body) = T::deserialize(&value) {
-            return Ok(Json(body));
-        }
-        // Only for a refused body: read again, to name the field.
-        match serde_path_to_error::deserialize::<_, T>(&value) {
-            Ok(body) => Ok(Json(body)),
-            Err(error) => Err(match error.path().to_string().as_str() {
-                "." => refused(error.inner()),
-                field => refused(&format_args!("{field}: {}", error.inner())),
-            }),
+        match value {
+            serde_json::Value::Object(object) => Ok(JsonObject(object)),
+            _ => Err(refused_body(&"expected a JSON object")),
         }
     }
+}
+
+impl JsonObject {
+    /// The names of the fields given.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The body as a `T`, or a 422 naming the field that is not what `T` takes.
+    pub fn parse<T: serde::de::DeserializeOwned>(self) -> Result<T, AppError> {
+        let value = serde_json::Value::Object(self.0);
+        if let Ok(body) = T::deserialize(&value) {
+            return Ok(body);
+        }
+        // Only for a refused body: read again, to name the field.
+        serde_path_to_error::deserialize::<_, T>(&value).map_err(|error| {
+            match error.path().to_string().as_str() {
+                "." => refused_body(error.inner()),
+                field => refused_body(&format_args!("{field}: {}", error.inner())),
+            }
+        })
+    }
+}
+
+fn refused_body(reason: &dyn std::fmt::Display) -> AppError {
+    AppError::Unprocessable(format!(
+        "Failed to deserialize the JSON body into the target type: {reason}"
+    ))
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {

@@ -15,8 +15,9 @@ use super::wire::{
     NameString, TimeZoneString, deserialize_optional_whole_number, deserialize_present,
     deserialize_present_whole_number,
 };
-use super::{Json, Pagination, Path, Query, each, invalid, nullable};
+use super::{Json, JsonObject, Pagination, Path, Query, each, invalid, nullable};
 use crate::AppState;
+use crate::domain::access::OWN_OPERATOR_FIELDS;
 use crate::domain::{self, Availability, MaxLoad, Name, Schedule, TimeZoneName};
 use crate::error::{AppError, ErrorBody};
 use crate::store::{NewOperator, OperatorChanges};
@@ -237,7 +238,7 @@ async fn list_operators(
     )))
 }
 
-/// Get an operator.
+/// Get an operator. An `operator` key gets only its own operator (any other: 403).
 #[utoipa::path(
     get, path = "/operators/{id}", tag = "operators",
     params(("id" = i64, Path, description = "Operator id")),
@@ -249,14 +250,19 @@ async fn list_operators(
 )]
 async fn get_operator(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<Json<Operator>, AppError> {
+    caller.refuse_other_operator(id)?;
     Ok(Json(state.store.get_operator(id).await?.into()))
 }
 
 /// Change an operator's name, activity, max_load, availability or working hours. Lowering max_load below the
 /// current load takes nothing away from the operator; they just get no new contacts until they are below it.
 /// A change that lets them take contacts drains their sources' queues at once.
+///
+/// An `operator` key may change only its own operator, and only `availability` and `away_until`: any other
+/// field in the body (even `null`) is refused with 403 naming it.
 #[utoipa::path(
     patch, path = "/operators/{id}", tag = "operators",
     params(("id" = i64, Path, description = "Operator id")),
@@ -273,11 +279,14 @@ async fn update_operator(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
-    Json(body): Json<UpdateOperator>,
+    body: JsonObject,
 ) -> Result<Json<Operator>, AppError> {
+    caller.refuse_other_operator(id)?;
+    caller.refuse_fields_outside(body.fields(), OWN_OPERATOR_FIELDS)?;
+    let changes = body.parse::<UpdateOperator>()?.parse()?;
     let operator = state
         .store
-        .update_operator(id, body.parse()?, caller.actor())
+        .update_operator(id, changes, caller.actor())
         .await?;
     Ok(Json(operator.into()))
 }

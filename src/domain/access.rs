@@ -9,12 +9,14 @@ use sha2::{Digest, Sha256};
 use super::values::ValueError;
 
 /// What a key may do. `admin` may do everything; `ingest` may post contacts and read back the ones it
-/// posted; `read` may read everything.
+/// posted; `read` may read everything; `operator` is bound to one operator and may read it, switch its
+/// availability, and read and change the status of the contacts assigned to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scope {
     Admin,
     Ingest,
     Read,
+    Operator,
 }
 
 impl Scope {
@@ -23,6 +25,101 @@ impl Scope {
             Scope::Admin => "admin",
             Scope::Ingest => "ingest",
             Scope::Read => "read",
+            Scope::Operator => "operator",
+        }
+    }
+
+    /// What a key of this scope may do, in the words of a refusal.
+    pub fn allowance(self) -> &'static str {
+        match self {
+            Scope::Admin => "everything",
+            Scope::Ingest => "POST /contacts/, and GET /contacts/{id} of the contacts it created",
+            Scope::Read => "every GET but those of /webhooks and /audit",
+            Scope::Operator => {
+                "for its own operator only: GET /operators/{id}; PATCH /operators/{id} with availability \
+                 and away_until; GET /contacts/ (its contacts); GET /contacts/{id} and \
+                 /contacts/{id}/history; PATCH /contacts/{id} with status, PATCH /contacts/{id}/status, \
+                 POST /contacts/{id}/accept and /decline"
+            }
+        }
+    }
+
+    /// Whether a key of this scope may call the route at all. Which records it may see or change there is
+    /// settled by the handler: an `ingest` key's own contacts, an `operator` key's own operator and contacts.
+    pub fn may_call(self, method: &str, route: &str) -> bool {
+        let need = Need::of(method, route);
+        match self {
+            Scope::Operator => need == Need::Nothing || operator_may_call(method, route),
+            scope => need.allows(scope),
+        }
+    }
+}
+
+/// The routes an `operator` key may call; every other is refused it, whatever its method.
+fn operator_may_call(method: &str, route: &str) -> bool {
+    matches!(
+        (method, route),
+        ("GET" | "HEAD" | "PATCH", "/operators/{id}")
+            | (
+                "GET" | "HEAD",
+                "/contacts" | "/contacts/{id}" | "/contacts/{id}/history"
+            )
+            | ("PATCH", "/contacts/{id}" | "/contacts/{id}/status")
+            | ("POST", "/contacts/{id}/accept" | "/contacts/{id}/decline")
+    )
+}
+
+/// The fields of `PATCH /operators/{id}` an `operator` key may send about its own operator.
+pub const OWN_OPERATOR_FIELDS: &[&str] = &["availability", "away_until"];
+
+/// The fields of `PATCH /contacts/{id}` an `operator` key may send about its own contacts.
+pub const OWN_CONTACT_FIELDS: &[&str] = &["status"];
+
+/// The first of the fields given that is not among those allowed, if any.
+pub fn first_field_outside<'a>(
+    given: impl IntoIterator<Item = &'a str>,
+    allowed: &[&str],
+) -> Option<&'a str> {
+    given.into_iter().find(|field| !allowed.contains(field))
+}
+
+/// The operator a new key is bound to: the `operator` scope needs one, every other scope refuses one.
+pub fn key_operator(scope: Scope, operator_id: Option<i64>) -> Result<Option<i64>, ValueError> {
+    match (scope, operator_id) {
+        (Scope::Operator, Some(id)) => Ok(Some(id)),
+        (Scope::Operator, None) => Err(ValueError(
+            "the operator scope needs the operator the key acts for".to_owned(),
+        )),
+        (_, Some(_)) => Err(ValueError(format!(
+            "only an operator key is bound to an operator, not a key of scope {scope}"
+        ))),
+        (_, None) => Ok(None),
+    }
+}
+
+/// Which contacts a request may see and change: all of them, or only those assigned to one operator (an
+/// `operator` key's). The others answer 404, as if they did not exist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reach {
+    #[default]
+    All,
+    AssignedTo(i64),
+}
+
+impl Reach {
+    /// Whether a contact assigned to `operator_id` (`None`: unassigned) is within reach.
+    pub fn covers(self, operator_id: Option<i64>) -> bool {
+        match self {
+            Reach::All => true,
+            Reach::AssignedTo(own) => operator_id == Some(own),
+        }
+    }
+
+    /// The operator the contacts must be assigned to, if the reach is limited.
+    pub fn operator_id(self) -> Option<i64> {
+        match self {
+            Reach::All => None,
+            Reach::AssignedTo(own) => Some(own),
         }
     }
 }
@@ -35,8 +132,9 @@ impl FromStr for Scope {
             "admin" => Ok(Scope::Admin),
             "ingest" => Ok(Scope::Ingest),
             "read" => Ok(Scope::Read),
+            "operator" => Ok(Scope::Operator),
             other => Err(ValueError(format!(
-                "{other:?} is not a scope (admin, ingest, read)"
+                "{other:?} is not a scope (admin, ingest, read, operator)"
             ))),
         }
     }
@@ -127,6 +225,81 @@ mod tests {
         assert!(Need::of("GET", "/webhooks/{id}").allows(Scope::Admin));
         assert!(!Need::of("GET", "/audit").allows(Scope::Read));
         assert!(Need::of("GET", "/audit").allows(Scope::Admin));
+    }
+
+    #[test]
+    fn an_operator_key_may_call_only_its_routes() {
+        for (method, route) in [
+            ("GET", "/operators/{id}"),
+            ("HEAD", "/operators/{id}"),
+            ("PATCH", "/operators/{id}"),
+            ("GET", "/contacts"),
+            ("GET", "/contacts/{id}"),
+            ("GET", "/contacts/{id}/history"),
+            ("PATCH", "/contacts/{id}"),
+            ("PATCH", "/contacts/{id}/status"),
+            ("POST", "/contacts/{id}/accept"),
+            ("POST", "/contacts/{id}/decline"),
+            ("GET", "/healthz"),
+            ("GET", "/docs/{*rest}"),
+        ] {
+            assert!(Scope::Operator.may_call(method, route), "{method} {route}");
+        }
+        for (method, route) in [
+            ("GET", "/operators"),
+            ("POST", "/operators"),
+            ("DELETE", "/operators/{id}"),
+            ("GET", "/operators/{id}/stats"),
+            ("GET", "/operators/{id}/time-off"),
+            ("POST", "/operators/{id}/time-off"),
+            ("POST", "/sources"),
+            ("GET", "/sources/{id}/queue"),
+            ("POST", "/contacts"),
+            ("DELETE", "/contacts/{id}"),
+            ("GET", "/contacts/{id}/accept"),
+            ("PATCH", "/contacts/{id}/decline"),
+            ("GET", "/leads/{id}"),
+            ("GET", "/stats/sources/{id}"),
+            ("GET", "/webhooks"),
+            ("GET", "/audit"),
+            ("GET", "/metrics"),
+            ("GET", "unmatched"),
+        ] {
+            assert!(!Scope::Operator.may_call(method, route), "{method} {route}");
+        }
+        // The other scopes keep their rules; accept and decline are admin changes for them.
+        assert!(Scope::Admin.may_call("POST", "/contacts/{id}/accept"));
+        assert!(!Scope::Read.may_call("POST", "/contacts/{id}/decline"));
+        assert!(!Scope::Ingest.may_call("POST", "/contacts/{id}/accept"));
+    }
+
+    #[test]
+    fn only_operator_keys_are_bound_to_an_operator() {
+        assert_eq!(key_operator(Scope::Operator, Some(7)), Ok(Some(7)));
+        assert!(key_operator(Scope::Operator, None).is_err());
+        assert!(key_operator(Scope::Admin, Some(7)).is_err());
+        assert_eq!(key_operator(Scope::Read, None), Ok(None));
+        assert_eq!("operator".parse::<Scope>(), Ok(Scope::Operator));
+    }
+
+    #[test]
+    fn an_operator_reaches_only_its_own_contacts_and_fields() {
+        assert!(Reach::AssignedTo(7).covers(Some(7)));
+        assert!(!Reach::AssignedTo(7).covers(Some(8)));
+        assert!(!Reach::AssignedTo(7).covers(None));
+        assert!(Reach::All.covers(None));
+        assert_eq!(
+            first_field_outside(["availability", "name", "away_until"], OWN_OPERATOR_FIELDS),
+            Some("name")
+        );
+        assert_eq!(
+            first_field_outside(["away_until", "availability"], OWN_OPERATOR_FIELDS),
+            None
+        );
+        assert_eq!(
+            first_field_outside(["status", "force"], OWN_CONTACT_FIELDS),
+            Some("force")
+        );
     }
 
     #[test]

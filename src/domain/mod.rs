@@ -10,7 +10,7 @@ pub mod values;
 pub mod webhooks;
 pub mod work_rules;
 
-pub use access::{Need, Scope};
+pub use access::{Need, Reach, Scope};
 pub use availability::{
     Accepting, Availability, NotAccepting, Period, Presence, Schedule, Shift, ShiftSpelling,
     TimeZoneName,

@@ -11,7 +11,7 @@ use super::history::{self, HistoryChange, entry, reason};
 use super::queue::{self, Drained};
 use super::tallies::{self, count_key};
 use super::{Result, Store, operators, sources, time_off};
-use crate::domain::{Routing, Status, draw_and_claim};
+use crate::domain::{Reach, Routing, Status, draw_and_claim};
 use crate::error::AppError;
 
 /// Most timed-out contacts one look hands on; the rest wait for the next look, moments later.
@@ -39,9 +39,17 @@ pub async fn refusers(db: &mut impl Executor, contact_id: i64) -> Result<Vec<i64
     db.all(sql, params![contact_id]).await
 }
 
-/// The contact, locked, if it is active and has an operator; 409 otherwise.
-async fn assigned_for_update(db: &mut impl Executor, id: i64) -> Result<(ContactState, i64)> {
+/// The contact, locked, if it is within reach (404 otherwise, as if it did not exist: an operator key reaches
+/// only the contacts assigned to its operator as committed), active and assigned (409 otherwise).
+async fn assigned_for_update(
+    db: &mut impl Executor,
+    id: i64,
+    reach: Reach,
+) -> Result<(ContactState, i64)> {
     let current = contacts::state_for_update(db, id).await?;
+    if !reach.covers(current.operator_id) {
+        return Err(AppError::not_found("Contact"));
+    }
     if !current.status.is_active() {
         return Err(AppError::Conflict(format!(
             "Contact {id} is {}, not active",
@@ -63,8 +71,9 @@ pub async fn accept(
     routing: &Routing,
     id: i64,
     api_key_id: Option<i64>,
+    reach: Reach,
 ) -> Result<Contact> {
-    let (current, operator_id) = assigned_for_update(db, id).await?;
+    let (current, operator_id) = assigned_for_update(db, id, reach).await?;
     if current.accepted_at.is_none() {
         let at = routing.clock.now();
         let sql = "UPDATE contacts SET accepted_at = $2, accept_deadline = NULL WHERE id = $1";
@@ -91,8 +100,9 @@ pub async fn decline(
     routing: &Routing,
     id: i64,
     api_key_id: Option<i64>,
+    reach: Reach,
 ) -> Result<(Contact, Drained)> {
-    let (current, operator_id) = assigned_for_update(db, id).await?;
+    let (current, operator_id) = assigned_for_update(db, id, reach).await?;
     let drained = hand_on(
         db,
         routing,
@@ -269,9 +279,14 @@ async fn expect(db: &mut impl Executor, id: i64) -> Result<Contact> {
 }
 
 impl Store {
-    pub async fn accept_contact(&self, id: i64, api_key_id: Option<i64>) -> Result<Contact> {
+    pub async fn accept_contact(
+        &self,
+        id: i64,
+        api_key_id: Option<i64>,
+        reach: Reach,
+    ) -> Result<Contact> {
         let routing = self.routing.clone();
-        let contact = transaction!(self, |db| accept(db, &routing, id, api_key_id).await)?;
+        let contact = transaction!(self, |db| accept(db, &routing, id, api_key_id, reach).await)?;
         if self
             .signals
             .webhooks_exist
@@ -282,10 +297,18 @@ impl Store {
         Ok(contact)
     }
 
-    pub async fn decline_contact(&self, id: i64, api_key_id: Option<i64>) -> Result<Contact> {
+    /// The contact as the decline left it: with its next operator, or waiting (shown to the operator who
+    /// declined it, though it is out of their reach from now on).
+    pub async fn decline_contact(
+        &self,
+        id: i64,
+        api_key_id: Option<i64>,
+        reach: Reach,
+    ) -> Result<Contact> {
         let routing = self.routing.clone();
         let (contact, drained) =
-            transaction!(self, |db| decline(db, &routing, id, api_key_id).await)?;
+            transaction!(self, |db| decline(db, &routing, id, api_key_id, reach)
+                .await)?;
         self.changed(&drained).await;
         Ok(contact)
     }

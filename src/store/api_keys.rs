@@ -9,13 +9,14 @@ use rusqlite::{Connection, OpenFlags};
 use super::audit::{self, Actor, AuditChange, action};
 use super::backend::Backend;
 use super::executor::{Executor, Record, Row, params, ready_now};
+use super::operators;
 use super::{Result, Store};
 use crate::domain::{Name, Scope};
 use crate::error::AppError;
 
 macro_rules! key_columns {
     () => {
-        "id, name, scope, created_at, revoked_at"
+        "id, name, scope, operator_id, created_at, revoked_at"
     };
 }
 
@@ -24,8 +25,10 @@ macro_rules! key_columns {
 pub struct ApiKey {
     pub id: i64,
     pub name: String,
-    /// `admin`, `ingest` or `read`.
+    /// `admin`, `ingest`, `read` or `operator`.
     pub scope: String,
+    /// The operator an `operator` key acts for (kept after the operator is deleted; the key then does nothing).
+    pub operator_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -34,14 +37,26 @@ record!(ApiKey {
     id,
     name,
     scope,
+    operator_id,
     created_at,
     revoked_at
 });
 
+/// A live key, as a request presents it.
+#[derive(Debug, Clone)]
+pub struct LiveKey {
+    pub id: i64,
+    pub scope: String,
+    /// The operator an `operator` key acts for.
+    pub operator_id: Option<i64>,
+    /// Whether that operator still exists.
+    pub operator_exists: bool,
+}
+
 /// Who a token belongs to, and whether any key was ever created (until one is, the API is open; revoking
 /// every key later does not open it again).
 struct Authenticated {
-    key: Option<(i64, String)>,
+    key: Option<LiveKey>,
     keys_exist: bool,
 }
 
@@ -49,19 +64,28 @@ impl Record for Authenticated {
     fn decode(row: &Row<'_>) -> Result<Self> {
         let key_id: Option<i64> = row.get("key_id")?;
         let scope: Option<String> = row.get("scope")?;
+        let operator_id: Option<i64> = row.get("operator_id")?;
+        let live_operator_id: Option<i64> = row.get("live_operator_id")?;
         Ok(Authenticated {
-            key: key_id.zip(scope),
+            key: key_id.zip(scope).map(|(id, scope)| LiveKey {
+                id,
+                scope,
+                operator_id,
+                operator_exists: live_operator_id.is_some(),
+            }),
             keys_exist: row.get("keys_exist")?,
         })
     }
 }
 
-/// In one round trip: the live key with this token hash, if any, and whether any key exists.
+/// In one round trip: the live key with this token hash, if any, with whether its operator exists, and
+/// whether any key exists.
 async fn authenticate(db: &mut impl Executor, token_hash: &str) -> Result<Authenticated> {
-    let sql = "SELECT \
-         (SELECT id FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL) AS key_id, \
-         (SELECT scope FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL) AS scope, \
-         EXISTS (SELECT 1 FROM api_keys) AS keys_exist";
+    let sql = "SELECT k.id AS key_id, k.scope, k.operator_id, o.id AS live_operator_id, \
+         EXISTS (SELECT 1 FROM api_keys) AS keys_exist \
+         FROM (SELECT 1 AS one) AS lookup \
+         LEFT JOIN api_keys k ON k.token_hash = $1 AND k.revoked_at IS NULL \
+         LEFT JOIN operators o ON o.id = k.operator_id";
     db.one(sql, params![token_hash]).await
 }
 
@@ -69,19 +93,29 @@ async fn create(
     db: &mut impl Executor,
     name: &Name,
     scope: Scope,
+    operator_id: Option<i64>,
     token_hash: &str,
     actor: Actor,
 ) -> Result<ApiKey> {
+    if let Some(operator_id) = operator_id {
+        // Kept from being deleted until the key is committed, so that it cannot be bound to an operator gone.
+        operators::find_for_share(db, operator_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("No operator with id {operator_id}")))?;
+    }
     let sql = concat!(
-        "INSERT INTO api_keys (name, scope, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING ",
+        "INSERT INTO api_keys (name, scope, operator_id, token_hash, created_at) ",
+        "VALUES ($1, $2, $3, $4, $5) RETURNING ",
         key_columns!()
     );
-    let key = db
-        .one(
-            sql,
-            params![name.as_str(), scope.as_str(), token_hash, super::now()],
-        )
-        .await?;
+    let params = params![
+        name.as_str(),
+        scope.as_str(),
+        operator_id,
+        token_hash,
+        super::now()
+    ];
+    let key = db.one(sql, params).await?;
     let change = AuditChange::created(action::KEY_CREATED, &key);
     audit::record(db, actor, change).await?;
     Ok(key)
@@ -177,8 +211,8 @@ impl KeyConnections {
 }
 
 impl Store {
-    /// The live key whose token has this hash (id, scope), and whether any live key exists.
-    pub async fn authenticate(&self, token_hash: &str) -> Result<(Option<(i64, String)>, bool)> {
+    /// The live key whose token has this hash, and whether any key exists.
+    pub async fn authenticate(&self, token_hash: &str) -> Result<(Option<LiveKey>, bool)> {
         let found = match &self.backend {
             Backend::Sqlite { keys, .. } => keys.authenticate(token_hash)?,
             Backend::Postgres { .. } => read!(self, |db| authenticate(db, token_hash).await)?,
@@ -191,17 +225,27 @@ impl Store {
         Ok(self.authenticate("").await?.1)
     }
 
-    /// Creates a key and returns it with its token, which is not stored and cannot be shown again.
+    /// Creates a key and returns it with its token, which is not stored and cannot be shown again. An
+    /// `operator` key is bound to `operator_id`, which must exist ([`crate::domain::access::key_operator`]
+    /// says which scopes take one).
     pub async fn create_api_key(
         &self,
         name: Name,
         scope: Scope,
+        operator_id: Option<i64>,
         actor: Actor,
     ) -> Result<(ApiKey, String)> {
         let token = crate::domain::access::new_token();
         let token_hash = crate::domain::access::token_hash(&token);
-        let key = transaction!(self, |db| create(db, &name, scope, &token_hash, actor)
-            .await)?;
+        let key = transaction!(self, |db| create(
+            db,
+            &name,
+            scope,
+            operator_id,
+            &token_hash,
+            actor
+        )
+        .await)?;
         Ok((key, token))
     }
 

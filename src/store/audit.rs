@@ -221,6 +221,7 @@ impl Audited for ApiKey {
             "id": self.id,
             "name": self.name,
             "scope": self.scope,
+            "operator_id": self.operator_id,
             "created_at": event_time(self.created_at),
             "revoked_at": self.revoked_at.map(event_time),
         })

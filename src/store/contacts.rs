@@ -4,17 +4,18 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
+use super::audit::Actor;
 use super::executor::{Dialect, Executor, Filters, Record, Row, params};
 use super::history::{self, HistoryChange, entry, reason};
 use super::leads::{self, Lead};
 use super::operators::{self, Operator};
-use super::queue::{self, Drained};
+use super::queue::{self, Drained, ManualAssignment};
 use super::sources::{self, Source, WorkRules};
 use super::tallies::{self, count_key};
 use super::{Page, Result, Store};
 use crate::domain::{
-    AcceptTimeout, Availability, CapacityClaim, LeadIdentity, Routing, Status, Text, TimeZoneName,
-    draw_and_claim,
+    AcceptTimeout, Availability, CapacityClaim, LeadIdentity, Reach, Routing, Status, Text,
+    TimeZoneName, draw_and_claim,
 };
 use crate::error::AppError;
 
@@ -165,6 +166,17 @@ pub struct ContactFilter {
     pub unassigned: Option<bool>,
 }
 
+/// A change of a contact by hand.
+#[derive(Debug, Clone)]
+pub struct ContactChange {
+    pub status: Option<Status>,
+    pub assignment: Option<ManualAssignment>,
+    /// Who makes it: the history names its key, the audit trail the actor of an assignment.
+    pub actor: Actor,
+    /// The contacts the caller may change; any other answers 404.
+    pub reach: Reach,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewContact {
     pub source_id: i64,
@@ -266,15 +278,19 @@ pub async fn find(db: &mut impl Executor, id: i64) -> Result<Option<Contact>> {
     Ok(Some(contact))
 }
 
-async fn expect(db: &mut impl Executor, id: i64) -> Result<Contact> {
+/// The contact, if it exists and is within reach; any other answers 404, as if it did not exist.
+async fn expect(db: &mut impl Executor, id: i64, reach: Reach) -> Result<Contact> {
     find(db, id)
         .await?
+        .filter(|contact| reach.covers(contact.operator_id))
         .ok_or_else(|| AppError::not_found("Contact"))
 }
 
-pub async fn exists(db: &mut impl Executor, id: i64) -> Result<bool> {
-    let sql = "SELECT EXISTS (SELECT 1 FROM contacts WHERE id = $1) AS value";
-    db.one(sql, params![id]).await
+/// Whether the contact exists and is within reach.
+pub async fn within_reach(db: &mut impl Executor, id: i64, reach: Reach) -> Result<bool> {
+    let sql = "SELECT EXISTS (SELECT 1 FROM contacts WHERE id = $1 \
+         AND ($2 IS NULL OR operator_id = $2)) AS value";
+    db.one(sql, params![id, reach.operator_id()]).await
 }
 
 /// The contact's state, locked until the transaction ends where the database locks rows, so that two
@@ -482,17 +498,42 @@ async fn previous_operator(
     db.optional(sql, params![lead_id, since]).await
 }
 
+/// Changes the contact by hand — its status, then its operator — in one transaction, once it is known to be
+/// within the caller's reach as committed: a contact given to another operator meanwhile is out of an
+/// operator key's reach, and answers 404. The status goes first, so that a contact closed and handed over in
+/// one request needs none of the new operator's capacity.
+pub async fn change(
+    db: &mut impl Executor,
+    routing: &Routing,
+    id: i64,
+    change: &ContactChange,
+) -> Result<(Contact, Drained)> {
+    let current = state_for_update(db, id).await?;
+    if !change.reach.covers(current.operator_id) {
+        return Err(AppError::not_found("Contact"));
+    }
+    let mut drained = Drained::default();
+    if let Some(status) = &change.status {
+        drained = drained.and(set_status(db, routing, id, status, change.actor.key_id()).await?);
+    }
+    if let Some(assignment) = &change.assignment {
+        let assigned = queue::assign_manually(db, routing, id, assignment, change.actor).await?;
+        drained = drained.and(assigned);
+    }
+    Ok((expect(db, id, Reach::All).await?, drained))
+}
+
 /// Sets the contact's status, moving one unit of load when it enters or leaves `active`. Reopening a contact
 /// gives it back to its operator even when that takes them over max_load: max_load bounds automatic
 /// assignment, not an operator's own decision. A unit freed goes to the operator's queues at once; an
 /// unassigned contact reopened waits in its source's queue (and is assigned if it can be).
-pub async fn set_status(
+async fn set_status(
     db: &mut impl Executor,
     routing: &Routing,
     id: i64,
     status: &Status,
     api_key_id: Option<i64>,
-) -> Result<(Contact, Drained)> {
+) -> Result<Drained> {
     let current = state_for_update(db, id).await?;
     let mut drained = Drained::default();
     if current.status != *status {
@@ -532,7 +573,7 @@ pub async fn set_status(
             _ => Drained::default(),
         };
     }
-    Ok((expect(db, id).await?, drained))
+    Ok(drained)
 }
 
 /// Forgets the idempotency keys older than their window.
@@ -556,8 +597,9 @@ impl Store {
         read!(self, |db| list(db, filter, page).await)
     }
 
-    pub async fn get_contact(&self, id: i64) -> Result<Contact> {
-        read!(self, |db| expect(db, id).await)
+    /// The contact, if it is within reach.
+    pub async fn get_contact(&self, id: i64, reach: Reach) -> Result<Contact> {
+        read!(self, |db| expect(db, id, reach).await)
     }
 
     /// The key that created the contact: `None` when there is no such contact, `Some(None)` for no key.
@@ -574,16 +616,11 @@ impl Store {
         Ok(found.map(|Creator(key_id)| key_id))
     }
 
-    pub async fn set_contact_status(
-        &self,
-        id: i64,
-        status: Status,
-        api_key_id: Option<i64>,
-    ) -> Result<Contact> {
+    /// Changes the contact by hand: its status, its operator, or both.
+    pub async fn change_contact(&self, id: i64, change: ContactChange) -> Result<Contact> {
         let routing = self.routing.clone();
         let (contact, drained) =
-            transaction!(self, |db| set_status(db, &routing, id, &status, api_key_id)
-                .await)?;
+            transaction!(self, |db| self::change(db, &routing, id, &change).await)?;
         self.changed(&drained).await;
         Ok(contact)
     }

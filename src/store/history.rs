@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::contacts::{self, Contact};
 use super::executor::{Executor, params};
 use super::{Page, Result, Store, webhooks};
-use crate::domain::Status;
+use crate::domain::{Reach, Status};
 use crate::error::AppError;
 
 /// The kinds of history entry.
@@ -120,24 +120,37 @@ pub async fn record(
     webhooks::enqueue(db, &change, &entry, snapshot).await
 }
 
-async fn list(db: &mut impl Executor, contact_id: i64, page: Page) -> Result<Vec<HistoryEntry>> {
+/// The page of the contact's history, if the contact is within reach as this very statement reads it: the
+/// check before it may have seen the contact before it was given to another operator.
+async fn list(
+    db: &mut impl Executor,
+    contact_id: i64,
+    reach: Reach,
+    page: Page,
+) -> Result<Vec<HistoryEntry>> {
     let sql = concat!(
         "SELECT ",
         history_columns!(),
-        " FROM contact_history WHERE contact_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
+        " FROM contact_history WHERE contact_id = $1 AND EXISTS (SELECT 1 FROM contacts ",
+        "WHERE id = $1 AND ($4 IS NULL OR operator_id = $4)) ORDER BY id LIMIT $2 OFFSET $3"
     );
-    db.all(sql, params![contact_id, page.limit, page.skip])
-        .await
+    let params = params![contact_id, page.limit, page.skip, reach.operator_id()];
+    db.all(sql, params).await
 }
 
 impl Store {
-    /// The contact's history, oldest first.
-    pub async fn contact_history(&self, id: i64, page: Page) -> Result<Vec<HistoryEntry>> {
+    /// The contact's history, oldest first, if the contact is within reach.
+    pub async fn contact_history(
+        &self,
+        id: i64,
+        reach: Reach,
+        page: Page,
+    ) -> Result<Vec<HistoryEntry>> {
         read!(self, |db| {
-            if !contacts::exists(db, id).await? {
+            if !contacts::within_reach(db, id, reach).await? {
                 return Err(AppError::not_found("Contact"));
             }
-            list(db, id, page).await
+            list(db, id, reach, page).await
         })
     }
 }

@@ -39,7 +39,7 @@ use crate::domain::{Clock, RandomSource, Routing};
 use crate::error::AppError;
 
 pub use audit::{Actor, AuditFilter};
-pub use contacts::{ContactFilter, CreatedContact, IdempotencyKey, NewContact};
+pub use contacts::{ContactChange, ContactFilter, CreatedContact, IdempotencyKey, NewContact};
 pub use deliveries::{Attempt, DeliveryJob};
 pub use leads::LEAD_DETAIL_CONTACTS;
 pub use leads::LeadFilter;

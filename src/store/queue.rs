@@ -377,8 +377,6 @@ pub struct ManualAssignment {
     pub operator_id: Option<i64>,
     /// Assign even to an inactive operator, or past max_load.
     pub force: bool,
-    /// Who assigns it.
-    pub actor: Actor,
 }
 
 /// Assigns the contact by hand, moving its unit of load (when active) from the previous operator to the new
@@ -390,7 +388,8 @@ pub async fn assign_manually(
     routing: &Routing,
     id: i64,
     assignment: &ManualAssignment,
-) -> Result<(Contact, Drained)> {
+    actor: Actor,
+) -> Result<Drained> {
     let current = contacts::state_for_update(db, id).await?;
     let target = assignment.operator_id;
     let mut drained = Drained::default();
@@ -450,7 +449,7 @@ pub async fn assign_manually(
             from_status: Some(current.status.clone()),
             to_status: current.status.clone(),
             reason: reason::MANUAL,
-            api_key_id: assignment.actor.key_id(),
+            api_key_id: actor.key_id(),
         };
         history::record(db, change, None).await?;
         let change = AuditChange {
@@ -467,7 +466,7 @@ pub async fn assign_manually(
                 "force": assignment.force,
             })),
         };
-        audit::record(db, assignment.actor, change).await?;
+        audit::record(db, actor, change).await?;
         if active {
             let mut sources = match current.operator_id {
                 Some(previous) => sources::sources_of_operator(db, previous).await?,
@@ -479,23 +478,10 @@ pub async fn assign_manually(
             drained = drain(db, routing, &sources).await?;
         }
     }
-    let contact = contacts::find(db, id)
-        .await?
-        .ok_or_else(|| AppError::not_found("Contact"))?;
-    Ok((contact, drained))
+    Ok(drained)
 }
 
 impl Store {
-    /// Gives the contact to an operator, or takes it from one, by hand.
-    pub async fn assign_contact(&self, id: i64, assignment: ManualAssignment) -> Result<Contact> {
-        let routing = self.routing.clone();
-        let (contact, drained) =
-            transaction!(self, |db| assign_manually(db, &routing, id, &assignment)
-                .await)?;
-        self.changed(&drained).await;
-        Ok(contact)
-    }
-
     /// A page of the source's queue, oldest first.
     pub async fn queue(&self, source_id: i64, page: Page) -> Result<Vec<Contact>> {
         read!(self, |db| page_of(db, source_id, page).await)

@@ -678,15 +678,20 @@ pub fn send_signal(child: &Child, signal: &str) {
     assert!(status.success(), "kill -{signal} failed");
 }
 
-/// Runs `leadrouter keys …` on the app's database and returns its standard output.
-pub fn keys_command(app: &TestApp, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_leadrouter"))
+/// Runs `leadrouter keys …` on the app's database, however it ends.
+pub fn keys_output(app: &TestApp, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_leadrouter"))
         .arg("keys")
         .args(args)
         .env("DATABASE_URL", &app.database.url)
         .env("RUST_LOG", "off")
         .output()
-        .expect("leadrouter keys runs");
+        .expect("leadrouter keys runs")
+}
+
+/// Runs `leadrouter keys …` on the app's database and returns its standard output.
+pub fn keys_command(app: &TestApp, args: &[&str]) -> String {
+    let output = keys_output(app, args);
     assert!(
         output.status.success(),
         "keys {args:?}: {}",
@@ -697,7 +702,32 @@ pub fn keys_command(app: &TestApp, args: &[&str]) -> String {
 
 /// Creates a key with `leadrouter keys create`: (key id, token).
 pub fn create_key_with_id(app: &TestApp, scope: &str, name: &str) -> (i64, String) {
-    let printed = keys_command(app, &["create", "--scope", scope, "--name", name]);
+    created_key(&keys_command(
+        app,
+        &["create", "--scope", scope, "--name", name],
+    ))
+}
+
+/// Creates an `operator` key for the operator: (key id, token).
+pub fn create_operator_key(app: &TestApp, operator_id: i64, name: &str) -> (i64, String) {
+    let operator = operator_id.to_string();
+    let printed = keys_command(
+        app,
+        &[
+            "create",
+            "--scope",
+            "operator",
+            "--operator",
+            &operator,
+            "--name",
+            name,
+        ],
+    );
+    created_key(&printed)
+}
+
+/// The id and token `leadrouter keys create` printed.
+fn created_key(printed: &str) -> (i64, String) {
     // "Created key 3 (name, scope admin). Its token, shown this once:" then the token.
     let id = printed
         .split_whitespace()

@@ -25,6 +25,7 @@ mod leads;
 mod lifecycle;
 mod multi_instance;
 mod openapi;
+mod operator_keys;
 mod operators;
 mod queue;
 mod sources;

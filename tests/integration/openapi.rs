@@ -6,7 +6,7 @@
 //! regenerate the snapshot and review its diff:
 //!
 //! ```bash
-//! UPDATE_SNAPSHOTS=1 cargo test --test openapi
+//! UPDATE_SNAPSHOTS=1 cargo test --test integration openapi
 //! git diff tests/snapshots/openapi.json
 //! ```
 
@@ -284,7 +284,7 @@ backend_test!(the_openapi_document_matches_the_snapshot, |app| {
         return;
     }
     let committed = std::fs::read_to_string(SNAPSHOT).unwrap_or_else(|error| {
-        panic!("reading {SNAPSHOT} ({error}); create it with `{UPDATE_VAR}=1 cargo test --test openapi`")
+        panic!("reading {SNAPSHOT} ({error}); create it with `{UPDATE_VAR}=1 cargo test --test integration openapi`")
     });
     let snapshot: Value = serde_json::from_str(&committed)
         .unwrap_or_else(|error| panic!("{SNAPSHOT} is not JSON: {error}"));
@@ -301,7 +301,7 @@ backend_test!(the_openapi_document_matches_the_snapshot, |app| {
         found.is_empty(),
         "the served /openapi.json differs from {SNAPSHOT} in {total} place(s) \
          (- the snapshot, + the served document):\n{}{more}\n\n\
-         If the change is intended, regenerate the snapshot with `{UPDATE_VAR}=1 cargo test --test openapi` \
+         If the change is intended, regenerate the snapshot with `{UPDATE_VAR}=1 cargo test --test integration openapi` \
          and review `git diff tests/snapshots/openapi.json`.",
         found.join("\n")
     );
