@@ -14,8 +14,8 @@ ALTER TABLE contacts ADD COLUMN accept_deadline TEXT;
 -- The best that is known of the contacts assigned before: since they were created.
 UPDATE contacts SET assigned_at = created_at WHERE operator_id IS NOT NULL;
 CREATE INDEX contacts_accept_deadline ON contacts (accept_deadline) WHERE accept_deadline IS NOT NULL;
--- Returning leads: a lead's latest assignment.
-CREATE INDEX contacts_lead_assigned ON contacts (lead_id, assigned_at) WHERE operator_id IS NOT NULL;
+-- Returning leads are found through contacts_lead (a lead has few contacts): no index of their own, which
+-- every contact would pay for.
 
 -- The operators a contact is never given to again automatically: they declined it or let it time out.
 CREATE TABLE contact_refusals (

@@ -137,18 +137,11 @@ impl Shift {
     }
 }
 
-/// A channel leads write through: a bot.
+/// A channel leads write through: a bot, with its work rules.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Source {
-    #[schema(example = 1)]
-    pub id: i64,
-    #[schema(example = "Telegram Bot")]
-    pub name: String,
-    #[schema(example = "Бот в Telegram")]
-    pub description: Option<String>,
-    #[serde(serialize_with = "serialize_timestamp")]
-    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
-    pub created_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub record: ContactSource,
     /// `keep`: an operator's active contacts stay with them when they stop taking contacts; `requeue`:
     /// they go back to this queue, at their age.
     #[schema(value_type = UnavailablePolicyName, example = "keep")]
@@ -212,7 +205,7 @@ pub struct Contact {
     #[schema(value_type = Option<String>, format = DateTime, example = json!(null))]
     pub accepted_at: Option<DateTime<Utc>>,
     pub lead: Lead,
-    pub source: Source,
+    pub source: ContactSource,
     pub operator: Option<ContactOperator>,
     /// While the contact waits (no operator, status `active`): its place in its source's queue, from 1 for
     /// the oldest. `null` otherwise.
@@ -286,16 +279,39 @@ impl From<operators::OperatorNow> for Operator {
     }
 }
 
-impl From<sources::Source> for Source {
+/// A source's own fields: what a contact shows of its source (its work rules are the source's business, read
+/// at `GET /sources/{id}`), and the start of every source response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ContactSource {
+    #[schema(example = 1)]
+    pub id: i64,
+    #[schema(example = "Telegram Bot")]
+    pub name: String,
+    #[schema(example = "Бот в Telegram")]
+    pub description: Option<String>,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<sources::Source> for ContactSource {
     fn from(source: sources::Source) -> Self {
         Self {
             id: source.id,
             name: source.name,
             description: source.description,
             created_at: source.created_at,
+        }
+    }
+}
+
+impl From<sources::Source> for Source {
+    fn from(source: sources::Source) -> Self {
+        Self {
             on_operator_unavailable: source.rules.on_operator_unavailable.as_str(),
             sticky_hours: source.rules.sticky_hours.get(),
             accept_timeout_secs: source.rules.accept_timeout.secs(),
+            record: ContactSource::from(source),
         }
     }
 }

@@ -10,7 +10,7 @@ use super::history::{self, HistoryChange, entry, reason};
 use super::leads::{self, Lead};
 use super::operators::{self, Operator};
 use super::queue::{self, Drained, ManualAssignment};
-use super::sources::{self, Source, WorkRules};
+use super::sources::{self, RulesColumns, Source, WorkRules};
 use super::tallies::{self, count_key};
 use super::{Page, Result, Store};
 use crate::domain::{
@@ -119,7 +119,7 @@ impl Record for Contact {
                 name: row.get("source_name")?,
                 description: row.get("source_description")?,
                 created_at: row.get("source_created_at")?,
-                rules: WorkRules::decode(row, "source_")?,
+                rules: WorkRules::decode(row, RulesColumns::Contact)?,
             },
             operator,
             queue_position: None,
@@ -403,13 +403,16 @@ async fn route_new(
     new: &NewContact,
     created_at: DateTime<Utc>,
 ) -> Result<(Contact, Drained)> {
-    let source = sources::find(db, new.source_id)
+    let sources::RoutingView {
+        source,
+        mut candidates,
+        has_waiting,
+    } = sources::routing_view(db, new.source_id, routing.clock.now())
         .await?
         .ok_or_else(|| AppError::not_found("Source"))?;
     let lead = leads::resolve(db, &new.lead).await?;
-    let mut candidates = sources::candidates_of(db, source.id, routing.clock.now()).await?;
     let mut drained = Drained::default();
-    if !candidates.is_empty() && queue::has_waiting(db, source.id).await? {
+    if !candidates.is_empty() && has_waiting {
         drained = queue::drain(db, routing, &[source.id]).await?;
         candidates = sources::candidates_of(db, source.id, routing.clock.now()).await?;
     }

@@ -80,7 +80,8 @@ pub use params;
 
 /// A row as read by either backend.
 pub enum Row<'r> {
-    Rusqlite(&'r rusqlite::Row<'r>),
+    /// With its statement's column names, looked up once per statement rather than once per value.
+    Rusqlite(&'r rusqlite::Row<'r>, &'r ColumnNames),
     Sqlite(&'r SqliteRow),
     Postgres(&'r PgRow),
 }
@@ -89,6 +90,52 @@ impl Row<'_> {
     /// The value of the named column.
     pub fn get<T: Column>(&self, column: &str) -> Result<T> {
         T::read(self, column)
+    }
+}
+
+/// The columns of a rusqlite statement, by name. rusqlite finds a column by name by asking SQLite for every
+/// column's name and comparing without regard to case, for each value read: on the wide rows of the write
+/// path that was a measurable share of the writer thread's time. The names are copied once per statement into
+/// one buffer, which each thread keeps and reuses.
+#[derive(Default)]
+pub struct ColumnNames {
+    text: String,
+    /// Where each column's name lies in `text`.
+    spans: Vec<(usize, usize)>,
+    /// Where the next lookup starts: just after the last column found, since records are mostly decoded in
+    /// the order their columns are selected.
+    next: std::cell::Cell<usize>,
+}
+
+thread_local! {
+    static COLUMN_NAMES: std::cell::RefCell<ColumnNames> = std::cell::RefCell::default();
+}
+
+impl ColumnNames {
+    fn fill(&mut self, statement: &rusqlite::Statement<'_>) {
+        self.text.clear();
+        self.spans.clear();
+        self.next.set(0);
+        for index in 0..statement.column_count() {
+            let start = self.text.len();
+            if let Ok(name) = statement.column_name(index) {
+                self.text.push_str(name);
+            }
+            self.spans.push((start, self.text.len()));
+        }
+    }
+
+    fn index(&self, column: &str) -> rusqlite::Result<usize> {
+        let count = self.spans.len();
+        let first = self.next.get();
+        for index in (first..count).chain(0..first.min(count)) {
+            let (start, end) = self.spans[index];
+            if self.text.as_bytes()[start..end] == *column.as_bytes() {
+                self.next.set(index + 1);
+                return Ok(index);
+            }
+        }
+        Err(rusqlite::Error::InvalidColumnName(column.to_owned()))
     }
 }
 
@@ -102,7 +149,7 @@ macro_rules! plain_column {
         impl Column for $type {
             fn read(row: &Row<'_>, column: &str) -> Result<Self> {
                 Ok(match row {
-                    Row::Rusqlite(row) => row.get(column)?,
+                    Row::Rusqlite(row, names) => row.get(names.index(column)?)?,
                     Row::Sqlite(row) => row.try_get(column)?,
                     Row::Postgres(row) => row.try_get(column)?,
                 })
@@ -127,13 +174,15 @@ macro_rules! parsed_column {
     ($($type:ty),+) => {$(
         impl Column for Option<$type> {
             fn read(row: &Row<'_>, column: &str) -> Result<Self> {
-                let Some(text) = Option::<String>::read(row, column)? else {
-                    return Ok(None);
-                };
-                <$type>::parse(&text).map(Some).map_err(|error| {
-                    AppError::Internal(anyhow::anyhow!(
-                        "column {column} holds {text:?}, which is not valid: {error}"
-                    ))
+                with_text(row, column, |text| {
+                    let Some(text) = text else {
+                        return Ok(None);
+                    };
+                    <$type>::parse(text).map(Some).map_err(|error| {
+                        AppError::Internal(anyhow::anyhow!(
+                            "column {column} holds {text:?}, which is not valid: {error}"
+                        ))
+                    })
                 })
             }
         }
@@ -155,6 +204,25 @@ parsed_column!(
     UnavailablePolicy
 );
 
+/// Hands the column's text (`None` for NULL) to `parse`, borrowed from the row rather than copied.
+fn with_text<T>(
+    row: &Row<'_>,
+    column: &str,
+    parse: impl FnOnce(Option<&str>) -> Result<T>,
+) -> Result<T> {
+    match row {
+        Row::Rusqlite(row, names) => {
+            let value = row.get_ref(names.index(column)?)?;
+            let text = value.as_str_or_null().map_err(|error| {
+                rusqlite::Error::FromSqlConversionFailure(0, value.data_type(), Box::new(error))
+            })?;
+            parse(text)
+        }
+        Row::Sqlite(row) => parse(row.try_get::<Option<&str>, _>(column)?),
+        Row::Postgres(row) => parse(row.try_get::<Option<&str>, _>(column)?),
+    }
+}
+
 fn null_column(column: &str) -> AppError {
     AppError::Internal(anyhow::anyhow!("column {column} is unexpectedly NULL"))
 }
@@ -163,21 +231,21 @@ impl Column for Option<DateTime<Utc>> {
     fn read(row: &Row<'_>, column: &str) -> Result<Self> {
         Ok(match row {
             // Written by [`timestamp_text`], as sqlx writes timestamps to SQLite.
-            Row::Rusqlite(row) => {
-                let text: Option<String> = row.get(column)?;
-                text.map(|text| {
-                    DateTime::parse_from_rfc3339(&text)
-                        .map(|time| time.with_timezone(&Utc))
-                        .map_err(|error| {
-                            rusqlite::Error::FromSqlConversionFailure(
-                                0,
-                                Type::Text,
-                                Box::new(error),
-                            )
-                        })
-                })
-                .transpose()?
-            }
+            Row::Rusqlite(..) => with_text(row, column, |text| {
+                Ok(text
+                    .map(|text| {
+                        DateTime::parse_from_rfc3339(text)
+                            .map(|time| time.with_timezone(&Utc))
+                            .map_err(|error| {
+                                rusqlite::Error::FromSqlConversionFailure(
+                                    0,
+                                    Type::Text,
+                                    Box::new(error),
+                                )
+                            })
+                    })
+                    .transpose()?)
+            })?,
             Row::Sqlite(row) => row.try_get(column)?,
             Row::Postgres(row) => row.try_get(column)?,
         })
@@ -312,14 +380,18 @@ fn rusqlite_rows<T: Record>(
     at_most: usize,
 ) -> Result<Vec<T>> {
     let mut statement = prepare(connection, sql, params)?;
-    let mut rows = statement.raw_query();
-    let mut found = Vec::new();
-    while found.len() < at_most
-        && let Some(row) = rows.next()?
-    {
-        found.push(T::decode(&Row::Rusqlite(row))?);
-    }
-    Ok(found)
+    // Decoding runs no statement of its own, so the thread's buffer is never borrowed twice.
+    COLUMN_NAMES.with_borrow_mut(|names| {
+        names.fill(&statement);
+        let mut rows = statement.raw_query();
+        let mut found = Vec::new();
+        while found.len() < at_most
+            && let Some(row) = rows.next()?
+        {
+            found.push(T::decode(&Row::Rusqlite(row, names))?);
+        }
+        Ok(found)
+    })
 }
 
 impl Executor for rusqlite::Connection {

@@ -88,15 +88,6 @@ async fn waiting(db: &mut impl Executor, source_id: i64, limit: i64) -> Result<V
     db.all(sql, params![source_id, limit]).await
 }
 
-pub async fn has_waiting(db: &mut impl Executor, source_id: i64) -> Result<bool> {
-    let sql = concat!(
-        "SELECT EXISTS (SELECT 1 FROM contacts WHERE source_id = $1 AND ",
-        waiting!(),
-        ") AS value"
-    );
-    db.one(sql, params![source_id]).await
-}
-
 /// How many contacts of the source wait ahead of contact `id`, or with it.
 pub async fn position(db: &mut impl Executor, source_id: i64, id: i64) -> Result<i64> {
     let sql = concat!(

@@ -8,7 +8,7 @@ use super::queue::{self, Drained};
 use super::{Page, Result, Store, operators};
 use crate::domain::{
     AcceptTimeout, Candidate, LinkedOperator, Name, Routing, StickyHours, Text, UnavailablePolicy,
-    Weight, candidates,
+    ValueError, Weight, candidates,
 };
 use crate::error::AppError;
 
@@ -42,19 +42,34 @@ pub struct WorkRules {
     pub accept_timeout: AcceptTimeout,
 }
 
+/// The columns of a source's work rules, as a source row names them and as a contact's row does.
+pub enum RulesColumns {
+    Source,
+    Contact,
+}
+
 impl WorkRules {
-    /// Decodes the rules from a row, whose columns may carry `prefix` (`source_` in a joined row).
-    pub fn decode(row: &Row<'_>, prefix: &str) -> Result<Self> {
-        let column = |name: &str| format!("{prefix}{name}");
-        let invalid = |name: &str, error: String| {
-            AppError::Internal(anyhow::anyhow!("column {prefix}{name}: {error}"))
+    pub fn decode(row: &Row<'_>, columns: RulesColumns) -> Result<Self> {
+        let [policy, sticky, timeout] = match columns {
+            RulesColumns::Source => [
+                "on_operator_unavailable",
+                "sticky_hours",
+                "accept_timeout_secs",
+            ],
+            RulesColumns::Contact => [
+                "source_on_operator_unavailable",
+                "source_sticky_hours",
+                "source_accept_timeout_secs",
+            ],
+        };
+        let invalid = |column: &str, error: ValueError| {
+            AppError::Internal(anyhow::anyhow!("column {column}: {}", error.0))
         };
         Ok(WorkRules {
-            on_operator_unavailable: row.get(&column("on_operator_unavailable"))?,
-            sticky_hours: StickyHours::parse(row.get(&column("sticky_hours"))?)
-                .map_err(|e| invalid("sticky_hours", e.0))?,
-            accept_timeout: AcceptTimeout::parse(row.get(&column("accept_timeout_secs"))?)
-                .map_err(|e| invalid("accept_timeout_secs", e.0))?,
+            on_operator_unavailable: row.get(policy)?,
+            sticky_hours: StickyHours::parse(row.get(sticky)?).map_err(|e| invalid(sticky, e))?,
+            accept_timeout: AcceptTimeout::parse(row.get(timeout)?)
+                .map_err(|e| invalid(timeout, e))?,
         })
     }
 }
@@ -89,7 +104,7 @@ impl Record for Source {
             name: row.get("name")?,
             description: row.get("description")?,
             created_at: row.get("created_at")?,
-            rules: WorkRules::decode(row, "")?,
+            rules: WorkRules::decode(row, RulesColumns::Source)?,
         })
     }
 }
@@ -261,6 +276,16 @@ async fn weight_for_update(
     db.optional(sql, params![source_id, operator_id]).await
 }
 
+/// The linked operator columns that routing reads, with whether each has time off on record (on
+/// `source_operator_weights` as `w`, `operators` as `o`).
+macro_rules! linked_columns {
+    () => {
+        "w.operator_id, w.weight, o.is_active, o.max_load, o.active_load, o.availability, o.away_until, \
+         o.timezone, o.schedule, \
+         EXISTS (SELECT 1 FROM operator_time_off t WHERE t.operator_id = o.id) AS has_time_off"
+    };
+}
+
 /// The operators that may take a contact of the source at `now`, by the rule of [`candidates`], in operator
 /// order. One query loads the operators with their availability and schedule, and whether they have time off
 /// on record; only when one who could otherwise take the contact has some is it loaded, by a second query.
@@ -269,12 +294,23 @@ pub async fn candidates_of(
     source_id: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<Candidate>> {
-    let sql = "SELECT w.operator_id, w.weight, o.is_active, o.max_load, o.active_load, o.availability, \
-         o.away_until, o.timezone, o.schedule, \
-         EXISTS (SELECT 1 FROM operator_time_off t WHERE t.operator_id = o.id) AS has_time_off \
-         FROM source_operator_weights w JOIN operators o ON o.id = w.operator_id \
-         WHERE w.source_id = $1 ORDER BY w.operator_id";
+    let sql = concat!(
+        "SELECT ",
+        linked_columns!(),
+        " FROM source_operator_weights w JOIN operators o ON o.id = w.operator_id ",
+        "WHERE w.source_id = $1 ORDER BY w.operator_id"
+    );
     let rows: Vec<WithTimeOff> = db.all(sql, params![source_id]).await?;
+    with_time_off(db, source_id, rows, now).await
+}
+
+/// The candidates among the linked operators as read, their time off loaded if it may matter.
+async fn with_time_off(
+    db: &mut impl Executor,
+    source_id: i64,
+    rows: Vec<WithTimeOff>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Candidate>> {
     let needs_time_off = rows.iter().any(|WithTimeOff(operator, has_time_off)| {
         *has_time_off
             && operator.active_load < operator.max_load
@@ -297,14 +333,74 @@ pub async fn candidates_of(
     Ok(candidates(&linked, now))
 }
 
-/// The live sources an operator is linked to.
+/// What routing a new contact of a live source starts from: the source, its candidates at `now`, and whether
+/// contacts wait in its queue.
+pub struct RoutingView {
+    pub source: Source,
+    pub candidates: Vec<Candidate>,
+    pub has_waiting: bool,
+}
+
+/// One row of [`routing_view`]'s query: the source, and one linked operator if it has any.
+struct SourceRow {
+    source: Source,
+    has_waiting: bool,
+    linked: Option<WithTimeOff>,
+}
+
+impl Record for SourceRow {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        // In the order of the columns, which makes finding each by name cheap.
+        let source = Source::decode(row)?;
+        let has_waiting = row.get("has_waiting")?;
+        let linked = match row.get::<Option<i64>>("operator_id")? {
+            Some(_) => Some(WithTimeOff::decode(row)?),
+            None => None,
+        };
+        Ok(SourceRow {
+            source,
+            has_waiting,
+            linked,
+        })
+    }
+}
+
+/// [`RoutingView`] of the source, or `None` when there is no live source of that id: the source, its
+/// operators and its queue in one query, where they were three — a new contact's one read before it writes.
+pub async fn routing_view(
+    db: &mut impl Executor,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<RoutingView>> {
+    let sql = concat!(
+        "SELECT s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, s.sticky_hours, ",
+        "s.accept_timeout_secs, EXISTS (SELECT 1 FROM contacts c WHERE c.source_id = s.id ",
+        "AND c.operator_id IS NULL AND c.status = 'active') AS has_waiting, ",
+        linked_columns!(),
+        " FROM sources s LEFT JOIN source_operator_weights w ON w.source_id = s.id ",
+        "LEFT JOIN operators o ON o.id = w.operator_id ",
+        "WHERE s.id = $1 AND s.deleted_at IS NULL ORDER BY w.operator_id"
+    );
+    let rows: Vec<SourceRow> = db.all(sql, params![id]).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let (source, has_waiting) = (first.source.clone(), first.has_waiting);
+    let linked = rows.into_iter().filter_map(|row| row.linked).collect();
+    Ok(Some(RoutingView {
+        candidates: with_time_off(db, id, linked, now).await?,
+        source,
+        has_waiting,
+    }))
+}
+
 /// The source's work rules (a retired source's too: its contacts live on).
 pub async fn rules_of(db: &mut impl Executor, id: i64) -> Result<WorkRules> {
     /// The rules alone, unprefixed.
     struct Rules(WorkRules);
     impl Record for Rules {
         fn decode(row: &Row<'_>) -> Result<Self> {
-            WorkRules::decode(row, "").map(Rules)
+            WorkRules::decode(row, RulesColumns::Source).map(Rules)
         }
     }
     let sql = "SELECT on_operator_unavailable, sticky_hours, accept_timeout_secs FROM sources WHERE id = $1";

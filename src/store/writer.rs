@@ -255,7 +255,7 @@ fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) -> b
     let mut replies = Vec::with_capacity(batch_size);
     let mut failed = false;
     for job in jobs {
-        if let Err(error) = tx.execute_batch("SAVEPOINT write") {
+        if let Err(error) = run_cached(tx, "SAVEPOINT write") {
             tracing::error!(%error, "could not open a savepoint");
             failed = true;
             break;
@@ -272,11 +272,13 @@ fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) -> b
                 Outcome::Undone
             }
         };
-        let closing = match outcome {
-            Outcome::Done => "RELEASE write",
-            Outcome::Undone => "ROLLBACK TO write; RELEASE write",
+        let closed = match outcome {
+            Outcome::Done => run_cached(tx, "RELEASE write"),
+            Outcome::Undone => {
+                run_cached(tx, "ROLLBACK TO write").and_then(|()| run_cached(tx, "RELEASE write"))
+            }
         };
-        if let Err(error) = tx.execute_batch(closing) {
+        if let Err(error) = closed {
             tracing::error!(%error, "could not close a savepoint");
             failed = true;
             break;
@@ -290,6 +292,12 @@ fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) -> b
         reply(committed);
     }
     committed
+}
+
+/// Runs a statement of the batch's own from the statement cache: `execute_batch` would parse it anew for every
+/// write.
+fn run_cached(tx: &Connection, sql: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.raw_execute().map(drop)
 }
 
 fn commit(tx: &Connection) -> bool {

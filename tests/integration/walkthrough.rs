@@ -184,30 +184,38 @@ backend_test!(
         let alice =
             json!({ "source_id": source_id, "lead_phone": "+49 30 1234567", "lead_name": "Alice" });
 
+        let anna_path = format!("/operators/{anna_id}");
+        let anna_now = async || {
+            step(
+                &app,
+                &clock,
+                Method::GET,
+                &anna_path,
+                None,
+                &operator_fields,
+            )
+            .await
+        };
+        let new_contact = async |body: serde_json::Value| {
+            step(
+                &app,
+                &clock,
+                Method::POST,
+                "/contacts/",
+                Some(body),
+                &contact_fields,
+            )
+            .await
+        };
+
         // 09:00: Anna's shift starts.
         clock.set(berlin("2026-12-02T09:00:00"));
-        let now = step(
-            &app,
-            &clock,
-            Method::GET,
-            &format!("/operators/{anna_id}"),
-            None,
-            &operator_fields,
-        )
-        .await;
+        let now = anna_now().await;
         assert_eq!(now["accepting"], true);
 
         // 09:05: Alice writes; only Anna is on shift. Anna accepts.
         clock.set(berlin("2026-12-02T09:05:00"));
-        let first = step(
-            &app,
-            &clock,
-            Method::POST,
-            "/contacts/",
-            Some(alice.clone()),
-            &contact_fields,
-        )
-        .await;
+        let first = new_contact(alice.clone()).await;
         assert_eq!(first["operator_id"], anna_id);
         let first_id = first["id"].as_i64().unwrap();
         step(
@@ -242,39 +250,16 @@ backend_test!(
         .await;
         assert_eq!(lunch["not_accepting_because"], "away");
         clock.set(berlin("2026-12-02T12:40:00"));
-        let during_lunch = step(
-            &app,
-            &clock,
-            Method::POST,
-            "/contacts/",
-            Some(json!({ "source_id": source_id, "lead_external_id": "bob" })),
-            &contact_fields,
-        )
-        .await;
+        let during_lunch =
+            new_contact(json!({ "source_id": source_id, "lead_external_id": "bob" })).await;
         assert_eq!(during_lunch["operator_id"], boris_id);
         clock.set(berlin("2026-12-02T13:30:00"));
-        let back = step(
-            &app,
-            &clock,
-            Method::GET,
-            &format!("/operators/{anna_id}"),
-            None,
-            &operator_fields,
-        )
-        .await;
+        let back = anna_now().await;
         assert_eq!(back["accepting"], true);
 
         // 14:00: Alice comes back: to Anna, her operator of this morning (sticky), not by the draw.
         clock.set(berlin("2026-12-02T14:00:00"));
-        let returning = step(
-            &app,
-            &clock,
-            Method::POST,
-            "/contacts/",
-            Some(alice.clone()),
-            &contact_fields,
-        )
-        .await;
+        let returning = new_contact(alice.clone()).await;
         assert_eq!(returning["operator_id"], anna_id);
         let returning_id = returning["id"].as_i64().unwrap();
         let history = step(
@@ -320,52 +305,20 @@ backend_test!(
 
         // 18:00: the shift ends; next on shift Friday 09:00, Thursday being off.
         clock.set(berlin("2026-12-02T18:00:00"));
-        let evening = step(
-            &app,
-            &clock,
-            Method::GET,
-            &format!("/operators/{anna_id}"),
-            None,
-            &operator_fields,
-        )
-        .await;
+        let evening = anna_now().await;
         assert_eq!(evening["not_accepting_because"], "off_shift");
         assert_eq!(evening["next_change_at"], "2026-12-04T08:00:00.000000Z");
 
         // Thursday 10:00: on time off. Alice writes again: to Boris, her latest operator since the timeout.
         clock.set(berlin("2026-12-03T10:00:00"));
-        let thursday = step(
-            &app,
-            &clock,
-            Method::GET,
-            &format!("/operators/{anna_id}"),
-            None,
-            &operator_fields,
-        )
-        .await;
+        let thursday = anna_now().await;
         assert_eq!(thursday["not_accepting_because"], "time_off");
-        let on_day_off = step(
-            &app,
-            &clock,
-            Method::POST,
-            "/contacts/",
-            Some(alice.clone()),
-            &contact_fields,
-        )
-        .await;
+        let on_day_off = new_contact(alice.clone()).await;
         assert_eq!(on_day_off["operator_id"], boris_id);
 
         // Friday 09:00: back.
         clock.set(berlin("2026-12-04T09:00:00"));
-        let friday = step(
-            &app,
-            &clock,
-            Method::GET,
-            &format!("/operators/{anna_id}"),
-            None,
-            &operator_fields,
-        )
-        .await;
+        let friday = anna_now().await;
         assert_eq!(friday["accepting"], true);
     }
 );
