@@ -82,10 +82,19 @@ pub async fn run(store: Store, first_look: HashMap<i64, Seen>, cancel: Cancellat
                         next_change =
                             Some(next_change.map_or(at, |next: DateTime<Utc>| next.min(at)));
                     }
-                    if !is_accepting && may_have_stopped(seen.get(&id), now) {
-                        if let Err(error) = store.requeue_if_unavailable(id).await {
-                            tracing::warn!(%error, operator_id = id, "requeuing the contacts of an operator who stopped accepting failed");
-                        }
+                    if !is_accepting
+                        && may_have_stopped(seen.get(&id), now)
+                        && let Err(error) = store.requeue_if_unavailable(id).await
+                    {
+                        tracing::warn!(%error, operator_id = id, "requeuing the contacts of an operator who stopped accepting failed");
+                        // Seen as still accepting, so that the next look tries again.
+                        seen_now.insert(
+                            id,
+                            Seen {
+                                accepting: true,
+                                next_change_at,
+                            },
+                        );
                     }
                     let started = is_accepting && may_have_started(seen.get(&id), now);
                     if started {

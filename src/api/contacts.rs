@@ -38,7 +38,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AssignContact {
     /// The operator to give the contact to, or `null` to take it from its operator (an active contact then
-    /// waits in its source's queue). Required unless `status` is given: `null` must be said.
+    /// waits in its source's queue); absent, the operator stays. A body with neither `operator_id` nor
+    /// `status` changes nothing and answers the contact as it is.
     #[serde(default, deserialize_with = "nullable_whole_number")]
     #[schema(value_type = Option<i64>, example = 2)]
     pub operator_id: Option<Option<i64>>,
@@ -399,12 +400,6 @@ async fn assign_contact(
         .status
         .map(|raw| Status::parse(&raw).map_err(|e| invalid("status", e)))
         .transpose()?;
-    if body.operator_id.is_none() && status.is_none() {
-        return Err(AppError::Unprocessable(
-            "operator_id: required unless status is given (null to take the contact from its operator)"
-                .to_owned(),
-        ));
-    }
     let assignment = body.operator_id.map(|operator_id| ManualAssignment {
         operator_id,
         force: body.force,

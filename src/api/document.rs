@@ -153,6 +153,8 @@ const LINKS: [(&str, &[(&str, Parameters)]); 5] = [
             ("get_contact", BY_ID),
             ("contact_history", BY_ID),
             ("set_contact_status", BY_ID),
+            ("accept_contact", BY_ID),
+            ("decline_contact", BY_ID),
             ("get_lead", &[("id", "$response.body#/lead_id")]),
         ],
     ),

@@ -218,7 +218,8 @@ pub async fn requeue_if_unavailable(
     routing: &Routing,
     operator_id: i64,
 ) -> Result<Drained> {
-    let Some(operator) = operators::find(db, operator_id).await? else {
+    // The operator first, then their contacts: the order operator changes and deletions lock them in.
+    let Some(operator) = operators::find_for_update(db, operator_id).await? else {
         return Ok(Drained::default());
     };
     let time_off: Vec<_> = time_off::of_operator(db, operator_id)

@@ -77,13 +77,19 @@ struct Waiting {
 
 record!(Waiting { id, refused });
 
-/// The oldest waiting contacts of the source, at most `limit`, as read now (not locked).
+/// The oldest waiting contacts of the source, at most `limit`, as read now (not locked), leaving out those
+/// that every operator linked to the source refused: they wait for someone new, and must not fill the read
+/// ahead of contacts that can be assigned.
 async fn waiting(db: &mut impl Executor, source_id: i64, limit: i64) -> Result<Vec<Waiting>> {
     let sql = concat!(
         "SELECT id, EXISTS (SELECT 1 FROM contact_refusals r WHERE r.contact_id = contacts.id) AS refused ",
         "FROM contacts WHERE source_id = $1 AND ",
         waiting!(),
-        " ORDER BY id LIMIT $2"
+        " AND (NOT EXISTS (SELECT 1 FROM contact_refusals r WHERE r.contact_id = contacts.id) ",
+        "OR EXISTS (SELECT 1 FROM source_operator_weights w WHERE w.source_id = contacts.source_id ",
+        "AND NOT EXISTS (SELECT 1 FROM contact_refusals r ",
+        "WHERE r.contact_id = contacts.id AND r.operator_id = w.operator_id))) ",
+        "ORDER BY id LIMIT $2"
     );
     db.all(sql, params![source_id, limit]).await
 }
@@ -175,22 +181,28 @@ async fn sources_with_waiting(db: &mut impl Executor) -> Result<Vec<i64>> {
     db.all(sql, params![]).await
 }
 
-/// Whether the contact still waits and is this transaction's to assign: on PostgreSQL it is then locked until
-/// the transaction ends; false when it was assigned meanwhile, or another transaction (a concurrent drain
-/// about to assign it, a change by hand) holds it, in which case it is left to that one.
-async fn lock_waiting(db: &mut impl Executor, id: i64) -> Result<bool> {
+/// Whether the contact still waits and is this transaction's to give to the operator: on PostgreSQL it is
+/// then locked until the transaction ends; false when it was assigned meanwhile, or another transaction (a
+/// concurrent drain about to assign it, a change by hand) holds it, in which case it is left to that one — or
+/// when the operator refused it since the drain read the queue.
+async fn lock_waiting(db: &mut impl Executor, id: i64, operator_id: i64) -> Result<bool> {
     let sql = match db.dialect() {
         Dialect::Sqlite => concat!(
             "SELECT id AS value FROM contacts WHERE id = $1 AND ",
-            waiting!()
+            waiting!(),
+            " AND NOT EXISTS (SELECT 1 FROM contact_refusals r WHERE r.contact_id = $1 AND r.operator_id = $2)"
         ),
         Dialect::Postgres => concat!(
             "SELECT id AS value FROM contacts WHERE id = $1 AND ",
             waiting!(),
+            " AND NOT EXISTS (SELECT 1 FROM contact_refusals r WHERE r.contact_id = $1 AND r.operator_id = $2)",
             " FOR UPDATE SKIP LOCKED"
         ),
     };
-    Ok(db.optional::<i64>(sql, params![id]).await?.is_some())
+    Ok(db
+        .optional::<i64>(sql, params![id, operator_id])
+        .await?
+        .is_some())
 }
 
 // ---- drains ----
@@ -311,7 +323,7 @@ pub async fn drain(
         queues[index].waiting.pop_front();
         // Only the contact about to be assigned is locked, and only once it has an operator: a drain never
         // holds a contact it does not assign, so concurrent drains take the next ones, oldest first.
-        if !lock_waiting(db, contact_id).await? {
+        if !lock_waiting(db, contact_id, operator.id).await? {
             skipped = true;
             operators::adjust_load(db, operator.id, -1).await?;
             give_back(&mut queues, &operator);
@@ -412,9 +424,16 @@ pub async fn assign_manually(
         if active && let Some(previous) = current.operator_id {
             operators::adjust_load(db, previous, -1).await?;
         }
-        // A contact given by hand is the operator's to accept like any other.
-        let rules = sources::rules_of(db, current.source_id).await?;
-        contacts::set_operator(db, id, target, routing.clock.now(), rules.accept_timeout).await?;
+        // An active contact given by hand is the operator's to accept like any other; one that is not
+        // active is not due to be accepted.
+        let timeout = if active {
+            sources::rules_of(db, current.source_id)
+                .await?
+                .accept_timeout
+        } else {
+            AcceptTimeout::default()
+        };
+        contacts::set_operator(db, id, target, routing.clock.now(), timeout).await?;
         let mut changes = [(count_key(current.operator_id), -1), (count_key(target), 1)];
         changes.sort();
         for (operator_key, delta) in changes {

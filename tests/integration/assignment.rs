@@ -218,9 +218,13 @@ backend_test!(invalid_bodies_are_refused, |app| {
     let (source, operator) = app.source_with_operator("Анна", 5).await;
     let contact = id_of(&app.contact(json!({ "source_id": source })).await);
     let other = app.operator("Борис", 5).await;
+    // Neither operator_id nor status: nothing to change, and nothing changes.
+    for body in [json!({}), json!({ "force": true })] {
+        let (status, answer) = assign(&app, contact, body.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}: {answer}");
+        assert_eq!(answer["operator_id"], operator, "{answer}");
+    }
     let cases = [
-        ("empty object", json!({})),
-        ("force alone", json!({ "force": true })),
         ("operator_id a string", json!({ "operator_id": "x" })),
         (
             "operator_id a numeric string",

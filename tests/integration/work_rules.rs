@@ -598,3 +598,36 @@ backend_test!(
         drop(second);
     }
 );
+
+backend_test!(
+    contacts_refused_by_everyone_do_not_hold_up_the_queue,
+    |app| {
+        let source = app.source("Bot").await;
+        let anna = app.operator("Анна", 1).await;
+        let boris = app.operator("Борис", 1).await;
+        app.link(source, anna, 1.0).await;
+        app.link(source, boris, 1.0).await;
+        // More contacts refused by both than a drain reads ahead of the free capacity (32 beyond it).
+        let mut refused = Vec::new();
+        for _ in 0..36 {
+            let contact = app.contact_through(source).await;
+            let id = id_of(&contact);
+            let handed_on = app.post_ok(&contact_action(id, "decline"), json!({})).await;
+            assert!(!handed_on["operator_id"].is_null(), "{handed_on}");
+            let waiting = app.post_ok(&contact_action(id, "decline"), json!({})).await;
+            assert_eq!(waiting["operator_id"], Value::Null, "{waiting}");
+            refused.push(id);
+        }
+        for operator in [anna, boris] {
+            app.change_operator(operator, json!({ "availability": "away" }))
+                .await;
+        }
+        let behind = id_of(&app.contact_through(source).await);
+        app.change_operator(anna, json!({ "availability": "available" }))
+            .await;
+        assert_eq!(app.fetch_contact(behind).await["operator_id"], anna);
+        for id in refused {
+            assert_eq!(app.fetch_contact(id).await["operator_id"], Value::Null);
+        }
+    }
+);
