@@ -10,7 +10,7 @@ use super::executor::{Executor, Record, Row, params};
 use super::history::{self, HistoryChange, entry, reason};
 use super::queue::{self, Drained};
 use super::tallies::{self, count_key};
-use super::{Result, Store, operators, sources, time_off};
+use super::{Result, Store, candidates, operators, sources, time_off};
 use crate::domain::{Reach, Routing, Status, draw_and_claim};
 use crate::error::AppError;
 
@@ -91,7 +91,7 @@ pub async fn accept(
         };
         history::record(db, change, None).await?;
     }
-    expect(db, id).await
+    contacts::expect(db, id, Reach::All).await
 }
 
 /// The operator gives the contact up: it goes to another candidate at once, or waits in the queue.
@@ -112,7 +112,7 @@ pub async fn decline(
         api_key_id,
     )
     .await?;
-    Ok((expect(db, id).await?, drained))
+    Ok((contacts::expect(db, id, Reach::All).await?, drained))
 }
 
 /// Takes the contact from `from` for good, and gives it to another candidate of its source who has not
@@ -132,7 +132,7 @@ async fn hand_on(
         .await?;
     operators::adjust_load(db, from, -1).await?;
     let excluded = refusers(db, current.id).await?;
-    let mut candidates = sources::candidates_of(db, current.source_id, now).await?;
+    let mut candidates = candidates::candidates_of(db, current.source_id, now).await?;
     candidates.retain(|c| !excluded.contains(&c.operator_id));
     let claimed = draw_and_claim(
         &mut candidates,
@@ -271,12 +271,6 @@ pub async fn requeue_if_unavailable(
         "operator stopped accepting; their contacts went back to the queues"
     );
     queue::drain(db, routing, &sources).await
-}
-
-async fn expect(db: &mut impl Executor, id: i64) -> Result<Contact> {
-    contacts::find(db, id)
-        .await?
-        .ok_or_else(|| AppError::not_found("Contact"))
 }
 
 impl Store {

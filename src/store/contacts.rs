@@ -5,12 +5,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
 use super::audit::Actor;
+use super::candidates;
 use super::executor::{Dialect, Executor, Filters, Record, Row, params};
 use super::history::{self, HistoryChange, entry, reason};
 use super::leads::{self, Lead};
 use super::operators::{self, Operator};
 use super::queue::{self, Drained, ManualAssignment};
-use super::sources::{self, RulesColumns, Source, WorkRules};
+use super::sources::{RulesColumns, Source, WorkRules};
 use super::tallies::{self, count_key};
 use super::{Page, Result, Store};
 use crate::domain::{
@@ -279,7 +280,7 @@ pub async fn find(db: &mut impl Executor, id: i64) -> Result<Option<Contact>> {
 }
 
 /// The contact, if it exists and is within reach; any other answers 404, as if it did not exist.
-async fn expect(db: &mut impl Executor, id: i64, reach: Reach) -> Result<Contact> {
+pub(super) async fn expect(db: &mut impl Executor, id: i64, reach: Reach) -> Result<Contact> {
     find(db, id)
         .await?
         .filter(|contact| reach.covers(contact.operator_id))
@@ -403,18 +404,18 @@ async fn route_new(
     new: &NewContact,
     created_at: DateTime<Utc>,
 ) -> Result<(Contact, Drained)> {
-    let sources::RoutingView {
+    let candidates::RoutingView {
         source,
         mut candidates,
         has_waiting,
-    } = sources::routing_view(db, new.source_id, routing.clock.now())
+    } = candidates::routing_view(db, new.source_id, routing.clock.now())
         .await?
         .ok_or_else(|| AppError::not_found("Source"))?;
     let lead = leads::resolve(db, &new.lead).await?;
     let mut drained = Drained::default();
     if !candidates.is_empty() && has_waiting {
         drained = queue::drain(db, routing, &[source.id]).await?;
-        candidates = sources::candidates_of(db, source.id, routing.clock.now()).await?;
+        candidates = candidates::candidates_of(db, source.id, routing.clock.now()).await?;
     }
     let now = routing.clock.now();
     let mut claimer = operators::Claimer { db: &mut *db, now };

@@ -10,6 +10,7 @@ pub mod acceptance;
 pub mod api_keys;
 pub mod audit;
 pub mod backup;
+pub mod candidates;
 pub mod check;
 pub mod contacts;
 pub mod deliveries;

@@ -14,7 +14,7 @@ use super::executor::{Dialect, Executor, params};
 use super::history::{self, HistoryChange, entry, reason};
 use super::operators::Operator;
 use super::tallies::{self, count_key};
-use super::{Page, Result, Store, acceptance, contacts, operators, sources};
+use super::{Page, Result, Store, acceptance, candidates, contacts, operators, sources};
 use crate::domain::{AcceptTimeout, Candidate, Routing, Status, draw_and_claim};
 use crate::error::AppError;
 
@@ -31,6 +31,7 @@ macro_rules! waiting {
         "operator_id IS NULL AND status = 'active'"
     };
 }
+pub(super) use waiting as waiting_condition;
 
 /// What a drain did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -251,7 +252,7 @@ pub async fn drain(
     source_ids.dedup();
     let mut queues = Vec::new();
     for &source_id in &source_ids {
-        let candidates = sources::candidates_of(db, source_id, routing.clock.now()).await?;
+        let candidates = candidates::candidates_of(db, source_id, routing.clock.now()).await?;
         if candidates.is_empty() {
             continue;
         }

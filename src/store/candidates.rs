@@ -1,0 +1,160 @@
+//! Who may take a source's contacts: the linked operators as routing reads them (weight, load, availability,
+//! schedule, and their time off where it may matter), judged by [`crate::domain::candidates`]; and, for a new
+//! contact, the source, its candidates and whether its queue has contacts waiting, in one query.
+
+use chrono::{DateTime, Utc};
+
+use super::Result;
+use super::executor::{Executor, Record, Row, params};
+use super::queue::waiting_condition;
+use super::sources::Source;
+use crate::domain::{Candidate, LinkedOperator, candidates};
+
+impl Record for LinkedOperator {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(LinkedOperator {
+            operator_id: row.get("operator_id")?,
+            weight: row.get("weight")?,
+            is_active: row.get("is_active")?,
+            max_load: row.get("max_load")?,
+            active_load: row.get("active_load")?,
+            availability: row.get("availability")?,
+            away_until: row.get("away_until")?,
+            timezone: row.get("timezone")?,
+            schedule: row.get("schedule")?,
+            // Loaded apart, for the few who have any (see `candidates_of`).
+            time_off: Vec::new(),
+        })
+    }
+}
+
+/// Whether a linked operator has any time off on record, read with them.
+struct WithTimeOff(LinkedOperator, bool);
+
+impl Record for WithTimeOff {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        Ok(WithTimeOff(
+            LinkedOperator::decode(row)?,
+            row.get("has_time_off")?,
+        ))
+    }
+}
+
+/// The linked operator columns that routing reads, with whether each has time off on record (on
+/// `source_operator_weights` as `w`, `operators` as `o`).
+macro_rules! linked_columns {
+    () => {
+        "w.operator_id, w.weight, o.is_active, o.max_load, o.active_load, o.availability, o.away_until, \
+         o.timezone, o.schedule, \
+         EXISTS (SELECT 1 FROM operator_time_off t WHERE t.operator_id = o.id) AS has_time_off"
+    };
+}
+
+/// The operators that may take a contact of the source at `now`, by the rule of [`candidates`], in operator
+/// order. One query loads the operators with their availability and schedule, and whether they have time off
+/// on record; only when one who could otherwise take the contact has some is it loaded, by a second query.
+pub async fn candidates_of(
+    db: &mut impl Executor,
+    source_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Candidate>> {
+    let sql = concat!(
+        "SELECT ",
+        linked_columns!(),
+        " FROM source_operator_weights w JOIN operators o ON o.id = w.operator_id ",
+        "WHERE w.source_id = $1 ORDER BY w.operator_id"
+    );
+    let rows: Vec<WithTimeOff> = db.all(sql, params![source_id]).await?;
+    with_time_off(db, source_id, rows, now).await
+}
+
+/// The candidates among the linked operators as read, their time off loaded if it may matter.
+async fn with_time_off(
+    db: &mut impl Executor,
+    source_id: i64,
+    rows: Vec<WithTimeOff>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Candidate>> {
+    let needs_time_off = rows.iter().any(|WithTimeOff(operator, has_time_off)| {
+        *has_time_off
+            && operator.active_load < operator.max_load
+            && operator.presence().accepting_at(now)
+    });
+    let mut linked: Vec<LinkedOperator> = rows
+        .into_iter()
+        .map(|WithTimeOff(operator, _)| operator)
+        .collect();
+    if needs_time_off {
+        for time_off in super::time_off::of_source(db, source_id).await? {
+            if let Some(operator) = linked
+                .iter_mut()
+                .find(|o| o.operator_id == time_off.operator_id)
+            {
+                operator.time_off.push(time_off.period());
+            }
+        }
+    }
+    Ok(candidates(&linked, now))
+}
+
+/// What routing a new contact of a live source starts from: the source, its candidates at `now`, and whether
+/// contacts wait in its queue.
+pub struct RoutingView {
+    pub source: Source,
+    pub candidates: Vec<Candidate>,
+    pub has_waiting: bool,
+}
+
+/// One row of [`routing_view`]'s query: the source, and one linked operator if it has any.
+struct SourceRow {
+    source: Source,
+    has_waiting: bool,
+    linked: Option<WithTimeOff>,
+}
+
+impl Record for SourceRow {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        // In the order of the columns, which makes finding each by name cheap.
+        let source = Source::decode(row)?;
+        let has_waiting = row.get("has_waiting")?;
+        let linked = match row.get::<Option<i64>>("operator_id")? {
+            Some(_) => Some(WithTimeOff::decode(row)?),
+            None => None,
+        };
+        Ok(SourceRow {
+            source,
+            has_waiting,
+            linked,
+        })
+    }
+}
+
+/// [`RoutingView`] of the source, or `None` when there is no live source of that id: the source, its
+/// operators and its queue in one query, where they were three — a new contact's one read before it writes.
+pub async fn routing_view(
+    db: &mut impl Executor,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<RoutingView>> {
+    let sql = concat!(
+        "SELECT s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, s.sticky_hours, ",
+        "s.accept_timeout_secs, EXISTS (SELECT 1 FROM contacts c WHERE c.source_id = s.id AND c.",
+        waiting_condition!(),
+        ") AS has_waiting, ",
+        linked_columns!(),
+        " FROM sources s LEFT JOIN source_operator_weights w ON w.source_id = s.id ",
+        "LEFT JOIN operators o ON o.id = w.operator_id ",
+        "WHERE s.id = $1 AND s.deleted_at IS NULL ORDER BY w.operator_id"
+    );
+    let rows: Vec<SourceRow> = db.all(sql, params![id]).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let (source, has_waiting) = (first.source.clone(), first.has_waiting);
+    let linked = rows.into_iter().filter_map(|row| row.linked).collect();
+    Ok(Some(RoutingView {
+        candidates: with_time_off(db, id, linked, now).await?,
+        source,
+        has_waiting,
+    }))
+}
