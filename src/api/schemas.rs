@@ -77,6 +77,16 @@ pub enum UnavailablePolicyName {
     Requeue,
 }
 
+/// How a source chooses among its candidates (README, "Why this operator").
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum StrategyName {
+    WeightedRandom,
+    SmoothWeighted,
+    LeastLoaded,
+}
+
 /// Why an operator does not take contacts.
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
@@ -153,6 +163,11 @@ pub struct Source {
     /// Seconds an operator has to accept a contact before it goes to another; 0: off.
     #[schema(example = 0)]
     pub accept_timeout_secs: i64,
+    /// How the source chooses among its candidates: `weighted_random` (the specification's rule),
+    /// `smooth_weighted` (deterministic, within one contact of each operator's weighted share) or
+    /// `least_loaded` (the lowest load / max_load).
+    #[schema(value_type = StrategyName, example = "weighted_random")]
+    pub strategy: &'static str,
 }
 
 /// A person who writes to the business, possibly through several sources.
@@ -243,6 +258,10 @@ pub struct HistoryEntry {
     /// The API key that made a manual change (`null` while the API is open, and for automatic changes).
     #[schema(example = json!(null))]
     pub api_key_id: Option<i64>,
+    /// The routing decision behind an automatic assignment attempt (`GET /contacts/{id}/decisions` lists
+    /// it); `null` for changes by hand.
+    #[schema(example = 4)]
+    pub decision_id: Option<i64>,
 }
 
 impl From<operators::Operator> for ContactOperator {
@@ -311,6 +330,7 @@ impl From<sources::Source> for Source {
             on_operator_unavailable: source.rules.on_operator_unavailable.as_str(),
             sticky_hours: source.rules.sticky_hours.get(),
             accept_timeout_secs: source.rules.accept_timeout.secs(),
+            strategy: source.rules.strategy.as_str(),
             record: ContactSource::from(source),
         }
     }
@@ -362,6 +382,7 @@ impl From<history::HistoryEntry> for HistoryEntry {
             to_status: entry.to_status.as_str().to_owned(),
             reason: entry.reason,
             api_key_id: entry.api_key_id,
+            decision_id: entry.decision_id,
         }
     }
 }
@@ -416,6 +437,7 @@ mod tests {
                     on_operator_unavailable: domain::UnavailablePolicy::Requeue,
                     sticky_hours: domain::StickyHours::parse(24).unwrap(),
                     accept_timeout: domain::AcceptTimeout::parse(90).unwrap(),
+                    strategy: domain::Strategy::SmoothWeighted,
                 },
             },
             operator: Some(operator),
@@ -432,6 +454,7 @@ mod tests {
             to_status: Status::active(),
             reason: history::reason::MANUAL.to_owned(),
             api_key_id: Some(7),
+            decision_id: Some(4),
         };
         let waiting = contacts::Contact {
             operator_id: None,

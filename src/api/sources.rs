@@ -7,13 +7,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::Caller;
-use super::schemas::{Contact, Source, UnavailablePolicyName};
+use super::schemas::{Contact, Source, StrategyName, UnavailablePolicyName};
 use super::wire::{
     NameString, deserialize_present, deserialize_present_whole_number, deserialize_whole_number,
 };
 use super::{Json, Pagination, Path, Query, each, invalid, nullable};
 use crate::AppState;
-use crate::domain::{AcceptTimeout, Name, StickyHours, Text, UnavailablePolicy, Weight};
+use crate::domain::{AcceptTimeout, Name, StickyHours, Strategy, Text, UnavailablePolicy, Weight};
 use crate::error::{AppError, ErrorBody};
 use crate::store::sources::WorkRules;
 use crate::store::{NewSource, SourceChanges, sources};
@@ -75,6 +75,11 @@ pub struct CreateSource {
     #[serde(default, deserialize_with = "deserialize_present_whole_number")]
     #[schema(value_type = i64, default = 0, example = 120, minimum = 0, maximum = 86_400)]
     pub accept_timeout_secs: Option<i64>,
+    /// How the source chooses among its candidates: `weighted_random` (the default; not null),
+    /// `smooth_weighted` or `least_loaded`.
+    #[serde(default, deserialize_with = "deserialize_present")]
+    #[schema(value_type = StrategyName, default = "weighted_random")]
+    pub strategy: Option<String>,
 }
 
 /// Changes to a source; absent fields keep their value, `"description": null` clears the description.
@@ -98,10 +103,20 @@ pub struct UpdateSource {
     #[serde(default, deserialize_with = "deserialize_present_whole_number")]
     #[schema(value_type = i64, minimum = 0, maximum = 86_400)]
     pub accept_timeout_secs: Option<i64>,
+    /// `weighted_random`, `smooth_weighted` or `least_loaded` (not null). Applies from the next choice; a
+    /// new strategy starts smooth_weighted's round afresh.
+    #[serde(default, deserialize_with = "deserialize_present")]
+    #[schema(value_type = StrategyName)]
+    pub strategy: Option<String>,
 }
 
 fn parse_policy(raw: Option<&str>) -> Result<Option<UnavailablePolicy>, AppError> {
     raw.map(|p| UnavailablePolicy::parse(p).map_err(|e| invalid("on_operator_unavailable", e)))
+        .transpose()
+}
+
+fn parse_strategy(raw: Option<&str>) -> Result<Option<Strategy>, AppError> {
+    raw.map(|s| Strategy::parse(s).map_err(|e| invalid("strategy", e)))
         .transpose()
 }
 
@@ -169,6 +184,7 @@ async fn create_source(
                 .unwrap_or_default(),
             sticky_hours: parse_sticky_hours(body.sticky_hours)?.unwrap_or_default(),
             accept_timeout: parse_accept_timeout(body.accept_timeout_secs)?.unwrap_or_default(),
+            strategy: parse_strategy(body.strategy.as_deref())?.unwrap_or_default(),
         },
     };
     let source = state.store.create_source(new, caller.actor()).await?;
@@ -243,6 +259,7 @@ async fn update_source(
         on_operator_unavailable: parse_policy(body.on_operator_unavailable.as_deref())?,
         sticky_hours: parse_sticky_hours(body.sticky_hours)?,
         accept_timeout: parse_accept_timeout(body.accept_timeout_secs)?,
+        strategy: parse_strategy(body.strategy.as_deref())?,
     };
     let source = state
         .store

@@ -6,6 +6,7 @@ pub mod availability;
 pub mod clock;
 pub mod identity;
 pub mod routing;
+pub mod strategy;
 pub mod values;
 pub mod webhooks;
 pub mod work_rules;
@@ -20,9 +21,10 @@ pub use identity::{
     Email, KnownLead, LeadIdentity, LeadResolution, Phone, PhoneRegion, resolve_lead,
 };
 pub use routing::{
-    Candidate, CapacityClaim, LinkedOperator, RandomSource, Routing, candidates, choose_operator,
-    draw_and_claim,
+    CapacityClaim, Chooser, LinkedOperator, RandomSource, Routing, candidates, choose_and_claim,
+    evaluate,
 };
+pub use strategy::{Candidate, Decision, Excluded, Exclusion, Field, Round, Strategy};
 pub use values::*;
 pub use webhooks::{DeliveryState, MAX_URL_CHARS, WebhookUrl};
 pub use work_rules::{AcceptTimeout, StickyHours, UnavailablePolicy};

@@ -1,17 +1,19 @@
-//! Who gets a contact: which linked operators are candidates, the seed's weighted random choice among them,
-//! and the draw-and-claim loop that new contacts and queue drains share. Pure rules over what the store
+//! Who gets a contact: which linked operators are candidates (and why the others are not), and the
+//! choose-and-claim loop that new contacts, queue drains and hand-ons share, by the source's strategy
+//! ([`super::strategy`]). Pure rules over what the store
 //! loaded; the claim of capacity (the one step that must re-check the database) is the caller's.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rand::distr::Distribution;
-use rand::distr::weighted::WeightedIndex;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 use chrono::{DateTime, Utc};
 
+use super::strategy::{
+    self, Candidate, Choice, Decision, Excluded, Exclusion, Field, Round, Strategy,
+};
 use super::{Availability, Clock, Period, Presence, Schedule, TimeZoneName};
 
 /// An operator linked to a source, as loaded for routing.
@@ -22,6 +24,8 @@ pub struct LinkedOperator {
     pub is_active: bool,
     pub max_load: i64,
     pub active_load: i64,
+    /// When they were last given a contact, by any source.
+    pub last_assigned_at: Option<DateTime<Utc>>,
     pub availability: Availability,
     pub away_until: Option<DateTime<Utc>>,
     pub timezone: TimeZoneName,
@@ -43,46 +47,41 @@ impl LinkedOperator {
     }
 }
 
-/// An operator who may take the contact: linked to the source, accepting, and below max_load.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Candidate {
-    pub operator_id: i64,
-    pub weight: f64,
-    /// max_load less the active load, as read: how many contacts the operator could take.
-    pub free_slots: i64,
-}
-
-/// The linked operators who may take a contact at `now`: accepting (active, available, on shift, not on time
-/// off) and below max_load, in the order given.
-pub fn candidates(linked: &[LinkedOperator], now: DateTime<Utc>) -> Vec<Candidate> {
-    linked
-        .iter()
-        .filter(|o| o.active_load < o.max_load && o.presence().accepting_at(now))
-        .map(|o| Candidate {
-            operator_id: o.operator_id,
-            weight: o.weight,
-            free_slots: o.max_load - o.active_load,
-        })
-        .collect()
-}
-
-/// Picks one candidate by weight, or none when there is no candidate. Weights are positive and finite by
-/// construction ([`super::Weight`]); should any be unusable the first candidate is taken rather than none,
-/// since leaving a contact unassigned while an operator is free would be the worse error.
-pub fn choose_operator<R: Rng + ?Sized>(
-    candidates: &[Candidate],
-    rng: &mut R,
-) -> Option<Candidate> {
-    match candidates {
-        [] => None,
-        [only] => Some(*only),
-        _ => {
-            let index = WeightedIndex::new(candidates.iter().map(|c| c.weight))
-                .map(|weights| weights.sample(rng))
-                .unwrap_or(0);
-            Some(candidates[index])
+/// The linked operators as a field at `now`: candidates (accepting, below max_load, not among `refusers`) in
+/// the order given, and the others with why they are left out — a refusal first, then not accepting, then
+/// full.
+pub fn evaluate(linked: &[LinkedOperator], now: DateTime<Utc>, refusers: &[i64]) -> Field {
+    let mut field = Field::default();
+    for operator in linked {
+        let why = if refusers.contains(&operator.operator_id) {
+            Some(Exclusion::Declined)
+        } else if let Some(because) = operator.presence().not_accepting_because(now) {
+            Some(because.into())
+        } else if operator.active_load >= operator.max_load {
+            Some(Exclusion::Full)
+        } else {
+            None
+        };
+        match why {
+            Some(why) => field.excluded.push(Excluded {
+                operator_id: operator.operator_id,
+                why,
+            }),
+            None => field.candidates.push(Candidate {
+                operator_id: operator.operator_id,
+                weight: operator.weight,
+                load: operator.active_load,
+                max_load: operator.max_load,
+                last_assigned_at: operator.last_assigned_at,
+            }),
         }
     }
+    field
+}
+
+/// The candidates of [`evaluate`] alone.
+pub fn candidates(linked: &[LinkedOperator], now: DateTime<Utc>) -> Vec<Candidate> {
+    evaluate(linked, now, &[]).candidates
 }
 
 /// The random source of routing, shared by every request of an instance. Seeded, it makes the sequence of
@@ -99,9 +98,15 @@ impl RandomSource {
         Self(Arc::new(Mutex::new(rng)))
     }
 
-    pub fn choose(&self, candidates: &[Candidate]) -> Option<Candidate> {
+    /// The strategy's choice among the candidates, drawing from this source when it draws at all.
+    pub fn choose(
+        &self,
+        strategy: Strategy,
+        candidates: &[Candidate],
+        round: &Round,
+    ) -> Option<Choice> {
         let mut rng = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        choose_operator(candidates, &mut *rng)
+        strategy::choose(strategy, candidates, round, &mut *rng)
     }
 }
 
@@ -124,24 +129,50 @@ pub trait CapacityClaim {
     ) -> impl Future<Output = Result<Option<Self::Claimed>, Self::Error>> + Send;
 }
 
-/// Draws among the candidates and claims capacity on the one drawn. Should the claim fail (a concurrent
-/// transaction took the last slot), that operator is dropped — from `candidates`, and reported to `refused`
-/// so that the caller can drop them wherever else they stand — and the draw is repeated among the rest, as if
-/// they had been the candidates all along.
-pub async fn draw_and_claim<C: CapacityClaim>(
-    candidates: &mut Vec<Candidate>,
+/// How a source chooses: its strategy and, for smooth_weighted, its round as the choices so far left it.
+#[derive(Debug, Clone, Default)]
+pub struct Chooser {
+    pub strategy: Strategy,
+    pub round: Round,
+    /// The round moved on, and is to be stored with the assignment.
+    pub round_changed: bool,
+}
+
+impl Chooser {
+    pub fn new(strategy: Strategy, round: Round) -> Self {
+        Self {
+            strategy,
+            round,
+            round_changed: false,
+        }
+    }
+}
+
+/// Chooses among the field's candidates and claims capacity on the one chosen. Should the claim fail (a
+/// concurrent transaction took the last slot), that operator is excluded as full — in `field`, and reported
+/// to `refused` so that the caller can drop them wherever else they stand — and the choice is made again
+/// among the rest, as if they had been the candidates all along. The decision records the final choice, or
+/// that there was nobody.
+pub async fn choose_and_claim<C: CapacityClaim>(
+    field: &mut Field,
+    chooser: &mut Chooser,
     random: &RandomSource,
     claimer: &mut C,
     mut refused: impl FnMut(i64) + Send,
-) -> Result<Option<C::Claimed>, C::Error> {
-    while let Some(pick) = random.choose(candidates) {
-        if let Some(claimed) = claimer.claim(pick.operator_id).await? {
-            return Ok(Some(claimed));
+) -> Result<(Option<C::Claimed>, Decision), C::Error> {
+    while let Some(choice) = random.choose(chooser.strategy, &field.candidates, &chooser.round) {
+        if let Some(claimed) = claimer.claim(choice.operator_id).await? {
+            let decision = Decision::chosen(chooser.strategy, field, &choice);
+            if let Some(next) = choice.next_round {
+                chooser.round = next;
+                chooser.round_changed = true;
+            }
+            return Ok((Some(claimed), decision));
         }
-        candidates.retain(|c| c.operator_id != pick.operator_id);
-        refused(pick.operator_id);
+        field.exclude(choice.operator_id, Exclusion::Full);
+        refused(choice.operator_id);
     }
-    Ok(None)
+    Ok((None, Decision::nobody(chooser.strategy, field)))
 }
 
 #[cfg(test)]
@@ -180,20 +211,40 @@ mod tests {
         }
     }
 
-    #[test]
-    fn candidates_are_the_accepting_operators_below_max_load() {
-        let linked = |operator_id, is_active, max_load, active_load| LinkedOperator {
+    fn linked(
+        operator_id: i64,
+        is_active: bool,
+        max_load: i64,
+        active_load: i64,
+    ) -> LinkedOperator {
+        LinkedOperator {
             operator_id,
             weight: 1.0,
             is_active,
             max_load,
             active_load,
+            last_assigned_at: None,
             availability: Availability::Available,
             away_until: None,
             timezone: TimeZoneName::UTC,
             schedule: None,
             time_off: Vec::new(),
-        };
+        }
+    }
+
+    fn candidate(operator_id: i64, weight: f64) -> Candidate {
+        Candidate {
+            operator_id,
+            weight,
+            load: 0,
+            max_load: 1,
+            last_assigned_at: None,
+        }
+    }
+
+    #[test]
+    fn the_field_is_the_accepting_operators_below_max_load_and_why_the_others_are_not() {
+        let now = chrono::Utc::now();
         let away = LinkedOperator {
             availability: Availability::Away,
             ..linked(6, true, 3, 0)
@@ -202,7 +253,18 @@ mod tests {
             schedule: Some(Schedule(Vec::new())),
             ..linked(7, true, 3, 0)
         };
-        let found = candidates(
+        let offline = LinkedOperator {
+            availability: Availability::Offline,
+            ..linked(8, true, 3, 3)
+        };
+        let on_time_off = LinkedOperator {
+            time_off: vec![Period {
+                starts_at: now - chrono::TimeDelta::hours(1),
+                ends_at: now + chrono::TimeDelta::hours(1),
+            }],
+            ..linked(10, true, 3, 0)
+        };
+        let field = evaluate(
             &[
                 linked(1, true, 3, 2),
                 linked(2, false, 3, 0),
@@ -211,149 +273,125 @@ mod tests {
                 linked(5, true, 5, 7),
                 away,
                 off_shift,
+                offline,
+                linked(9, true, 3, 0),
+                on_time_off,
             ],
-            chrono::Utc::now(),
+            now,
+            &[9],
         );
         assert_eq!(
-            found,
+            field.candidates,
             vec![Candidate {
                 operator_id: 1,
                 weight: 1.0,
-                free_slots: 1
+                load: 2,
+                max_load: 3,
+                last_assigned_at: None,
             }]
+        );
+        let why: Vec<(i64, &str)> = field
+            .excluded
+            .iter()
+            .map(|e| (e.operator_id, e.why.as_str()))
+            .collect();
+        assert_eq!(
+            why,
+            vec![
+                (2, "inactive"),
+                (3, "full"),
+                (4, "full"),
+                (5, "full"),
+                (6, "away"),
+                (7, "off_shift"),
+                (8, "offline"),
+                (9, "declined"),
+                (10, "time_off"),
+            ]
         );
     }
 
     #[test]
-    fn a_refused_claim_drops_the_operator_and_draws_again() {
-        let mut candidates = vec![
-            Candidate {
-                operator_id: 1,
-                weight: 1000.0,
-                free_slots: 1,
-            },
-            Candidate {
-                operator_id: 2,
-                weight: 1.0,
-                free_slots: 1,
-            },
-        ];
+    fn a_refused_claim_excludes_the_operator_as_full_and_chooses_again() {
+        let mut field = Field {
+            candidates: vec![candidate(1, 1000.0), candidate(2, 1.0)],
+            excluded: Vec::new(),
+        };
         // Operator 1 (almost always drawn first) turns out to be full.
         let mut slots = Slots(HashMap::from([(1, 0), (2, 1)]));
         let mut refused = Vec::new();
         let random = RandomSource::new(Some(5));
-        let claimed = block_on(draw_and_claim(&mut candidates, &random, &mut slots, |id| {
-            refused.push(id)
-        }));
-        assert_eq!(claimed, Ok(Some(2)));
+        let mut chooser = Chooser::default();
+        let (claimed, decision) = block_on(choose_and_claim(
+            &mut field,
+            &mut chooser,
+            &random,
+            &mut slots,
+            |id| refused.push(id),
+        ))
+        .unwrap();
+        assert_eq!(claimed, Some(2));
         assert_eq!(refused, vec![1]);
-        assert_eq!(candidates.len(), 1);
-        let claimed = block_on(draw_and_claim(&mut candidates, &random, &mut slots, |_| {}));
-        assert_eq!(claimed, Ok(None), "nobody has capacity left");
-        assert!(candidates.is_empty());
+        assert_eq!(decision.chosen_operator_id, Some(2));
+        assert_eq!(decision.candidates, vec![(candidate(2, 1.0), 1.0)]);
+        assert_eq!(
+            decision.excluded,
+            vec![Excluded {
+                operator_id: 1,
+                why: Exclusion::Full
+            }]
+        );
+        let (claimed, decision) = block_on(choose_and_claim(
+            &mut field,
+            &mut chooser,
+            &random,
+            &mut slots,
+            |_| {},
+        ))
+        .unwrap();
+        assert_eq!(claimed, None, "nobody has capacity left");
+        assert_eq!(decision.chosen_operator_id, None);
+        assert!(field.candidates.is_empty());
+        assert_eq!(decision.excluded.len(), 2);
     }
 
     #[test]
-    fn a_seeded_source_repeats_its_draws() {
-        let candidates = [
-            Candidate {
-                operator_id: 1,
-                weight: 1.0,
-                free_slots: 1,
-            },
-            Candidate {
-                operator_id: 2,
-                weight: 3.0,
-                free_slots: 1,
-            },
-        ];
+    fn the_smooth_round_moves_on_only_with_a_claim() {
+        let mut field = Field {
+            candidates: vec![candidate(1, 1.0), candidate(2, 3.0)],
+            excluded: Vec::new(),
+        };
+        let mut slots = Slots(HashMap::from([(1, 5), (2, 5)]));
+        let mut chooser = Chooser::new(Strategy::SmoothWeighted, Round::default());
+        let random = RandomSource::new(Some(1));
+        let (claimed, _) = block_on(choose_and_claim(
+            &mut field,
+            &mut chooser,
+            &random,
+            &mut slots,
+            |_| {},
+        ))
+        .unwrap();
+        assert_eq!(claimed, Some(2), "the heavier operator opens a fresh round");
+        assert!(chooser.round_changed);
+        assert_eq!(chooser.round.assignments, 1);
+    }
+
+    #[test]
+    fn a_seeded_source_repeats_its_choices() {
+        let candidates = [candidate(1, 1.0), candidate(2, 3.0)];
         let draws = |seed| {
             let random = RandomSource::new(Some(seed));
             (0..50)
-                .map(|_| random.choose(&candidates).unwrap().operator_id)
+                .map(|_| {
+                    random
+                        .choose(Strategy::WeightedRandom, &candidates, &Round::default())
+                        .unwrap()
+                        .operator_id
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(draws(9), draws(9));
         assert_ne!(draws(9), draws(10));
-    }
-
-    fn draw_counts(candidates: &[Candidate], draws: usize, seed: u64) -> Vec<usize> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut counts = vec![0; candidates.len()];
-        for _ in 0..draws {
-            let pick = choose_operator(candidates, &mut rng).unwrap();
-            counts[candidates.iter().position(|c| *c == pick).unwrap()] += 1;
-        }
-        counts
-    }
-
-    #[test]
-    fn no_candidates_means_no_operator() {
-        assert_eq!(choose_operator(&[], &mut StdRng::seed_from_u64(1)), None);
-    }
-
-    #[test]
-    fn weights_10_and_30_split_25_75() {
-        let candidates = [
-            Candidate {
-                operator_id: 1,
-                weight: 10.0,
-                free_slots: 1,
-            },
-            Candidate {
-                operator_id: 2,
-                weight: 30.0,
-                free_slots: 1,
-            },
-        ];
-        let counts = draw_counts(&candidates, 40_000, 7);
-        // Binomial(40000, 0.25): σ ≈ 87, so ±5σ is ±435.
-        assert!((9_565..=10_435).contains(&counts[0]), "{counts:?}");
-    }
-
-    #[test]
-    fn fractional_weights_are_honoured() {
-        let candidates = [
-            Candidate {
-                operator_id: 1,
-                weight: 0.5,
-                free_slots: 1,
-            },
-            Candidate {
-                operator_id: 2,
-                weight: 1.5,
-                free_slots: 1,
-            },
-            Candidate {
-                operator_id: 3,
-                weight: 2.0,
-                free_slots: 1,
-            },
-        ];
-        let counts = draw_counts(&candidates, 40_000, 11);
-        // Expected 5000 / 15000 / 20000; 5σ is under 500 for each.
-        assert!((4_500..=5_500).contains(&counts[0]), "{counts:?}");
-        assert!((14_500..=15_500).contains(&counts[1]), "{counts:?}");
-        assert!((19_500..=20_500).contains(&counts[2]), "{counts:?}");
-    }
-
-    #[test]
-    fn the_same_seed_gives_the_same_choices() {
-        let candidates = [
-            Candidate {
-                operator_id: 1,
-                weight: 1.0,
-                free_slots: 1,
-            },
-            Candidate {
-                operator_id: 2,
-                weight: 2.0,
-                free_slots: 1,
-            },
-        ];
-        assert_eq!(
-            draw_counts(&candidates, 100, 3),
-            draw_counts(&candidates, 100, 3)
-        );
     }
 }

@@ -8,10 +8,10 @@ use chrono::{DateTime, Utc};
 use super::contacts::{self, Contact, ContactState, state_columns};
 use super::executor::{Executor, Record, Row, params};
 use super::history::{self, HistoryChange, entry, reason};
-use super::queue::{self, Drained};
+use super::queue::{self, Drained, waiting_condition};
 use super::tallies::{self, count_key};
-use super::{Result, Store, candidates, operators, sources, time_off};
-use crate::domain::{Reach, Routing, Status, draw_and_claim};
+use super::{Result, Store, candidates, decisions, operators, sources, time_off};
+use crate::domain::{Chooser, Decision, Reach, Round, Routing, Status, Strategy, choose_and_claim};
 use crate::error::AppError;
 
 /// Most timed-out contacts one look hands on; the rest wait for the next look, moments later.
@@ -88,6 +88,7 @@ pub async fn accept(
             to_status: current.status,
             reason: reason::MANUAL,
             api_key_id,
+            decision_id: None,
         };
         history::record(db, change, None).await?;
     }
@@ -131,19 +132,36 @@ async fn hand_on(
     db.execute(sql, params![current.id, from, refusal.reason(), now])
         .await?;
     operators::adjust_load(db, from, -1).await?;
-    let excluded = refusers(db, current.id).await?;
-    let mut candidates = candidates::candidates_of(db, current.source_id, now).await?;
-    candidates.retain(|c| !excluded.contains(&c.operator_id));
-    let claimed = draw_and_claim(
-        &mut candidates,
+    let rules = sources::rules_of(db, current.source_id).await?;
+    let mut round = Round::default();
+    if rules.strategy == Strategy::SmoothWeighted || sources::takes_turns(db, rules.strategy) {
+        round = sources::lock_round(db, current.source_id).await?;
+    }
+    let refused_by = refusers(db, current.id).await?;
+    let mut field = candidates::field_of(db, current.source_id, now)
+        .await?
+        .without_refusers(&refused_by);
+    let mut chooser = Chooser::new(rules.strategy, round);
+    let (claimed, decision) = choose_and_claim(
+        &mut field,
+        &mut chooser,
         &routing.random,
         &mut operators::Claimer { db: &mut *db, now },
         |_| {},
     )
     .await?;
+    sources::save_round(db, current.source_id, &chooser).await?;
     let to = claimed.map(|operator| operator.id);
-    let rules = sources::rules_of(db, current.source_id).await?;
     contacts::set_operator(db, current.id, to, now, rules.accept_timeout).await?;
+    let decision_id = decisions::record(
+        db,
+        current.id,
+        current.source_id,
+        now,
+        refusal.reason(),
+        &decision,
+    )
+    .await?;
     let mut changes = [(count_key(Some(from)), -1), (count_key(to), 1)];
     changes.sort();
     for (operator_key, delta) in changes {
@@ -163,6 +181,7 @@ async fn hand_on(
         to_status: Status::active(),
         reason: refusal.reason(),
         api_key_id,
+        decision_id: Some(decision_id),
     };
     history::record(db, change, None).await?;
     let mut drained = queue::drain_for_operator(db, routing, from).await?;
@@ -261,6 +280,7 @@ pub async fn requeue_if_unavailable(
             to_status: Status::active(),
             reason: reason::OPERATOR_UNAVAILABLE,
             api_key_id: None,
+            decision_id: None,
         };
         history::record(db, change, None).await?;
         sources.push(contact.source_id);
@@ -270,7 +290,42 @@ pub async fn requeue_if_unavailable(
         requeued = requeued.len(),
         "operator stopped accepting; their contacts went back to the queues"
     );
-    queue::drain(db, routing, &sources).await
+    let drained = queue::drain(db, routing, &sources).await?;
+    record_still_waiting(db, routing, &requeued).await?;
+    Ok(drained)
+}
+
+/// For each requeued contact that the drain left waiting, a decision that says why it waits.
+async fn record_still_waiting(
+    db: &mut impl Executor,
+    routing: &Routing,
+    requeued: &[ContactState],
+) -> Result<()> {
+    let now = routing.clock.now();
+    let mut fields = Vec::new();
+    for contact in requeued {
+        let sql = concat!(
+            "SELECT EXISTS (SELECT 1 FROM contacts WHERE id = $1 AND ",
+            waiting_condition!(),
+            ") AS value"
+        );
+        if !db.one::<bool>(sql, params![contact.id]).await? {
+            continue;
+        }
+        let decision = match fields.iter().find(|(id, _, _)| *id == contact.source_id) {
+            Some((_, field, strategy)) => Decision::nobody(*strategy, field),
+            None => {
+                let field = candidates::field_of(db, contact.source_id, now).await?;
+                let strategy = sources::rules_of(db, contact.source_id).await?.strategy;
+                let decision = Decision::nobody(strategy, &field);
+                fields.push((contact.source_id, field, strategy));
+                decision
+            }
+        };
+        let reason = reason::OPERATOR_UNAVAILABLE;
+        decisions::record(db, contact.id, contact.source_id, now, reason, &decision).await?;
+    }
+    Ok(())
 }
 
 impl Store {

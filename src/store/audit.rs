@@ -158,6 +158,7 @@ impl Audited for Source {
             "on_operator_unavailable": self.rules.on_operator_unavailable.as_str(),
             "sticky_hours": self.rules.sticky_hours.get(),
             "accept_timeout_secs": self.rules.accept_timeout.secs(),
+            "strategy": self.rules.strategy.as_str(),
             "created_at": event_time(self.created_at),
         })
     }

@@ -1,6 +1,7 @@
 //! Who may take a source's contacts: the linked operators as routing reads them (weight, load, availability,
-//! schedule, and their time off where it may matter), judged by [`crate::domain::candidates`]; and, for a new
-//! contact, the source, its candidates and whether its queue has contacts waiting, in one query.
+//! schedule, and their time off where it may matter), judged by [`crate::domain::evaluate`] into a field of
+//! candidates and exclusions; and, for a new contact, the source, its field, its strategy's round and whether
+//! its queue has contacts waiting, in one query.
 
 use chrono::{DateTime, Utc};
 
@@ -8,7 +9,7 @@ use super::Result;
 use super::executor::{Executor, Record, Row, params};
 use super::queue::waiting_condition;
 use super::sources::Source;
-use crate::domain::{Candidate, LinkedOperator, candidates};
+use crate::domain::{Field, LinkedOperator, Round, evaluate};
 
 impl Record for LinkedOperator {
     fn decode(row: &Row<'_>) -> Result<Self> {
@@ -18,6 +19,7 @@ impl Record for LinkedOperator {
             is_active: row.get("is_active")?,
             max_load: row.get("max_load")?,
             active_load: row.get("active_load")?,
+            last_assigned_at: row.get("last_assigned_at")?,
             availability: row.get("availability")?,
             away_until: row.get("away_until")?,
             timezone: row.get("timezone")?,
@@ -44,20 +46,16 @@ impl Record for WithTimeOff {
 /// `source_operator_weights` as `w`, `operators` as `o`).
 macro_rules! linked_columns {
     () => {
-        "w.operator_id, w.weight, o.is_active, o.max_load, o.active_load, o.availability, o.away_until, \
-         o.timezone, o.schedule, \
+        "w.operator_id, w.weight, o.is_active, o.max_load, o.active_load, o.last_assigned_at, \
+         o.availability, o.away_until, o.timezone, o.schedule, \
          EXISTS (SELECT 1 FROM operator_time_off t WHERE t.operator_id = o.id) AS has_time_off"
     };
 }
 
-/// The operators that may take a contact of the source at `now`, by the rule of [`candidates`], in operator
+/// Who may take a contact of the source at `now` and who may not, by the rule of [`evaluate`], in operator
 /// order. One query loads the operators with their availability and schedule, and whether they have time off
-/// on record; only when one who could otherwise take the contact has some is it loaded, by a second query.
-pub async fn candidates_of(
-    db: &mut impl Executor,
-    source_id: i64,
-    now: DateTime<Utc>,
-) -> Result<Vec<Candidate>> {
+/// on record; only when one who otherwise accepts contacts has some is it loaded, by a second query.
+pub async fn field_of(db: &mut impl Executor, source_id: i64, now: DateTime<Utc>) -> Result<Field> {
     let sql = concat!(
         "SELECT ",
         linked_columns!(),
@@ -68,17 +66,16 @@ pub async fn candidates_of(
     with_time_off(db, source_id, rows, now).await
 }
 
-/// The candidates among the linked operators as read, their time off loaded if it may matter.
+/// The field of the linked operators as read, their time off loaded if it may matter: to whether they are a
+/// candidate, or to why not (time off is said before full).
 async fn with_time_off(
     db: &mut impl Executor,
     source_id: i64,
     rows: Vec<WithTimeOff>,
     now: DateTime<Utc>,
-) -> Result<Vec<Candidate>> {
+) -> Result<Field> {
     let needs_time_off = rows.iter().any(|WithTimeOff(operator, has_time_off)| {
-        *has_time_off
-            && operator.active_load < operator.max_load
-            && operator.presence().accepting_at(now)
+        *has_time_off && operator.presence().accepting_at(now)
     });
     let mut linked: Vec<LinkedOperator> = rows
         .into_iter()
@@ -94,20 +91,22 @@ async fn with_time_off(
             }
         }
     }
-    Ok(candidates(&linked, now))
+    Ok(evaluate(&linked, now, &[]))
 }
 
-/// What routing a new contact of a live source starts from: the source, its candidates at `now`, and whether
-/// contacts wait in its queue.
+/// What routing a new contact of a live source starts from: the source, its field at `now`, its strategy's
+/// round, and whether contacts wait in its queue.
 pub struct RoutingView {
     pub source: Source,
-    pub candidates: Vec<Candidate>,
+    pub field: Field,
+    pub round: Round,
     pub has_waiting: bool,
 }
 
 /// One row of [`routing_view`]'s query: the source, and one linked operator if it has any.
 struct SourceRow {
     source: Source,
+    round: Round,
     has_waiting: bool,
     linked: Option<WithTimeOff>,
 }
@@ -116,6 +115,7 @@ impl Record for SourceRow {
     fn decode(row: &Row<'_>) -> Result<Self> {
         // In the order of the columns, which makes finding each by name cheap.
         let source = Source::decode(row)?;
+        let round = super::sources::round_column(row)?;
         let has_waiting = row.get("has_waiting")?;
         let linked = match row.get::<Option<i64>>("operator_id")? {
             Some(_) => Some(WithTimeOff::decode(row)?),
@@ -123,6 +123,7 @@ impl Record for SourceRow {
         };
         Ok(SourceRow {
             source,
+            round,
             has_waiting,
             linked,
         })
@@ -138,7 +139,7 @@ pub async fn routing_view(
 ) -> Result<Option<RoutingView>> {
     let sql = concat!(
         "SELECT s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, s.sticky_hours, ",
-        "s.accept_timeout_secs, EXISTS (SELECT 1 FROM contacts c WHERE c.source_id = s.id AND c.",
+        "s.accept_timeout_secs, s.strategy, s.strategy_round, EXISTS (SELECT 1 FROM contacts c WHERE c.source_id = s.id AND c.",
         waiting_condition!(),
         ") AS has_waiting, ",
         linked_columns!(),
@@ -151,10 +152,12 @@ pub async fn routing_view(
         return Ok(None);
     };
     let (source, has_waiting) = (first.source.clone(), first.has_waiting);
+    let round = first.round.clone();
     let linked = rows.into_iter().filter_map(|row| row.linked).collect();
     Ok(Some(RoutingView {
-        candidates: with_time_off(db, id, linked, now).await?,
+        field: with_time_off(db, id, linked, now).await?,
         source,
+        round,
         has_waiting,
     }))
 }

@@ -5,7 +5,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
 use super::audit::Actor;
-use super::candidates;
 use super::executor::{Dialect, Executor, Filters, Record, Row, params};
 use super::history::{self, HistoryChange, entry, reason};
 use super::leads::{self, Lead};
@@ -14,9 +13,10 @@ use super::queue::{self, Drained, ManualAssignment};
 use super::sources::{RulesColumns, Source, WorkRules};
 use super::tallies::{self, count_key};
 use super::{Page, Result, Store};
+use super::{candidates, decisions, sources};
 use crate::domain::{
-    AcceptTimeout, Availability, CapacityClaim, LeadIdentity, Reach, Routing, Status, Text,
-    TimeZoneName, draw_and_claim,
+    AcceptTimeout, Availability, CapacityClaim, Chooser, Decision, Exclusion, LeadIdentity, Reach,
+    Routing, Status, Strategy, Text, TimeZoneName, choose_and_claim,
 };
 use crate::error::AppError;
 
@@ -29,7 +29,8 @@ macro_rules! contact_select {
          l.name AS lead_name, l.created_at AS lead_created_at, s.name AS source_name, \
          s.description AS source_description, s.created_at AS source_created_at, \
          s.on_operator_unavailable AS source_on_operator_unavailable, s.sticky_hours AS source_sticky_hours, \
-         s.accept_timeout_secs AS source_accept_timeout_secs, o.name AS operator_name, \
+         s.accept_timeout_secs AS source_accept_timeout_secs, s.strategy AS source_strategy, \
+         o.name AS operator_name, \
          o.is_active AS operator_is_active, o.max_load AS operator_max_load, \
          o.active_load AS operator_active_load, o.created_at AS operator_created_at, \
          o.availability AS operator_availability, o.away_until AS operator_away_until, \
@@ -406,36 +407,63 @@ async fn route_new(
 ) -> Result<(Contact, Drained)> {
     let candidates::RoutingView {
         source,
-        mut candidates,
+        mut field,
+        mut round,
         has_waiting,
     } = candidates::routing_view(db, new.source_id, routing.clock.now())
         .await?
         .ok_or_else(|| AppError::not_found("Source"))?;
+    let strategy = source.rules.strategy;
+    let takes_turns = sources::takes_turns(db, strategy);
+    if takes_turns {
+        round = sources::lock_round(db, source.id).await?;
+        field = candidates::field_of(db, source.id, routing.clock.now()).await?;
+    }
     let lead = leads::resolve(db, &new.lead).await?;
     let mut drained = Drained::default();
-    if !candidates.is_empty() && has_waiting {
+    if !field.candidates.is_empty() && has_waiting {
         drained = queue::drain(db, routing, &[source.id]).await?;
-        candidates = candidates::candidates_of(db, source.id, routing.clock.now()).await?;
+        field = candidates::field_of(db, source.id, routing.clock.now()).await?;
+        if strategy == Strategy::SmoothWeighted {
+            round = sources::lock_round(db, source.id).await?;
+        }
     }
     let now = routing.clock.now();
     let mut claimer = operators::Claimer { db: &mut *db, now };
     let mut why = reason::CREATION;
     let mut operator = None;
+    let mut decision = None;
     if let Some(since) = source.rules.sticky_hours.window_start(now)
-        && !candidates.is_empty()
+        && !field.candidates.is_empty()
         && let Some(previous) = previous_operator(claimer.db, lead.id, since).await?
-        && candidates.iter().any(|c| c.operator_id == previous)
+        && field.candidates.iter().any(|c| c.operator_id == previous)
     {
         operator = claimer.claim(previous).await?;
         if operator.is_some() {
             why = reason::STICKY;
+            let hours = source.rules.sticky_hours.get();
+            decision = Some(Decision::sticky(strategy, &field, previous, hours));
         } else {
-            candidates.retain(|c| c.operator_id != previous);
+            field.exclude(previous, Exclusion::Full);
         }
     }
-    if operator.is_none() {
-        operator = draw_and_claim(&mut candidates, &routing.random, &mut claimer, |_| {}).await?;
-    }
+    let mut chooser = Chooser::new(strategy, round);
+    let decision = match decision {
+        Some(decision) => decision,
+        None => {
+            let (chosen, decision) = choose_and_claim(
+                &mut field,
+                &mut chooser,
+                &routing.random,
+                &mut claimer,
+                |_| {},
+            )
+            .await?;
+            operator = chosen;
+            decision
+        }
+    };
+    sources::save_round(db, source.id, &chooser).await?;
     let operator_id = operator.as_ref().map(|o| o.id);
     if operator_id.is_none() {
         drained = drained.and(Drained::look_again(source.id));
@@ -457,6 +485,7 @@ async fn route_new(
         assigned_at.and_then(|at| source.rules.accept_timeout.deadline(at))
     ];
     let id: i64 = db.one(sql, params).await?;
+    let decision_id = decisions::record(db, id, source.id, now, why, &decision).await?;
     let counted = tallies::count(db, source.id, count_key(operator_id), Status::ACTIVE, 1).await?;
     let contact = Contact {
         id,
@@ -485,6 +514,7 @@ async fn route_new(
         to_status: Status::active(),
         reason: why,
         api_key_id: new.created_by_key_id,
+        decision_id: Some(decision_id),
     };
     history::record(db, change, Some(&contact)).await?;
     Ok((contact, drained))
@@ -567,6 +597,7 @@ async fn set_status(
             to_status: status.clone(),
             reason: reason::MANUAL,
             api_key_id,
+            decision_id: None,
         };
         history::record(db, change, None).await?;
         drained = match current.operator_id {

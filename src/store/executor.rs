@@ -18,7 +18,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Postgres, Row as _, Sqlite};
 
 use crate::domain::{
-    Availability, DeliveryState, Schedule, Status, TimeZoneName, UnavailablePolicy, WebhookUrl,
+    Availability, DeliveryState, Schedule, Status, Strategy, TimeZoneName, UnavailablePolicy,
+    WebhookUrl,
 };
 use crate::error::AppError;
 
@@ -90,6 +91,15 @@ impl Row<'_> {
     /// The value of the named column.
     pub fn get<T: Column>(&self, column: &str) -> Result<T> {
         T::read(self, column)
+    }
+
+    /// Hands the named column's text (`None` for NULL) to `parse`, borrowed from the row.
+    pub fn with_text<T>(
+        &self,
+        column: &str,
+        parse: impl FnOnce(Option<&str>) -> Result<T>,
+    ) -> Result<T> {
+        with_text(self, column, parse)
     }
 }
 
@@ -201,7 +211,8 @@ parsed_column!(
     Availability,
     TimeZoneName,
     Schedule,
-    UnavailablePolicy
+    UnavailablePolicy,
+    Strategy
 );
 
 /// Hands the column's text (`None` for NULL) to `parse`, borrowed from the row rather than copied.

@@ -43,7 +43,7 @@ pub mod reason {
 macro_rules! history_columns {
     () => {
         "id, contact_id, at, event, from_operator_id, to_operator_id, from_status, to_status, reason, \
-         api_key_id"
+         api_key_id, decision_id"
     };
 }
 
@@ -63,6 +63,8 @@ pub struct HistoryEntry {
     pub reason: String,
     /// The API key that made a manual change.
     pub api_key_id: Option<i64>,
+    /// The routing decision that made an automatic assignment (or left the contact waiting).
+    pub decision_id: Option<i64>,
 }
 
 record!(HistoryEntry {
@@ -75,7 +77,8 @@ record!(HistoryEntry {
     from_status,
     to_status,
     reason,
-    api_key_id
+    api_key_id,
+    decision_id
 });
 
 /// A change to record in a contact's history.
@@ -90,6 +93,8 @@ pub struct HistoryChange {
     pub to_status: Status,
     pub reason: &'static str,
     pub api_key_id: Option<i64>,
+    /// The routing decision behind it, for an automatic assignment attempt.
+    pub decision_id: Option<i64>,
 }
 
 /// Records the change in the contact's history and queues its events for the webhooks that receive them.
@@ -102,7 +107,8 @@ pub async fn record(
 ) -> Result<()> {
     let sql = concat!(
         "INSERT INTO contact_history (contact_id, at, event, from_operator_id, to_operator_id, ",
-        "from_status, to_status, reason, api_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+        "from_status, to_status, reason, api_key_id, decision_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         RETURNING ",
         history_columns!()
     );
     let params = params![
@@ -114,7 +120,8 @@ pub async fn record(
         change.from_status.as_ref().map(Status::as_str),
         change.to_status.as_str(),
         change.reason,
-        change.api_key_id
+        change.api_key_id,
+        change.decision_id
     ];
     let entry: HistoryEntry = db.one(sql, params).await?;
     webhooks::enqueue(db, &change, &entry, snapshot).await

@@ -13,6 +13,7 @@ pub mod backup;
 pub mod candidates;
 pub mod check;
 pub mod contacts;
+pub mod decisions;
 pub mod deliveries;
 pub mod executor;
 pub mod history;

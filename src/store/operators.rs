@@ -190,14 +190,19 @@ pub async fn loads(db: &mut impl Executor) -> Result<Vec<Operator>> {
 
 /// Takes one unit of the operator's capacity if, as committed right now, the operator is active and below
 /// max_load. This conditional update is what keeps max_load exact under concurrency, across processes too:
-/// PostgreSQL re-checks the condition on the latest row version after waiting for a concurrent writer.
-pub async fn claim_capacity(db: &mut impl Executor, operator_id: i64) -> Result<Option<Operator>> {
+/// PostgreSQL re-checks the condition on the latest row version after waiting for a concurrent writer. `at`
+/// becomes their last assignment (least_loaded's last tie-break).
+pub async fn claim_capacity(
+    db: &mut impl Executor,
+    operator_id: i64,
+    at: DateTime<Utc>,
+) -> Result<Option<Operator>> {
     let sql = concat!(
-        "UPDATE operators SET active_load = active_load + 1 ",
+        "UPDATE operators SET active_load = active_load + 1, last_assigned_at = $2 ",
         "WHERE id = $1 AND is_active AND active_load < max_load RETURNING ",
         operator_columns!()
     );
-    db.optional(sql, params![operator_id]).await
+    db.optional(sql, params![operator_id, at]).await
 }
 
 /// Changes the active load by `delta`, without a capacity check (a contact closed, reopened or moved). No
@@ -208,7 +213,7 @@ pub async fn adjust_load(db: &mut impl Executor, operator_id: i64, delta: i64) -
     Ok(())
 }
 
-/// Claims capacity through [`claim_capacity`], for routing's draw-and-claim loop, and checks on the row the
+/// Claims capacity through [`claim_capacity`], for routing's choose-and-claim loop, and checks on the row the
 /// claim returns — the operator as committed now, after waiting for any concurrent change of them — that they
 /// still take contacts at `now` by their availability and schedule; if not, the unit is given back and the
 /// claim refused. (Time off was read with the candidates; a period added concurrently counts from its commit.)
@@ -222,7 +227,7 @@ impl<E: Executor> CapacityClaim for Claimer<'_, E> {
     type Error = AppError;
 
     async fn claim(&mut self, operator_id: i64) -> Result<Option<Operator>> {
-        let Some(operator) = claim_capacity(self.db, operator_id).await? else {
+        let Some(operator) = claim_capacity(self.db, operator_id, self.now).await? else {
             return Ok(None);
         };
         if operator.presence(&[]).accepting_at(self.now) {
@@ -343,6 +348,7 @@ pub async fn delete(
             to_status: contact.status,
             reason: reason::OPERATOR_DELETED,
             api_key_id: actor.key_id(),
+            decision_id: None,
         };
         history::record(db, change, None).await?;
     }

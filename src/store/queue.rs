@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::audit::{self, Actor, AuditChange, action};
@@ -14,8 +15,11 @@ use super::executor::{Dialect, Executor, params};
 use super::history::{self, HistoryChange, entry, reason};
 use super::operators::Operator;
 use super::tallies::{self, count_key};
-use super::{Page, Result, Store, acceptance, candidates, contacts, operators, sources};
-use crate::domain::{AcceptTimeout, Candidate, Routing, Status, draw_and_claim};
+use super::{Page, Result, Store, acceptance, candidates, contacts, decisions, operators, sources};
+use crate::domain::{
+    AcceptTimeout, Candidate, Chooser, Exclusion, Field, Round, Routing, Status, Strategy,
+    choose_and_claim,
+};
 use crate::error::AppError;
 
 /// Most contacts one transaction assigns from the queues; the rest are left to the background sweep, so that
@@ -208,40 +212,59 @@ async fn lock_waiting(db: &mut impl Executor, id: i64, operator_id: i64) -> Resu
 
 // ---- drains ----
 
-/// One source's part in a drain: who may take its contacts, and who waits.
+/// One source's part in a drain: who may take its contacts (and who may not), who waits, and how it chooses.
 struct SourceQueue {
     source_id: i64,
-    candidates: Vec<Candidate>,
-    /// The candidates as first read, to restore one whose claimed unit was given back.
-    linked: Vec<Candidate>,
+    field: Field,
     waiting: VecDeque<Waiting>,
     accept_timeout: AcceptTimeout,
+    chooser: Chooser,
 }
 
 /// The operator is out of capacity: they are no candidate of any source of the drain.
 fn drop_everywhere(queues: &mut [SourceQueue], operator_id: i64) {
     for queue in queues.iter_mut() {
-        queue.candidates.retain(|c| c.operator_id != operator_id);
-    }
-}
-
-/// The operator's unit was given back: wherever they were a candidate, they are one again.
-fn give_back(queues: &mut [SourceQueue], operator: &Operator) {
-    for queue in queues.iter_mut() {
-        let present = queue
+        if queue
+            .field
             .candidates
             .iter()
-            .any(|c| c.operator_id == operator.id);
-        if !present
-            && let Some(candidate) = queue.linked.iter().find(|c| c.operator_id == operator.id)
+            .any(|c| c.operator_id == operator_id)
         {
-            queue.candidates.push(*candidate);
+            queue.field.exclude(operator_id, Exclusion::Full);
         }
     }
 }
 
+/// The operator took a unit: wherever they are a candidate their load is as the claim left it, and they are
+/// full where it reached max_load.
+fn claimed_everywhere(queues: &mut [SourceQueue], operator: &Operator, at: DateTime<Utc>) {
+    for queue in queues.iter_mut() {
+        if let Some(candidate) = queue
+            .field
+            .candidates
+            .iter_mut()
+            .find(|c| c.operator_id == operator.id)
+        {
+            candidate.load = operator.active_load;
+            candidate.last_assigned_at = Some(at);
+        }
+    }
+    if operator.active_load >= operator.max_load {
+        drop_everywhere(queues, operator.id);
+    }
+}
+
+/// The operator's unit was given back: wherever they were a candidate before `before`, they are one again,
+/// at the load they had.
+fn give_back(queues: &mut [SourceQueue], before: &[Field]) {
+    for (queue, before) in queues.iter_mut().zip(before) {
+        queue.field = before.clone();
+    }
+}
+
 /// Assigns the waiting contacts of the sources, oldest first across all of them, while their operators have
-/// capacity, and at most [`DRAIN_BUDGET`] of them.
+/// capacity, and at most [`DRAIN_BUDGET`] of them. Each assignment is chosen by its source's strategy and
+/// recorded as a decision.
 pub async fn drain(
     db: &mut impl Executor,
     routing: &Routing,
@@ -252,96 +275,104 @@ pub async fn drain(
     source_ids.dedup();
     let mut queues = Vec::new();
     for &source_id in &source_ids {
-        let candidates = candidates::candidates_of(db, source_id, routing.clock.now()).await?;
-        if candidates.is_empty() {
+        let mut field = candidates::field_of(db, source_id, routing.clock.now()).await?;
+        if field.candidates.is_empty() {
             continue;
         }
         // As many as the free capacity seen, and some to spare for the ones concurrent drains take first.
-        let free_slots: i64 = candidates.iter().map(|c| c.free_slots.max(0)).sum();
+        let free_slots: i64 = field.candidates.iter().map(Candidate::free_slots).sum();
         let limit = (free_slots + LOOKAHEAD).min(DRAIN_BUDGET as i64);
         let waiting = waiting(db, source_id, limit).await?;
-        if !waiting.is_empty() {
-            queues.push(SourceQueue {
-                source_id,
-                linked: candidates.clone(),
-                candidates,
-                waiting: waiting.into(),
-                accept_timeout: sources::rules_of(db, source_id).await?.accept_timeout,
-            });
+        if waiting.is_empty() {
+            continue;
         }
+        let rules = sources::rules_of(db, source_id).await?;
+        let mut round = Round::default();
+        if rules.strategy == Strategy::SmoothWeighted || sources::takes_turns(db, rules.strategy) {
+            round = sources::lock_round(db, source_id).await?;
+        }
+        if sources::takes_turns(db, rules.strategy) {
+            // Read again now that the choices before this one are committed.
+            field = candidates::field_of(db, source_id, routing.clock.now()).await?;
+        }
+        queues.push(SourceQueue {
+            source_id,
+            field,
+            waiting: waiting.into(),
+            accept_timeout: rules.accept_timeout,
+            chooser: Chooser::new(rules.strategy, round),
+        });
     }
     let mut assigned = 0;
     let mut skipped = false;
     while assigned < DRAIN_BUDGET {
         let next = (0..queues.len())
-            .filter(|&i| !queues[i].candidates.is_empty())
+            .filter(|&i| !queues[i].field.candidates.is_empty())
             .filter_map(|i| queues[i].waiting.front().map(|&w| (w.id, w.refused, i)))
             .min();
         let Some((contact_id, has_refusals, index)) = next else {
             break;
         };
         let source_id = queues[index].source_id;
+        let now = routing.clock.now();
         let mut refused = Vec::new();
-        let mut claimer = operators::Claimer {
-            db: &mut *db,
-            now: routing.clock.now(),
-        };
-        let claimed = if has_refusals {
+        let mut claimer = operators::Claimer { db: &mut *db, now };
+        let chooser_before = queues[index].chooser.clone();
+        let fields_before: Vec<Field> = queues.iter().map(|q| q.field.clone()).collect();
+        let queue = &mut queues[index];
+        let (claimed, decision) = if has_refusals {
             // Only the others may take it; should none be left, it waits on and the queue moves past it.
-            let excluded = acceptance::refusers(claimer.db, contact_id).await?;
-            let mut others: Vec<Candidate> = queues[index]
-                .candidates
-                .iter()
-                .filter(|c| !excluded.contains(&c.operator_id))
-                .copied()
-                .collect();
-            if others.is_empty() {
-                queues[index].waiting.pop_front();
+            let refusers = acceptance::refusers(claimer.db, contact_id).await?;
+            let mut others = queue.field.without_refusers(&refusers);
+            if others.candidates.is_empty() {
+                queue.waiting.pop_front();
                 continue;
             }
-            draw_and_claim(&mut others, &routing.random, &mut claimer, |operator_id| {
-                refused.push(operator_id)
-            })
+            choose_and_claim(
+                &mut others,
+                &mut queue.chooser,
+                &routing.random,
+                &mut claimer,
+                |operator_id| refused.push(operator_id),
+            )
             .await?
         } else {
-            draw_and_claim(
-                &mut queues[index].candidates,
+            choose_and_claim(
+                &mut queue.field,
+                &mut queue.chooser,
                 &routing.random,
                 &mut claimer,
                 |operator_id| refused.push(operator_id),
             )
             .await?
         };
-        for operator_id in refused {
+        for &operator_id in &refused {
             drop_everywhere(&mut queues, operator_id);
         }
         let Some(operator) = claimed else {
             continue; // that source has nobody left; its contacts wait on
         };
-        if operator.active_load >= operator.max_load {
-            drop_everywhere(&mut queues, operator.id);
-        }
+        claimed_everywhere(&mut queues, &operator, now);
         queues[index].waiting.pop_front();
         // Only the contact about to be assigned is locked, and only once it has an operator: a drain never
         // holds a contact it does not assign, so concurrent drains take the next ones, oldest first.
         if !lock_waiting(db, contact_id, operator.id).await? {
             skipped = true;
             operators::adjust_load(db, operator.id, -1).await?;
-            give_back(&mut queues, &operator);
+            give_back(&mut queues, &fields_before);
+            for &operator_id in &refused {
+                drop_everywhere(&mut queues, operator_id);
+            }
+            queues[index].chooser = chooser_before;
             continue;
         }
         let accept_timeout = queues[index].accept_timeout;
-        contacts::set_operator(
-            db,
-            contact_id,
-            Some(operator.id),
-            routing.clock.now(),
-            accept_timeout,
-        )
-        .await?;
+        contacts::set_operator(db, contact_id, Some(operator.id), now, accept_timeout).await?;
         // Ascending operator keys, as every transaction moving counts takes them, so as not to deadlock.
         tallies::count(db, source_id, count_key(None), Status::ACTIVE, -1).await?;
         tallies::count(db, source_id, operator.id, Status::ACTIVE, 1).await?;
+        let decision_id =
+            decisions::record(db, contact_id, source_id, now, reason::QUEUE, &decision).await?;
         let change = HistoryChange {
             contact_id,
             at: super::now(),
@@ -352,9 +383,13 @@ pub async fn drain(
             to_status: Status::active(),
             reason: reason::QUEUE,
             api_key_id: None,
+            decision_id: Some(decision_id),
         };
         history::record(db, change, None).await?;
         assigned += 1;
+    }
+    for queue in &queues {
+        sources::save_round(db, queue.source_id, &queue.chooser).await?;
     }
     Ok(Drained {
         assigned,
@@ -414,7 +449,10 @@ pub async fn assign_manually(
             if active {
                 if assignment.force {
                     operators::adjust_load(db, operator_id, 1).await?;
-                } else if operators::claim_capacity(db, operator_id).await?.is_none() {
+                } else if operators::claim_capacity(db, operator_id, routing.clock.now())
+                    .await?
+                    .is_none()
+                {
                     return refuse(format!(
                         "is at max_load ({} of {} active contacts)",
                         operator.active_load, operator.max_load
@@ -461,6 +499,7 @@ pub async fn assign_manually(
             to_status: current.status.clone(),
             reason: reason::MANUAL,
             api_key_id: actor.key_id(),
+            decision_id: None,
         };
         history::record(db, change, None).await?;
         let change = AuditChange {

@@ -7,13 +7,15 @@ use super::executor::{Dialect, Executor, Record, Row, params};
 use super::queue::{self, Drained};
 use super::{Page, Result, Store, operators};
 use crate::domain::{
-    AcceptTimeout, Name, Routing, StickyHours, Text, UnavailablePolicy, ValueError, Weight,
+    AcceptTimeout, Chooser, Name, Round, Routing, StickyHours, Strategy, Text, UnavailablePolicy,
+    ValueError, Weight,
 };
 use crate::error::AppError;
 
 macro_rules! source_columns {
     () => {
-        "id, name, description, created_at, on_operator_unavailable, sticky_hours, accept_timeout_secs"
+        "id, name, description, created_at, on_operator_unavailable, sticky_hours, accept_timeout_secs, \
+         strategy"
     };
 }
 
@@ -33,12 +35,13 @@ pub struct Source {
     pub rules: WorkRules,
 }
 
-/// A source's work rules ([`crate::domain::work_rules`]).
+/// A source's work rules ([`crate::domain::work_rules`]) and its routing strategy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkRules {
     pub on_operator_unavailable: UnavailablePolicy,
     pub sticky_hours: StickyHours,
     pub accept_timeout: AcceptTimeout,
+    pub strategy: Strategy,
 }
 
 /// The columns of a source's work rules, as a source row names them and as a contact's row does.
@@ -49,16 +52,18 @@ pub enum RulesColumns {
 
 impl WorkRules {
     pub fn decode(row: &Row<'_>, columns: RulesColumns) -> Result<Self> {
-        let [policy, sticky, timeout] = match columns {
+        let [policy, sticky, timeout, strategy] = match columns {
             RulesColumns::Source => [
                 "on_operator_unavailable",
                 "sticky_hours",
                 "accept_timeout_secs",
+                "strategy",
             ],
             RulesColumns::Contact => [
                 "source_on_operator_unavailable",
                 "source_sticky_hours",
                 "source_accept_timeout_secs",
+                "source_strategy",
             ],
         };
         let invalid = |column: &str, error: ValueError| {
@@ -69,6 +74,7 @@ impl WorkRules {
             sticky_hours: StickyHours::parse(row.get(sticky)?).map_err(|e| invalid(sticky, e))?,
             accept_timeout: AcceptTimeout::parse(row.get(timeout)?)
                 .map_err(|e| invalid(timeout, e))?,
+            strategy: row.get(strategy)?,
         })
     }
 }
@@ -139,6 +145,8 @@ pub struct SourceChanges {
     pub on_operator_unavailable: Option<UnavailablePolicy>,
     pub sticky_hours: Option<StickyHours>,
     pub accept_timeout: Option<AcceptTimeout>,
+    /// A new strategy starts from a fresh round.
+    pub strategy: Option<Strategy>,
 }
 
 // ---- statements ----
@@ -254,12 +262,54 @@ pub async fn rules_of(db: &mut impl Executor, id: i64) -> Result<WorkRules> {
             WorkRules::decode(row, RulesColumns::Source).map(Rules)
         }
     }
-    let sql = "SELECT on_operator_unavailable, sticky_hours, accept_timeout_secs FROM sources WHERE id = $1";
+    let sql = "SELECT on_operator_unavailable, sticky_hours, accept_timeout_secs, strategy FROM sources \
+         WHERE id = $1";
     let Rules(rules) = db
         .optional(sql, params![id])
         .await?
         .ok_or_else(|| AppError::not_found("Source"))?;
     Ok(rules)
+}
+
+/// A source's smooth_weighted round, as its `strategy_round` column holds it.
+pub fn round_column(row: &Row<'_>) -> Result<Round> {
+    row.with_text("strategy_round", |text| Ok(Round::from_json(text)))
+}
+
+/// The source's round, kept from concurrent choices until the transaction ends where the database locks rows:
+/// a strategy that decides by what earlier choices left (its round, or the loads it ranks) takes its turn.
+/// Taken before the candidates are read, so that they are read as the previous choice left them.
+pub async fn lock_round(db: &mut impl Executor, id: i64) -> Result<Round> {
+    /// The round alone.
+    struct Stored(Round);
+    impl Record for Stored {
+        fn decode(row: &Row<'_>) -> Result<Self> {
+            round_column(row).map(Stored)
+        }
+    }
+    let sql = match db.dialect() {
+        Dialect::Sqlite => "SELECT strategy_round FROM sources WHERE id = $1",
+        Dialect::Postgres => "SELECT strategy_round FROM sources WHERE id = $1 FOR NO KEY UPDATE",
+    };
+    let stored: Option<Stored> = db.optional(sql, params![id]).await?;
+    Ok(stored.map(|Stored(round)| round).unwrap_or_default())
+}
+
+/// Whether choices for a source of this strategy must take their turns by [`lock_round`] before reading
+/// candidates: on PostgreSQL, where concurrent transactions would otherwise choose from the same state. One
+/// SQLite writer already runs them one after another.
+pub fn takes_turns(db: &impl Executor, strategy: Strategy) -> bool {
+    strategy.needs_serial_choices() && db.dialect() == Dialect::Postgres
+}
+
+/// Stores the round the chooser left, if it moved on.
+pub async fn save_round(db: &mut impl Executor, id: i64, chooser: &Chooser) -> Result<()> {
+    if chooser.round_changed {
+        let sql = "UPDATE sources SET strategy_round = $2 WHERE id = $1";
+        db.execute(sql, params![id, chooser.round.to_json().as_str()])
+            .await?;
+    }
+    Ok(())
 }
 
 pub async fn sources_of_operator(db: &mut impl Executor, operator_id: i64) -> Result<Vec<i64>> {
@@ -275,7 +325,7 @@ pub async fn create(db: &mut impl Executor, new: &NewSource, actor: Actor) -> Re
     ensure_name_free(db, new.name.as_str(), None).await?;
     let sql = concat!(
         "INSERT INTO sources (name, description, created_at, on_operator_unavailable, sticky_hours, ",
-        "accept_timeout_secs) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+        "accept_timeout_secs, strategy) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
         source_columns!()
     );
     let description = new.description.as_ref().map(Text::as_str);
@@ -285,7 +335,8 @@ pub async fn create(db: &mut impl Executor, new: &NewSource, actor: Actor) -> Re
         super::now(),
         new.rules.on_operator_unavailable.as_str(),
         new.rules.sticky_hours.get(),
-        new.rules.accept_timeout.secs()
+        new.rules.accept_timeout.secs(),
+        new.rules.strategy.as_str()
     ];
     let source = db.one(sql, params).await?;
     let change = AuditChange::created(action::SOURCE_CREATED, &source);
@@ -310,7 +361,9 @@ pub async fn update(
         "UPDATE sources SET name = COALESCE($2, name), ",
         "description = CASE WHEN $3 THEN $4 ELSE description END, ",
         "on_operator_unavailable = COALESCE($5, on_operator_unavailable), ",
-        "sticky_hours = COALESCE($6, sticky_hours), accept_timeout_secs = COALESCE($7, accept_timeout_secs) ",
+        "sticky_hours = COALESCE($6, sticky_hours), accept_timeout_secs = COALESCE($7, accept_timeout_secs), ",
+        "strategy = COALESCE($8, strategy), ",
+        "strategy_round = CASE WHEN $8 IS NULL OR $8 = strategy THEN strategy_round ELSE NULL END ",
         "WHERE id = $1 AND deleted_at IS NULL RETURNING ",
         source_columns!()
     );
@@ -327,7 +380,8 @@ pub async fn update(
             .on_operator_unavailable
             .map(UnavailablePolicy::as_str),
         changes.sticky_hours.map(StickyHours::get),
-        changes.accept_timeout.map(AcceptTimeout::secs)
+        changes.accept_timeout.map(AcceptTimeout::secs),
+        changes.strategy.map(Strategy::as_str)
     ];
     let source = db.one(sql, params).await?;
     let change = AuditChange::changed(action::SOURCE_UPDATED, &before, &source);

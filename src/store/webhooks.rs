@@ -206,6 +206,7 @@ fn change_json(change: &HistoryEntry) -> Value {
         "to_status": change.to_status.as_str(),
         "reason": change.reason,
         "api_key_id": change.api_key_id,
+        "decision_id": change.decision_id,
     })
 }
 

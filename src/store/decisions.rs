@@ -1,0 +1,324 @@
+//! The record of every automatic assignment attempt ([`crate::domain::Decision`]), written in the attempt's own
+//! transaction: why a contact went to whom, or why it waits. Each row keeps the candidates and exclusions
+//! compactly, by operator id; names are joined when read. Fairness over a window and the queue's pace are
+//! read from here too.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::executor::{Executor, Record, Row, params};
+use super::{Page, Result, Store, contacts};
+use crate::domain::{Candidate, Decision, Exclusion, Reach, Strategy};
+use crate::error::AppError;
+
+/// An attempt's `record` column: `c` the candidates as `[operator_id, weight, load, max_load, probability]`,
+/// `x` the excluded as `[operator_id, why]`, `d` what the strategy used.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Compact {
+    #[serde(default)]
+    c: Vec<(i64, f64, i64, i64, f64)>,
+    #[serde(default)]
+    x: Vec<(i64, String)>,
+    #[serde(default)]
+    d: Value,
+}
+
+/// Writes the decision, and returns its id for the history entry it makes.
+pub async fn record(
+    db: &mut impl Executor,
+    contact_id: i64,
+    source_id: i64,
+    at: DateTime<Utc>,
+    reason: &str,
+    decision: &Decision,
+) -> Result<i64> {
+    let compact = Compact {
+        c: decision
+            .candidates
+            .iter()
+            .map(|(c, probability)| (c.operator_id, c.weight, c.load, c.max_load, *probability))
+            .collect(),
+        x: decision
+            .excluded
+            .iter()
+            .map(|e| (e.operator_id, e.why.as_str().to_owned()))
+            .collect(),
+        d: decision.detail.clone(),
+    };
+    let text = serde_json::to_string(&compact)
+        .map_err(|error| AppError::Internal(anyhow::anyhow!("decision record: {error}")))?;
+    let sql = "INSERT INTO routing_decisions (contact_id, source_id, at, reason, strategy, \
+         chosen_operator_id, record) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id AS value";
+    let params = params![
+        contact_id,
+        source_id,
+        at,
+        reason,
+        decision.strategy.as_str(),
+        decision.chosen_operator_id,
+        text.as_str()
+    ];
+    db.one(sql, params).await
+}
+
+/// One candidate of a recorded decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsideredOperator {
+    pub operator_id: i64,
+    /// `None` once the operator is deleted.
+    pub operator_name: Option<String>,
+    pub weight: f64,
+    pub load: i64,
+    pub max_load: i64,
+    pub probability: f64,
+}
+
+/// One operator left out of a recorded decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExcludedOperator {
+    pub operator_id: i64,
+    pub operator_name: Option<String>,
+    pub why: Exclusion,
+}
+
+/// A decision as read back.
+#[derive(Debug, Clone)]
+pub struct DecisionRecord {
+    pub id: i64,
+    pub contact_id: i64,
+    pub source_id: i64,
+    pub at: DateTime<Utc>,
+    /// One of the history's reasons: `creation`, `queue`, `sticky`, `accept_timeout`, `declined`,
+    /// `operator_unavailable`.
+    pub reason: String,
+    pub strategy: Strategy,
+    pub chosen_operator_id: Option<i64>,
+    pub candidates: Vec<ConsideredOperator>,
+    pub excluded: Vec<ExcludedOperator>,
+    pub detail: Value,
+}
+
+/// A decision's row before names are joined.
+struct DecisionRow {
+    id: i64,
+    contact_id: i64,
+    source_id: i64,
+    at: DateTime<Utc>,
+    reason: String,
+    strategy: String,
+    chosen_operator_id: Option<i64>,
+    record: String,
+}
+
+record!(DecisionRow {
+    id,
+    contact_id,
+    source_id,
+    at,
+    reason,
+    strategy,
+    chosen_operator_id,
+    record
+});
+
+impl DecisionRow {
+    fn compact(&self) -> Result<Compact> {
+        serde_json::from_str(&self.record).map_err(|error| {
+            AppError::Internal(anyhow::anyhow!(
+                "decision {} holds an unreadable record: {error}",
+                self.id
+            ))
+        })
+    }
+
+    fn strategy(&self) -> Result<Strategy> {
+        Strategy::parse(&self.strategy).map_err(|error| {
+            AppError::Internal(anyhow::anyhow!(
+                "decision {}: strategy {}",
+                self.id,
+                error.0
+            ))
+        })
+    }
+}
+
+/// An operator's id and name.
+struct OperatorName {
+    id: i64,
+    name: String,
+}
+
+record!(OperatorName { id, name });
+
+const DECISION_COLUMNS: &str =
+    "id, contact_id, source_id, at, reason, strategy, chosen_operator_id, record";
+
+/// The page of the contact's decisions, oldest first, if the contact is within reach as this very statement
+/// reads it.
+async fn list(
+    db: &mut impl Executor,
+    contact_id: i64,
+    reach: Reach,
+    page: Page,
+) -> Result<Vec<DecisionRecord>> {
+    let sql = format!(
+        "SELECT {DECISION_COLUMNS} FROM routing_decisions WHERE contact_id = $1 AND EXISTS \
+         (SELECT 1 FROM contacts WHERE id = $1 AND ($4 IS NULL OR operator_id = $4)) \
+         ORDER BY id LIMIT $2 OFFSET $3"
+    );
+    let params = params![contact_id, page.limit, page.skip, reach.operator_id()];
+    let rows: Vec<DecisionRow> = db.all(&sql, params).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Operators are few; their names are read once for the page.
+    let names: Vec<OperatorName> = db
+        .all("SELECT id, name FROM operators ORDER BY id", params![])
+        .await?;
+    let name_of = |id: i64| {
+        names
+            .binary_search_by_key(&id, |o| o.id)
+            .ok()
+            .map(|index| names[index].name.clone())
+    };
+    rows.iter()
+        .map(|row| {
+            let compact = row.compact()?;
+            let excluded = compact
+                .x
+                .iter()
+                .map(|(operator_id, why)| {
+                    let why = Exclusion::parse(why).map_err(|error| {
+                        AppError::Internal(anyhow::anyhow!("decision {}: {}", row.id, error.0))
+                    })?;
+                    Ok(ExcludedOperator {
+                        operator_id: *operator_id,
+                        operator_name: name_of(*operator_id),
+                        why,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(DecisionRecord {
+                id: row.id,
+                contact_id: row.contact_id,
+                source_id: row.source_id,
+                at: row.at,
+                reason: row.reason.clone(),
+                strategy: row.strategy()?,
+                chosen_operator_id: row.chosen_operator_id,
+                candidates: compact
+                    .c
+                    .iter()
+                    .map(
+                        |&(operator_id, weight, load, max_load, probability)| ConsideredOperator {
+                            operator_id,
+                            operator_name: name_of(operator_id),
+                            weight,
+                            load,
+                            max_load,
+                            probability,
+                        },
+                    )
+                    .collect(),
+                excluded,
+                detail: compact.d,
+            })
+        })
+        .collect()
+}
+
+/// An automatic assignment made in a window: whom it went to, and the candidates it chose among with their
+/// weights.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub chosen_operator_id: i64,
+    pub candidates: Vec<Candidate>,
+}
+
+/// The source's assignments chosen by its strategy in `[since, until)`, oldest first: sticky ones went to a
+/// lead's previous operator whatever the weights, and are not counted against them.
+pub async fn strategy_assignments(
+    db: &mut impl Executor,
+    source_id: i64,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Vec<Assignment>> {
+    let sql = format!(
+        "SELECT {DECISION_COLUMNS} FROM routing_decisions WHERE source_id = $1 \
+         AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at < $3) \
+         AND chosen_operator_id IS NOT NULL AND reason <> 'sticky' ORDER BY at, id"
+    );
+    let rows: Vec<DecisionRow> = db.all(&sql, params![source_id, since, until]).await?;
+    rows.iter()
+        .filter_map(|row| row.chosen_operator_id.map(|chosen| (row, chosen)))
+        .map(|(row, chosen_operator_id)| {
+            Ok(Assignment {
+                chosen_operator_id,
+                candidates: row
+                    .compact()?
+                    .c
+                    .iter()
+                    .map(|&(operator_id, weight, load, max_load, _)| Candidate {
+                        operator_id,
+                        weight,
+                        load,
+                        max_load,
+                        last_assigned_at: None,
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// How far back the queue's pace looks, and how many of its latest assignments it counts at most.
+pub const PACE_WINDOW: TimeDelta = TimeDelta::hours(1);
+pub const PACE_SAMPLE: i64 = 50;
+/// The shortest span the pace is measured over, so that one assignment a moment ago is not read as a
+/// torrent.
+pub const PACE_MIN_SPAN: TimeDelta = TimeDelta::minutes(1);
+
+/// The rate, per second, at which the source's waiting contacts were assigned lately: its latest (at most
+/// [`PACE_SAMPLE`]) assignments from the queue within [`PACE_WINDOW`] before `now`, divided by the time from
+/// the oldest of them to now (at least [`PACE_MIN_SPAN`]). `None` when there was none.
+pub async fn queue_pace(
+    db: &mut impl Executor,
+    source_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<f64>> {
+    /// One assignment's time.
+    struct At(DateTime<Utc>);
+    impl Record for At {
+        fn decode(row: &Row<'_>) -> Result<Self> {
+            row.get("at").map(At)
+        }
+    }
+    let sql = "SELECT at FROM routing_decisions WHERE source_id = $1 AND at >= $2 AND at <= $3 \
+         AND reason = 'queue' AND chosen_operator_id IS NOT NULL ORDER BY at DESC LIMIT $4";
+    let times: Vec<At> = db
+        .all(sql, params![source_id, now - PACE_WINDOW, now, PACE_SAMPLE])
+        .await?;
+    let Some(At(oldest)) = times.last() else {
+        return Ok(None);
+    };
+    let span = (now - *oldest).max(PACE_MIN_SPAN);
+    Ok(Some(times.len() as f64 / span.as_seconds_f64()))
+}
+
+impl Store {
+    /// The contact's decisions, oldest first, if the contact is within reach.
+    pub async fn contact_decisions(
+        &self,
+        id: i64,
+        reach: Reach,
+        page: Page,
+    ) -> Result<Vec<DecisionRecord>> {
+        read!(self, |db| {
+            if !contacts::within_reach(db, id, reach).await? {
+                return Err(AppError::not_found("Contact"));
+            }
+            list(db, id, reach, page).await
+        })
+    }
+}
