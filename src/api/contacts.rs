@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::Caller;
-use super::schemas::{Contact, HistoryEntry};
+use super::schemas::{Contact, HistoryEntry, RoutingDecision};
 use super::wire::{
     EmailString, PhoneString, ShortTextString, StatusString, deserialize_optional_whole_number,
     deserialize_whole_number,
@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_contact, assign_contact))
         .routes(routes!(set_contact_status))
         .routes(routes!(contact_history))
+        .routes(routes!(contact_decisions))
         .routes(routes!(accept_contact))
         .routes(routes!(decline_contact))
 }
@@ -502,4 +503,33 @@ async fn contact_history(
         .contact_history(id, caller.reach(), page)
         .await?;
     Ok(Json(each(history)))
+}
+
+/// Why the contact went to whom, or why it waits: every automatic assignment attempt for it, oldest first — on
+/// creation, sticky, from the queue, after an accept timeout or a decline, and when its operator became
+/// unavailable and nobody could take it. Each names the source's strategy, the candidates with their weight,
+/// load and probability, every linked operator left out and why, whom it chose (`null`: nobody), and what the
+/// strategy used. The latest decision of a waiting contact says why it waits. An `operator` key reads only
+/// the decisions of the contacts assigned to its operator now (others answer 404).
+#[utoipa::path(
+    get, path = "/contacts/{id}/decisions", tag = "contacts",
+    params(("id" = i64, Path, description = "Contact id"), Pagination),
+    responses(
+        (status = 200, description = "The contact's decisions, oldest first", body = [RoutingDecision]),
+        (status = 404, description = "No such contact", body = ErrorBody),
+        (status = 422, description = "Invalid id, skip or limit", body = ErrorBody),
+    )
+)]
+async fn contact_decisions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Query(pagination): Query<Pagination>,
+) -> Result<Json<Vec<RoutingDecision>>, AppError> {
+    let page = pagination.page()?;
+    let decisions = state
+        .store
+        .contact_decisions(id, caller.reach(), page)
+        .await?;
+    Ok(Json(each(decisions)))
 }

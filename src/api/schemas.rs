@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::wire::{serialize_optional_timestamp, serialize_timestamp};
 use crate::domain;
-use crate::store::{contacts, history, leads, operators, sources};
+use crate::store::{contacts, decisions, history, leads, operators, sources};
 
 /// A person who handles contacts, with whether they take contacts now.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -365,6 +365,123 @@ impl From<contacts::Contact> for Contact {
             source: contact.source.into(),
             operator: contact.operator.map(Into::into),
             queue_position: contact.queue_position,
+        }
+    }
+}
+
+/// Why a linked operator was no candidate.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ExclusionName {
+    Inactive,
+    Away,
+    Offline,
+    OffShift,
+    TimeOff,
+    Full,
+    Declined,
+}
+
+/// A candidate of a routing decision, as it stood then.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DecisionCandidate {
+    #[schema(example = 2)]
+    pub operator_id: i64,
+    /// Their name now; `null` once the operator is deleted.
+    #[schema(example = "Анна")]
+    pub operator_name: Option<String>,
+    #[schema(example = 3.0)]
+    pub weight: f64,
+    /// Their active contacts then.
+    #[schema(example = 2)]
+    pub load: i64,
+    #[schema(example = 5)]
+    pub max_load: i64,
+    /// The chance the strategy gave them: weight / Σ weights for `weighted_random`; 1 for the one chosen
+    /// and 0 for the others for the deterministic strategies and sticky assignments.
+    #[schema(example = 0.75)]
+    pub probability: f64,
+}
+
+/// A linked operator left out of a routing decision, and why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DecisionExclusion {
+    #[schema(example = 3)]
+    pub operator_id: i64,
+    #[schema(example = "Борис")]
+    pub operator_name: Option<String>,
+    /// `inactive`, `away`, `offline`, `off_shift`, `time_off`, `full`, or `declined` (they declined this
+    /// contact or let it time out).
+    #[schema(value_type = ExclusionName, example = "full")]
+    pub why: &'static str,
+}
+
+/// One automatic assignment attempt: whom the source's strategy could choose from, whom it left out and why,
+/// whom it chose, and what it used.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RoutingDecision {
+    #[schema(example = 4)]
+    pub id: i64,
+    #[schema(example = 1)]
+    pub contact_id: i64,
+    #[schema(example = 1)]
+    pub source_id: i64,
+    #[serde(serialize_with = "serialize_timestamp")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T16:38:00.123456Z")]
+    pub at: DateTime<Utc>,
+    /// What prompted it, as in the history: `creation`, `sticky`, `queue`, `accept_timeout`, `declined` or
+    /// `operator_unavailable`.
+    #[schema(example = "creation")]
+    pub reason: String,
+    /// The source's strategy then.
+    #[schema(value_type = StrategyName, example = "weighted_random")]
+    pub strategy: &'static str,
+    /// `null`: nobody could take the contact, and it waits.
+    #[schema(example = 2)]
+    pub chosen_operator_id: Option<i64>,
+    pub candidates: Vec<DecisionCandidate>,
+    pub excluded: Vec<DecisionExclusion>,
+    /// What the strategy used: `weighted_random` its draw (`random` in [0, `total_weight`)); `smooth_weighted`
+    /// each candidate's credit before the choice, the round's assignments, and whether the round started
+    /// afresh; `least_loaded` the lowest load ratio, the operators tied at it and what broke the tie; a sticky
+    /// assignment the previous operator and the window in hours.
+    #[schema(value_type = Object, example = json!({"random": 17.3, "total_weight": 40.0}))]
+    pub detail: serde_json::Value,
+}
+
+impl From<decisions::DecisionRecord> for RoutingDecision {
+    fn from(decision: decisions::DecisionRecord) -> Self {
+        Self {
+            id: decision.id,
+            contact_id: decision.contact_id,
+            source_id: decision.source_id,
+            at: decision.at,
+            reason: decision.reason,
+            strategy: decision.strategy.as_str(),
+            chosen_operator_id: decision.chosen_operator_id,
+            candidates: decision
+                .candidates
+                .into_iter()
+                .map(|c| DecisionCandidate {
+                    operator_id: c.operator_id,
+                    operator_name: c.operator_name,
+                    weight: c.weight,
+                    load: c.load,
+                    max_load: c.max_load,
+                    probability: c.probability,
+                })
+                .collect(),
+            excluded: decision
+                .excluded
+                .into_iter()
+                .map(|e| DecisionExclusion {
+                    operator_id: e.operator_id,
+                    operator_name: e.operator_name,
+                    why: e.why.as_str(),
+                })
+                .collect(),
+            detail: decision.detail,
         }
     }
 }

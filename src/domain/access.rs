@@ -38,7 +38,7 @@ impl Scope {
             Scope::Operator => {
                 "for its own operator only: GET /operators/{id}; PATCH /operators/{id} with availability \
                  and away_until; GET /contacts/ (its contacts); GET /contacts/{id} and \
-                 /contacts/{id}/history; PATCH /contacts/{id} with status, PATCH /contacts/{id}/status, \
+                 /contacts/{id}/history and /contacts/{id}/decisions; PATCH /contacts/{id} with status, PATCH /contacts/{id}/status, \
                  POST /contacts/{id}/accept and /decline"
             }
         }
@@ -62,7 +62,10 @@ fn operator_may_call(method: &str, route: &str) -> bool {
         ("GET" | "HEAD" | "PATCH", "/operators/{id}")
             | (
                 "GET" | "HEAD",
-                "/contacts" | "/contacts/{id}" | "/contacts/{id}/history"
+                "/contacts"
+                    | "/contacts/{id}"
+                    | "/contacts/{id}/history"
+                    | "/contacts/{id}/decisions"
             )
             | ("PATCH", "/contacts/{id}" | "/contacts/{id}/status")
             | ("POST", "/contacts/{id}/accept" | "/contacts/{id}/decline")
@@ -236,6 +239,7 @@ mod tests {
             ("GET", "/contacts"),
             ("GET", "/contacts/{id}"),
             ("GET", "/contacts/{id}/history"),
+            ("GET", "/contacts/{id}/decisions"),
             ("PATCH", "/contacts/{id}"),
             ("PATCH", "/contacts/{id}/status"),
             ("POST", "/contacts/{id}/accept"),

@@ -419,6 +419,17 @@ impl TestApp {
         body["id"].as_i64().unwrap()
     }
 
+    /// Creates a source with these fields besides its name (work rules, strategy) and returns its id.
+    pub async fn source_with(&self, name: &str, fields: Value) -> i64 {
+        let mut body = json!({ "name": name });
+        body.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        let (status, source) = self.post("/sources/", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{source}");
+        id_of(&source)
+    }
+
     /// Links an operator to a source with a weight.
     pub async fn link(&self, source_id: i64, operator_id: i64, weight: f64) {
         let (status, body) = self
@@ -586,6 +597,13 @@ pub async fn poll_until<T>(
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// Monday 2026-06-01, 10:00 UTC: where the manual clocks of the tests of working hours start.
+pub fn monday_10am() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-06-01T10:00:00Z")
+        .unwrap()
+        .to_utc()
 }
 
 /// A record's id.

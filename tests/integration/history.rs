@@ -33,6 +33,7 @@ fn assert_well_formed(contact_id: i64, entries: &[Value]) {
                 "api_key_id",
                 "at",
                 "contact_id",
+                "decision_id",
                 "event",
                 "from_operator_id",
                 "from_status",
@@ -67,6 +68,10 @@ fn assert_well_formed(contact_id: i64, entries: &[Value]) {
         for field in ["from_operator_id", "to_operator_id", "api_key_id"] {
             assert!(entry[field].is_i64() || entry[field].is_null(), "{entry}");
         }
+        // Routing's own entries point to the decision that made them; changes by hand to none.
+        let automatic =
+            ["creation", "queue"].contains(&entry["reason"].as_str().unwrap_or_default());
+        assert_eq!(entry["decision_id"].is_i64(), automatic, "{entry}");
         if let Some((previous_id, previous_at)) = previous {
             assert!(id > previous_id, "ids increase: {entries:?}");
             assert!(at >= previous_at, "`at` never goes back: {entries:?}");

@@ -29,6 +29,7 @@ mod operator_keys;
 mod operators;
 mod queue;
 mod sources;
+mod strategies;
 mod unavailable;
 mod walkthrough;
 mod webhooks;

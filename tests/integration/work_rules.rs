@@ -7,36 +7,17 @@ use crate::common;
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use common::receiver::Receiver;
-use common::{TestApp, assert_error, assert_unprocessable, id_of, poll_until, test_config};
+use common::{
+    TestApp, assert_error, assert_unprocessable, id_of, monday_10am, poll_until, test_config,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// Monday 2026-06-01, 10:00 UTC.
-fn monday_10am() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-06-01T10:00:00Z")
-        .unwrap()
-        .to_utc()
-}
-
-async fn source_with(app: &TestApp, name: &str, rules: Value) -> i64 {
-    let mut body = json!({ "name": name });
-    body.as_object_mut()
-        .unwrap()
-        .extend(rules.as_object().unwrap().clone());
-    let (status, source) = app.post("/sources/", body).await;
-    assert_eq!(status, StatusCode::CREATED, "{source}");
-    id_of(&source)
-}
-
 async fn requeuing_source(app: &TestApp) -> i64 {
-    source_with(
-        app,
-        "Requeue",
-        json!({ "on_operator_unavailable": "requeue" }),
-    )
-    .await
+    app.source_with("Requeue", json!({ "on_operator_unavailable": "requeue" }))
+        .await
 }
 
 /// (event, reason, from, to) of each entry of the contact's history.
@@ -87,7 +68,7 @@ backend_test!(work_rules_are_fields_of_every_source_response, |app| {
     assert_eq!(plain["accept_timeout_secs"], 0);
 
     let rules = json!({ "on_operator_unavailable": "requeue", "sticky_hours": 24, "accept_timeout_secs": 120 });
-    let id = source_with(&app, "Ruled", rules).await;
+    let id = app.source_with("Ruled", rules).await;
     let detail = app.get_ok(&format!("/sources/{id}")).await;
     let listed = app.get_ok("/sources/").await;
     let listed = listed
@@ -173,12 +154,9 @@ backend_test!(
     clock = monday_10am(),
     |app, clock| {
         let _ = &clock;
-        let requeuing = source_with(
-            &app,
-            "Requeue",
-            json!({ "on_operator_unavailable": "requeue" }),
-        )
-        .await;
+        let requeuing = app
+            .source_with("Requeue", json!({ "on_operator_unavailable": "requeue" }))
+            .await;
         let keeping = app.source("Keep").await;
         let anna = app.operator("Анна", 3).await;
         let boris = app.operator("Борис", 0).await;
@@ -338,7 +316,9 @@ backend_test!(
     clock = monday_10am(),
     |app, clock| {
         let first_source = app.source("Telegram").await;
-        let sticky = source_with(&app, "WhatsApp", json!({ "sticky_hours": 24 })).await;
+        let sticky = app
+            .source_with("WhatsApp", json!({ "sticky_hours": 24 }))
+            .await;
         let anna = app.operator("Анна", 100).await;
         let boris = app.operator("Борис", 100).await;
         for source in [first_source, sticky] {
@@ -373,7 +353,9 @@ backend_test!(
     clock = monday_10am(),
     |app, clock| {
         let _ = &clock;
-        let sticky = source_with(&app, "Sticky", json!({ "sticky_hours": 2 })).await;
+        let sticky = app
+            .source_with("Sticky", json!({ "sticky_hours": 2 }))
+            .await;
         let elsewhere = app.source("Elsewhere").await;
         let anna = app.operator("Анна", 1).await;
         let boris = app.operator("Борис", 100).await;
@@ -415,7 +397,9 @@ backend_test!(
 // ---- accept, decline, timeout ----
 
 backend_test!(accepting_a_contact_records_it_once, |app| {
-    let source = source_with(&app, "Bot", json!({ "accept_timeout_secs": 60 })).await;
+    let source = app
+        .source_with("Bot", json!({ "accept_timeout_secs": 60 }))
+        .await;
     let anna = app.operator("Анна", 1).await;
     app.link(source, anna, 1.0).await;
     let contact = app.contact_through(source).await;
@@ -498,7 +482,9 @@ backend_test!(
     a_contact_not_accepted_in_time_goes_to_another,
     clock = monday_10am(),
     |app, clock| {
-        let source = source_with(&app, "Bot", json!({ "accept_timeout_secs": 60 })).await;
+        let source = app
+            .source_with("Bot", json!({ "accept_timeout_secs": 60 }))
+            .await;
         let anna = app.operator("Анна", 5).await;
         let boris = app.operator("Борис", 5).await;
         app.link(source, anna, 1.0).await;
@@ -551,7 +537,9 @@ backend_test!(
             )
             .await;
         assert_eq!(status, StatusCode::CREATED);
-        let source = source_with(&app, "Bot", json!({ "accept_timeout_secs": 30 })).await;
+        let source = app
+            .source_with("Bot", json!({ "accept_timeout_secs": 30 }))
+            .await;
         let anna = app.operator("Анна", 5).await;
         let boris = app.operator("Борис", 5).await;
         let carol = app.operator("Карина", 5).await;
