@@ -24,9 +24,11 @@ CREATE TABLE routing_decisions (
     chosen_operator_id INTEGER,
     record             TEXT    NOT NULL
 );
-CREATE INDEX routing_decisions_contact ON routing_decisions (contact_id, id);
--- Fairness over a window, and the queue's recent pace.
+-- A contact's decisions are found through the history entries that point to them (contact_history_contact):
+-- no index of their own, which every new contact would pay for. Fairness over a window, and the queue's
+-- recent pace:
 CREATE INDEX routing_decisions_source_at ON routing_decisions (source_id, at);
 
--- The decision that made a history entry, where one did.
+-- The decision behind a history entry: the one that made it, or, for a contact requeued when its operator
+-- stopped and left waiting, the one that found nobody after.
 ALTER TABLE contact_history ADD COLUMN decision_id INTEGER;

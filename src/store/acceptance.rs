@@ -266,6 +266,7 @@ pub async fn requeue_if_unavailable(
     operators::adjust_load(db, operator_id, -(requeued.len() as i64)).await?;
     let at = super::now();
     let mut sources = Vec::new();
+    let mut entries = Vec::new();
     for contact in &requeued {
         // Unassigned (key 0) before the operator's key: ascending, as every transaction moving counts.
         tallies::count(db, contact.source_id, count_key(None), Status::ACTIVE, 1).await?;
@@ -282,7 +283,7 @@ pub async fn requeue_if_unavailable(
             api_key_id: None,
             decision_id: None,
         };
-        history::record(db, change, None).await?;
+        entries.push(history::record(db, change, None).await?);
         sources.push(contact.source_id);
     }
     tracing::info!(
@@ -291,19 +292,21 @@ pub async fn requeue_if_unavailable(
         "operator stopped accepting; their contacts went back to the queues"
     );
     let drained = queue::drain(db, routing, &sources).await?;
-    record_still_waiting(db, routing, &requeued).await?;
+    record_still_waiting(db, routing, &requeued, &entries).await?;
     Ok(drained)
 }
 
-/// For each requeued contact that the drain left waiting, a decision that says why it waits.
+/// For each requeued contact that the drain left waiting, a decision that says why it waits, which its
+/// requeue's history entry (`entries`, one per contact) points to.
 async fn record_still_waiting(
     db: &mut impl Executor,
     routing: &Routing,
     requeued: &[ContactState],
+    entries: &[i64],
 ) -> Result<()> {
     let now = routing.clock.now();
     let mut fields = Vec::new();
-    for contact in requeued {
+    for (contact, &entry) in requeued.iter().zip(entries) {
         let sql = concat!(
             "SELECT EXISTS (SELECT 1 FROM contacts WHERE id = $1 AND ",
             waiting_condition!(),
@@ -323,7 +326,9 @@ async fn record_still_waiting(
             }
         };
         let reason = reason::OPERATOR_UNAVAILABLE;
-        decisions::record(db, contact.id, contact.source_id, now, reason, &decision).await?;
+        let id =
+            decisions::record(db, contact.id, contact.source_id, now, reason, &decision).await?;
+        decisions::attach(db, entry, id).await?;
     }
     Ok(())
 }

@@ -43,10 +43,10 @@ impl Record for WithTimeOff {
 }
 
 /// The linked operator columns that routing reads, with whether each has time off on record (on
-/// `source_operator_weights` as `w`, `operators` as `o`).
+/// `source_operator_weights` as `w`, `operators` as `o`), but for `last_assigned_at`.
 macro_rules! linked_columns {
     () => {
-        "w.operator_id, w.weight, o.is_active, o.max_load, o.active_load, o.last_assigned_at, \
+        "w.operator_id, w.weight, o.is_active, o.max_load, o.active_load, \
          o.availability, o.away_until, o.timezone, o.schedule, \
          EXISTS (SELECT 1 FROM operator_time_off t WHERE t.operator_id = o.id) AS has_time_off"
     };
@@ -59,7 +59,7 @@ pub async fn field_of(db: &mut impl Executor, source_id: i64, now: DateTime<Utc>
     let sql = concat!(
         "SELECT ",
         linked_columns!(),
-        " FROM source_operator_weights w JOIN operators o ON o.id = w.operator_id ",
+        ", o.last_assigned_at FROM source_operator_weights w JOIN operators o ON o.id = w.operator_id ",
         "WHERE w.source_id = $1 ORDER BY w.operator_id"
     );
     let rows: Vec<WithTimeOff> = db.all(sql, params![source_id]).await?;
@@ -139,7 +139,11 @@ pub async fn routing_view(
 ) -> Result<Option<RoutingView>> {
     let sql = concat!(
         "SELECT s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, s.sticky_hours, ",
-        "s.accept_timeout_secs, s.strategy, s.strategy_round, EXISTS (SELECT 1 FROM contacts c WHERE c.source_id = s.id AND c.",
+        "s.accept_timeout_secs, s.strategy, ",
+        // What only one strategy uses is read only for it: the write path decodes each column once per
+        // linked operator.
+        "CASE WHEN s.strategy = 'smooth_weighted' THEN s.strategy_round END AS strategy_round, ",
+        "CASE WHEN s.strategy = 'least_loaded' THEN o.last_assigned_at END AS last_assigned_at, EXISTS (SELECT 1 FROM contacts c WHERE c.source_id = s.id AND c.",
         waiting_condition!(),
         ") AS has_waiting, ",
         linked_columns!(),

@@ -24,7 +24,7 @@ struct Compact {
     d: Value,
 }
 
-/// Writes the decision, and returns its id for the history entry it makes.
+/// Writes the decision, and returns its id for the history entry it makes (or, with [`attach`], follows).
 pub async fn record(
     db: &mut impl Executor,
     contact_id: i64,
@@ -46,6 +46,7 @@ pub async fn record(
             .collect(),
         d: decision.detail.clone(),
     };
+    // (The detail is small: a draw, or one credit per candidate.)
     let text = serde_json::to_string(&compact)
         .map_err(|error| AppError::Internal(anyhow::anyhow!("decision record: {error}")))?;
     let sql = "INSERT INTO routing_decisions (contact_id, source_id, at, reason, strategy, \
@@ -60,6 +61,13 @@ pub async fn record(
         text.as_str()
     ];
     db.one(sql, params).await
+}
+
+/// Points the history entry to the decision that followed it: how a decision made after its entry is found.
+pub async fn attach(db: &mut impl Executor, history_id: i64, decision_id: i64) -> Result<()> {
+    let sql = "UPDATE contact_history SET decision_id = $2 WHERE id = $1";
+    db.execute(sql, params![history_id, decision_id]).await?;
+    Ok(())
 }
 
 /// One candidate of a recorded decision.
@@ -162,9 +170,11 @@ async fn list(
     reach: Reach,
     page: Page,
 ) -> Result<Vec<DecisionRecord>> {
+    // Through the history entries that point to them: the contact's index is theirs.
     let sql = format!(
-        "SELECT {DECISION_COLUMNS} FROM routing_decisions WHERE contact_id = $1 AND EXISTS \
-         (SELECT 1 FROM contacts WHERE id = $1 AND ($4 IS NULL OR operator_id = $4)) \
+        "SELECT {DECISION_COLUMNS} FROM routing_decisions WHERE id IN (SELECT h.decision_id \
+         FROM contact_history h WHERE h.contact_id = $1 AND h.decision_id IS NOT NULL) AND contact_id = $1 \
+         AND EXISTS (SELECT 1 FROM contacts WHERE id = $1 AND ($4 IS NULL OR operator_id = $4)) \
          ORDER BY id LIMIT $2 OFFSET $3"
     );
     let params = params![contact_id, page.limit, page.skip, reach.operator_id()];

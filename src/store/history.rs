@@ -99,12 +99,12 @@ pub struct HistoryChange {
 
 /// Records the change in the contact's history and queues its events for the webhooks that receive them.
 /// `snapshot` is the contact as the change left it, when the caller has it at hand; otherwise it is read,
-/// and only when some webhook wants it.
+/// and only when some webhook wants it. Returns the entry's id.
 pub async fn record(
     db: &mut impl Executor,
     change: HistoryChange,
     snapshot: Option<&Contact>,
-) -> Result<()> {
+) -> Result<i64> {
     let sql = concat!(
         "INSERT INTO contact_history (contact_id, at, event, from_operator_id, to_operator_id, ",
         "from_status, to_status, reason, api_key_id, decision_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -124,7 +124,8 @@ pub async fn record(
         change.decision_id
     ];
     let entry: HistoryEntry = db.one(sql, params).await?;
-    webhooks::enqueue(db, &change, &entry, snapshot).await
+    webhooks::enqueue(db, &change, &entry, snapshot).await?;
+    Ok(entry.id)
 }
 
 /// The page of the contact's history, if the contact is within reach as this very statement reads it: the
