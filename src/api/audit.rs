@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::serialize_timestamp;
-use super::{Json, Query, each, to_page};
+use super::{Json, Query, each, time_parameter, to_page};
 use crate::AppState;
 use crate::error::{AppError, ErrorBody};
 use crate::store::AuditFilter;
@@ -147,21 +147,6 @@ fn integer(field: &str, raw: Option<&str>) -> Result<Option<i64>, AppError> {
     .transpose()
 }
 
-/// An optional RFC 3339 time parameter.
-fn time(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, AppError> {
-    raw.map(|raw| {
-        DateTime::parse_from_rfc3339(raw.trim())
-            .map(|time| time.with_timezone(&Utc))
-            .map_err(|_| {
-                refused(
-                    field,
-                    format!("{raw:?} is not an RFC 3339 time (such as 2026-11-25T16:38:00Z)"),
-                )
-            })
-    })
-    .transpose()
-}
-
 /// An optional parameter that must be one of `known`.
 fn one_of(
     field: &str,
@@ -194,8 +179,8 @@ impl AuditQuery {
             target_id: integer("target_id", self.target_id.as_deref())?,
             key_id: integer("key_id", self.key_id.as_deref())?,
             action: one_of("action", self.action, &ACTIONS, "an action")?,
-            since: time("since", self.since.as_deref())?,
-            until: time("until", self.until.as_deref())?,
+            since: time_parameter("since", self.since.as_deref())?,
+            until: time_parameter("until", self.until.as_deref())?,
         };
         Ok((filter, page))
     }

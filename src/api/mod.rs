@@ -321,12 +321,33 @@ pub fn to_page(skip: Option<i64>, limit: Option<i64>) -> Result<Page, AppError> 
     Ok(Page { skip, limit })
 }
 
-/// A 422 naming the field whose value was refused.
+/// An optional query parameter holding an RFC 3339 time (a `+` in its offset sent as `%2B`); a bad one is a
+/// 422 naming the parameter.
+pub fn time_parameter(
+    field: &str,
+    raw: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, AppError> {
+    raw.map(|raw| {
+        chrono::DateTime::parse_from_rfc3339(raw.trim())
+            .map(|time| time.to_utc())
+            .map_err(|_| {
+                invalid(
+                    field,
+                    ValueError(format!(
+                        "{raw:?} is not an RFC 3339 time (such as 2026-11-25T16:38:00Z)"
+                    )),
+                )
+            })
+    })
+    .transpose()
+}
+
 /// The API's schemas of the records, one for each.
 pub fn each<R, S: From<R>>(records: Vec<R>) -> Vec<S> {
     records.into_iter().map(S::from).collect()
 }
 
+/// A 422 naming the field whose value was refused.
 pub fn invalid(field: &str, error: ValueError) -> AppError {
     AppError::Unprocessable(format!("{field}: {error}"))
 }

@@ -1,16 +1,19 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use serde::Serialize;
-use utoipa::ToSchema;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Json, Path};
+use super::wire::serialize_optional_timestamp;
+use super::{Json, Path, Query, invalid, time_parameter};
 use crate::AppState;
+use crate::domain::fairness::{self, Window};
 use crate::error::{AppError, ErrorBody};
-use crate::store::OperatorTally;
 use crate::store::sources::SourceDetail;
+use crate::store::{OperatorTally, SourceStatsRead};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_source_stats))
@@ -30,6 +33,8 @@ pub struct SourceStats {
     /// One row per operator linked to the source or holding contacts from it (by operator id), then a row
     /// with `operator_id: null` for the unassigned contacts.
     pub operator_distribution: Vec<OperatorShare>,
+    /// How closely the automatic assignments of the window followed the weights.
+    pub fairness: Fairness,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,26 +55,158 @@ pub struct OperatorShare {
     pub actual_share: Option<f64>,
 }
 
-/// Distribution of a source's contacts per operator: counts, weights, target and actual shares. Its cost
-/// depends on the number of operators, not of contacts.
+/// The source's automatic assignments in `[since, until)` against the shares its weights gave: each
+/// assignment was a choice among its candidates, and each candidate was due weight / the candidates' weights
+/// of it (whoever was full, away or unlinked then was no candidate, and is not owed it). Sticky assignments
+/// and manual ones are not counted: the weights did not choose them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Fairness {
+    /// The window's start as asked; `null`: unbounded.
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime, example = json!(null))]
+    pub since: Option<DateTime<Utc>>,
+    /// The window's end (excluded) as asked; `null`: unbounded.
+    #[serde(serialize_with = "serialize_optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime, example = json!(null))]
+    pub until: Option<DateTime<Utc>>,
+    /// Assignments in the window chosen by the source's strategy (on creation, from the queue, after a
+    /// decline or an accept timeout), by the time of the routing decision.
+    #[schema(example = 100)]
+    pub assignments: i64,
+    /// Pearson's statistic, Σ (assignments − expected)² / expected over the operators with expected > 0, to
+    /// four decimals; `null` with fewer than two such operators.
+    #[schema(example = 1.44)]
+    pub chi_square: Option<f64>,
+    /// The number of those operators less one; 0 without a statistic.
+    #[schema(example = 1)]
+    pub degrees_of_freedom: i64,
+    /// The chance of a statistic at least this large had every assignment been drawn by the weights (the
+    /// chi-square distribution's upper tail), unrounded. Small values (below 0.01, say) mean the shares
+    /// strayed from the weights by more than chance: operators full or away while the others were not, or
+    /// weights changed within the window. `smooth_weighted` keeps every count within one of its share, so
+    /// its value stays near 1; `least_loaded` evens out load rather than following the weights.
+    #[schema(example = 0.23)]
+    pub p_value: Option<f64>,
+    /// Every operator who was a candidate of an assignment of the window, by operator id.
+    pub operators: Vec<OperatorFairness>,
+}
+
+/// One operator's part in a window's assignments.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OperatorFairness {
+    #[schema(example = 2)]
+    pub operator_id: i64,
+    /// `null` once the operator is deleted.
+    #[schema(example = "Оператор 2")]
+    pub operator_name: Option<String>,
+    /// The assignments they got.
+    #[schema(example = 56)]
+    pub assignments: i64,
+    /// The assignments the weights gave them: Σ over the assignments they were a candidate of, of their
+    /// weight / the candidates' weights; four decimals.
+    #[schema(example = 50.0)]
+    pub expected: f64,
+    /// expected / the window's assignments, four decimals.
+    #[schema(example = 0.5)]
+    pub target_share: f64,
+    /// assignments / the window's assignments, four decimals.
+    #[schema(example = 0.56)]
+    pub actual_share: f64,
+    /// (actual − target) × 100: percentage points above (or below) the target, two decimals.
+    #[schema(example = 6.0)]
+    pub deviation_pp: f64,
+}
+
+/// The window of `GET /stats/sources/{id}`'s fairness; each bad value is a 422 naming its parameter.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    /// Only assignments made at or after this time (RFC 3339, e.g. `2026-11-25T00:00:00Z`; a `+` in an offset
+    /// must be sent as `%2B`); absent: since the first.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<String>,
+    /// Only assignments made before this time (RFC 3339), which must be after `since`; absent: up to now.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until: Option<String>,
+}
+
+impl StatsQuery {
+    fn parse(&self) -> Result<Window, AppError> {
+        let since = time_parameter("since", self.since.as_deref())?;
+        let until = time_parameter("until", self.until.as_deref())?;
+        Window::new(since, until).map_err(|e| invalid("until", e))
+    }
+}
+
+/// Distribution of a source's contacts per operator: counts, weights, target and actual shares; and the
+/// fairness of its automatic assignments in a window. The counts' cost depends on the number of operators,
+/// not of contacts; the fairness reads every routing decision in the window.
 #[utoipa::path(
     get, path = "/stats/sources/{id}", tag = "stats",
-    params(("id" = i64, Path, description = "Source id")),
+    params(("id" = i64, Path, description = "Source id"), StatsQuery),
     responses(
         (status = 200, description = "The source's distribution", body = SourceStats),
         (status = 404, description = "No such source", body = ErrorBody),
-        (status = 422, description = "Invalid id", body = ErrorBody),
+        (status = 422, description = "Invalid id, since or until (the detail names it)", body = ErrorBody),
     )
 )]
 async fn get_source_stats(
     State(state): State<AppState>,
     Path(id): Path<i64>,
+    Query(query): Query<StatsQuery>,
 ) -> Result<Json<SourceStats>, AppError> {
-    let (detail, tallies) = state.store.source_tallies(id).await?;
-    Ok(Json(source_stats(detail, tallies)))
+    let window = query.parse()?;
+    let SourceStatsRead {
+        detail,
+        tallies,
+        assignments,
+        operator_names,
+    } = state.store.source_stats(id, window).await?;
+    let fairness = fairness_of(&assignments, &operator_names, window);
+    Ok(Json(source_stats(detail, tallies, fairness)))
 }
 
-fn source_stats(detail: SourceDetail, tallies: Vec<OperatorTally>) -> SourceStats {
+/// The window's assignments measured against the weights, rounded as the rest of the stats are (shares to
+/// four decimals, percentage points to two) and with their operators' names.
+fn fairness_of(
+    assignments: &[fairness::Assignment],
+    operator_names: &BTreeMap<i64, String>,
+    window: Window,
+) -> Fairness {
+    let measured = fairness::measure(assignments);
+    let total = measured.assignments as f64;
+    let operators = measured
+        .operators
+        .iter()
+        .map(|o| {
+            let (target, actual) = (o.expected / total, o.assignments as f64 / total);
+            OperatorFairness {
+                operator_id: o.operator_id,
+                operator_name: operator_names.get(&o.operator_id).cloned(),
+                assignments: o.assignments,
+                expected: round_to(o.expected, 4),
+                target_share: share(o.expected, total),
+                actual_share: share(o.assignments as f64, total),
+                deviation_pp: round_to((actual - target) * 100.0, 2),
+            }
+        })
+        .collect();
+    Fairness {
+        since: window.since(),
+        until: window.until(),
+        assignments: measured.assignments,
+        chi_square: measured.chi_square.map(|x| round_to(x, 4)),
+        degrees_of_freedom: measured.degrees_of_freedom,
+        p_value: measured.p_value,
+        operators,
+    }
+}
+
+fn source_stats(
+    detail: SourceDetail,
+    tallies: Vec<OperatorTally>,
+    fairness: Fairness,
+) -> SourceStats {
     let weight_sum: f64 = detail
         .operator_weights
         .iter()
@@ -135,6 +272,7 @@ fn source_stats(detail: SourceDetail, tallies: Vec<OperatorTally>) -> SourceStat
         assigned_contacts,
         unassigned_contacts,
         operator_distribution,
+        fairness,
     }
 }
 
@@ -143,5 +281,10 @@ fn share(part: f64, whole: f64) -> f64 {
     if whole <= 0.0 {
         return 0.0;
     }
-    (part / whole * 10_000.0).round() / 10_000.0
+    round_to(part / whole, 4)
+}
+
+fn round_to(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
 }

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod availability;
 pub mod clock;
+pub mod fairness;
 pub mod identity;
 pub mod routing;
 pub mod strategy;

@@ -264,7 +264,7 @@ pub fn choose<R: Rng + ?Sized>(
 /// Weights that cannot be drawn from (none are, by [`super::Weight`]) count as 0; should all be 0, the first
 /// candidate is taken rather than none, since leaving a contact waiting while an operator is free would be
 /// the worse error.
-fn usable(weight: f64) -> f64 {
+pub(super) fn usable(weight: f64) -> f64 {
     if weight.is_finite() && weight > 0.0 {
         weight
     } else {

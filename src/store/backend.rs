@@ -61,6 +61,38 @@ macro_rules! read {
     };
 }
 
+/// Runs `$body` as [`read!`] does, but in one read-only transaction, so that all its statements see the
+/// database as of one moment: for an answer put together from several reads that must agree (counts, and
+/// the decisions behind them). On SQLite the first read fixes the snapshot (WAL); on PostgreSQL the
+/// transaction is REPEATABLE READ. Nothing is written, so the transaction is rolled back when done.
+macro_rules! read_transaction {
+    ($store:expr, |$db:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::store::backend::Backend::Sqlite { readers, .. } => {
+                let mut transaction = readers.begin().await?;
+                let result = {
+                    let $db = &mut *transaction;
+                    $body
+                };
+                transaction.rollback().await?;
+                result
+            }
+            $crate::store::backend::Backend::Postgres { pool } => {
+                let mut transaction = pool.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *transaction)
+                    .await?;
+                let result = {
+                    let $db = &mut *transaction;
+                    $body
+                };
+                transaction.rollback().await?;
+                result
+            }
+        }
+    };
+}
+
 /// Runs `$body` — an expression over `$db: &mut impl Executor` — as one transaction, and evaluates to its
 /// result once that is durably committed: on SQLite in the writer's next batch (in a savepoint of its own),
 /// on PostgreSQL as a transaction of its own, tried again when it collides with a concurrent one.

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::executor::{Executor, Record, Row, params};
-use super::{Page, Result, Store, contacts};
+use super::{Page, Result, Store, contacts, operators};
+use crate::domain::fairness::{Assignment, Window};
 use crate::domain::{Candidate, Decision, Exclusion, Reach, Strategy};
 use crate::error::AppError;
 
@@ -151,14 +152,6 @@ impl DecisionRow {
     }
 }
 
-/// An operator's id and name.
-struct OperatorName {
-    id: i64,
-    name: String,
-}
-
-record!(OperatorName { id, name });
-
 const DECISION_COLUMNS: &str =
     "id, contact_id, source_id, at, reason, strategy, chosen_operator_id, record";
 
@@ -183,15 +176,8 @@ async fn list(
         return Ok(Vec::new());
     }
     // Operators are few; their names are read once for the page.
-    let names: Vec<OperatorName> = db
-        .all("SELECT id, name FROM operators ORDER BY id", params![])
-        .await?;
-    let name_of = |id: i64| {
-        names
-            .binary_search_by_key(&id, |o| o.id)
-            .ok()
-            .map(|index| names[index].name.clone())
-    };
+    let names = operators::names(db).await?;
+    let name_of = |id: i64| names.get(&id).cloned();
     rows.iter()
         .map(|row| {
             let compact = row.compact()?;
@@ -238,28 +224,20 @@ async fn list(
         .collect()
 }
 
-/// An automatic assignment made in a window: whom it went to, and the candidates it chose among with their
-/// weights.
-#[derive(Debug, Clone)]
-pub struct Assignment {
-    pub chosen_operator_id: i64,
-    pub candidates: Vec<Candidate>,
-}
-
-/// The source's assignments chosen by its strategy in `[since, until)`, oldest first: sticky ones went to a
+/// The source's assignments chosen by its strategy in the window, oldest first: sticky ones went to a
 /// lead's previous operator whatever the weights, and are not counted against them.
 pub async fn strategy_assignments(
     db: &mut impl Executor,
     source_id: i64,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
+    window: Window,
 ) -> Result<Vec<Assignment>> {
     let sql = format!(
         "SELECT {DECISION_COLUMNS} FROM routing_decisions WHERE source_id = $1 \
          AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at < $3) \
          AND chosen_operator_id IS NOT NULL AND reason <> 'sticky' ORDER BY at, id"
     );
-    let rows: Vec<DecisionRow> = db.all(&sql, params![source_id, since, until]).await?;
+    let params = params![source_id, window.since(), window.until()];
+    let rows: Vec<DecisionRow> = db.all(&sql, params).await?;
     rows.iter()
         .filter_map(|row| row.chosen_operator_id.map(|chosen| (row, chosen)))
         .map(|(row, chosen_operator_id)| {

@@ -48,7 +48,7 @@ pub use leads::LeadFilter;
 pub use operators::{NewOperator, OperatorChanges, OperatorNow};
 pub use queue::ManualAssignment;
 pub use sources::{NewSource, SourceChanges};
-pub use tallies::{OperatorTally, SourceStatusTally};
+pub use tallies::{OperatorTally, SourceStatsRead, SourceStatusTally};
 pub use time_off::{NewTimeOff, TimeOff};
 pub use webhooks::NewWebhook;
 

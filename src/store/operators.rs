@@ -1,6 +1,8 @@
 //! Operators and their capacity: the rows, the one statement that claims a unit of capacity (what keeps
 //! max_load exact under concurrency), and the changes an admin makes.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use super::audit::{self, Actor, AuditChange, action};
@@ -118,6 +120,22 @@ pub async fn list(db: &mut impl Executor, page: Page) -> Result<Vec<Operator>> {
         " FROM operators ORDER BY id LIMIT $1 OFFSET $2"
     );
     db.all(sql, params![page.limit, page.skip]).await
+}
+
+/// An operator's id and name.
+struct OperatorName {
+    id: i64,
+    name: String,
+}
+
+record!(OperatorName { id, name });
+
+/// Every operator's name, by id: operators are few, and what names many of them reads them all at once.
+pub async fn names(db: &mut impl Executor) -> Result<BTreeMap<i64, String>> {
+    let names: Vec<OperatorName> = db
+        .all("SELECT id, name FROM operators ORDER BY id", params![])
+        .await?;
+    Ok(names.into_iter().map(|o| (o.id, o.name)).collect())
 }
 
 pub async fn find(db: &mut impl Executor, id: i64) -> Result<Option<Operator>> {

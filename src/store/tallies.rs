@@ -1,10 +1,14 @@
 //! The contact counts per (source, operator, status) that the stats read: kept up to date by every change to a
-//! contact, in its own transaction, so that the stats never count rows.
+//! contact, in its own transaction, so that the stats never count rows; and, for a source's stats, the
+//! assignments its fairness is measured over.
+
+use std::collections::BTreeMap;
 
 use super::executor::{Executor, params};
 use super::operators::{self, Operator};
 use super::sources::{self, SourceDetail};
-use super::{Result, Store};
+use super::{Result, Store, decisions};
+use crate::domain::fairness::{Assignment, Window};
 use crate::error::AppError;
 
 /// `operator_id` as `contact_counts` keys it: 0 for unassigned contacts.
@@ -44,6 +48,17 @@ record!(SourceStatusTally {
     status,
     contacts
 });
+
+/// What a source's stats are made of, read in one transaction.
+#[derive(Debug, Clone)]
+pub struct SourceStatsRead {
+    pub detail: SourceDetail,
+    pub tallies: Vec<OperatorTally>,
+    /// The automatic assignments of the window that its strategy chose.
+    pub assignments: Vec<Assignment>,
+    /// Every operator's name, by id (deleted ones are missing); empty when there is no assignment to name.
+    pub operator_names: BTreeMap<i64, String>,
+}
 
 /// Adds `delta` to the number of contacts of (source, operator or 0, status), and returns the new number.
 /// Transactions that move two counts take them in ascending order, so as not to deadlock.
@@ -102,11 +117,24 @@ impl Store {
         })
     }
 
-    /// The source, its weights, and its contacts per operator (0 = unassigned).
-    pub async fn source_tallies(&self, id: i64) -> Result<(SourceDetail, Vec<OperatorTally>)> {
-        read!(self, |db| {
+    /// The source, its weights, its contacts per operator (0 = unassigned) and its strategy's assignments in
+    /// the window, as of one moment.
+    pub async fn source_stats(&self, id: i64, window: Window) -> Result<SourceStatsRead> {
+        read_transaction!(self, |db| {
             let detail = sources::detail(db, id).await?;
-            Ok((detail, of_source(db, id).await?))
+            let tallies = of_source(db, id).await?;
+            let assignments = decisions::strategy_assignments(db, id, window).await?;
+            let operator_names = if assignments.is_empty() {
+                BTreeMap::new()
+            } else {
+                operators::names(db).await?
+            };
+            Ok(SourceStatsRead {
+                detail,
+                tallies,
+                assignments,
+                operator_names,
+            })
         })
     }
 }

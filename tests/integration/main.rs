@@ -17,6 +17,7 @@ mod distribution;
 mod edges;
 mod errors;
 mod failing_writes;
+mod fairness;
 mod history;
 mod housekeeping;
 mod idempotency;
