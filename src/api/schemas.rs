@@ -226,6 +226,13 @@ pub struct Contact {
     /// the oldest. `null` otherwise.
     #[schema(example = json!(null))]
     pub queue_position: Option<i64>,
+    /// While the contact waits: the seconds it may expect to wait, `queue_position / pace` rounded up, where
+    /// the pace is the rate at which its source's queue was assigned lately — its latest (at most 50)
+    /// assignments from the queue in the past hour, over the time from the oldest of them to now (at least a
+    /// minute). It supposes the queue keeps that pace. `null` when the contact does not wait, or nothing was
+    /// assigned from its source's queue in the past hour.
+    #[schema(example = json!(null), minimum = 0)]
+    pub eta_seconds: Option<i64>,
 }
 
 /// One change in a contact's life: its creation, an assignment, a status change.
@@ -365,6 +372,7 @@ impl From<contacts::Contact> for Contact {
             source: contact.source.into(),
             operator: contact.operator.map(Into::into),
             queue_position: contact.queue_position,
+            eta_seconds: contact.eta_seconds,
         }
     }
 }
@@ -559,6 +567,7 @@ mod tests {
             },
             operator: Some(operator),
             queue_position: None,
+            eta_seconds: None,
         };
         let entry = history::HistoryEntry {
             id: 6,
@@ -579,6 +588,7 @@ mod tests {
             assigned_at: None,
             accepted_at: None,
             queue_position: Some(1),
+            eta_seconds: Some(120),
             ..contact.clone()
         };
         for contact in [contact, waiting] {

@@ -90,9 +90,9 @@ pub async fn accept(
             api_key_id,
             decision_id: None,
         };
-        history::record(db, change, None).await?;
+        history::record(db, change, None, at).await?;
     }
-    contacts::expect(db, id, Reach::All).await
+    contacts::expect(db, id, Reach::All, routing.clock.now()).await
 }
 
 /// The operator gives the contact up: it goes to another candidate at once, or waits in the queue.
@@ -113,7 +113,10 @@ pub async fn decline(
         api_key_id,
     )
     .await?;
-    Ok((contacts::expect(db, id, Reach::All).await?, drained))
+    Ok((
+        contacts::expect(db, id, Reach::All, routing.clock.now()).await?,
+        drained,
+    ))
 }
 
 /// Takes the contact from `from` for good, and gives it to another candidate of its source who has not
@@ -183,7 +186,7 @@ async fn hand_on(
         api_key_id,
         decision_id: Some(decision_id),
     };
-    history::record(db, change, None).await?;
+    history::record(db, change, None, now).await?;
     let mut drained = queue::drain_for_operator(db, routing, from).await?;
     if to.is_none() {
         drained = drained.and(Drained::look_again(current.source_id));
@@ -283,7 +286,7 @@ pub async fn requeue_if_unavailable(
             api_key_id: None,
             decision_id: None,
         };
-        entries.push(history::record(db, change, None).await?);
+        entries.push(history::record(db, change, None, routing.clock.now()).await?);
         sources.push(contact.source_id);
     }
     tracing::info!(

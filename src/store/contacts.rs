@@ -61,6 +61,9 @@ pub struct Contact {
     pub operator: Option<Operator>,
     /// While the contact waits: its place in its source's queue, from 1 for the oldest.
     pub queue_position: Option<i64>,
+    /// While the contact waits, and its source's queue has moved lately: the seconds it may expect to wait
+    /// ([`super::decisions::eta_seconds`]).
+    pub eta_seconds: Option<i64>,
 }
 
 impl Contact {
@@ -125,6 +128,7 @@ impl Record for Contact {
             },
             operator,
             queue_position: None,
+            eta_seconds: None,
         })
     }
 }
@@ -246,10 +250,13 @@ pub struct CreatedContact {
 
 // ---- reads ----
 
+/// The page of contacts the filter selects, newest first; the waiting ones with their place and ETA, their
+/// sources' pace read at `now` (the routing clock's).
 pub async fn list(
     db: &mut impl Executor,
     filter: &ContactFilter,
     page: Page,
+    now: DateTime<Utc>,
 ) -> Result<Vec<Contact>> {
     let mut filters = Filters::default();
     filters.equals("c.lead_id", filter.lead_id);
@@ -264,25 +271,31 @@ pub async fn list(
     let (tail, params) = filters.finish("c.id DESC", page);
     let sql = format!("{}{tail}", contact_select!());
     let mut contacts = db.all(&sql, &params).await?;
-    queue::fill_positions(db, &mut contacts).await?;
+    queue::fill_positions(db, &mut contacts, now).await?;
     Ok(contacts)
 }
 
-/// The contact, with its place in the queue if it waits.
-pub async fn find(db: &mut impl Executor, id: i64) -> Result<Option<Contact>> {
+/// The contact, with its place in the queue and its ETA if it waits, its source's pace read at `now` (the
+/// routing clock's).
+pub async fn find(db: &mut impl Executor, id: i64, now: DateTime<Utc>) -> Result<Option<Contact>> {
     let sql = concat!(contact_select!(), " WHERE c.id = $1");
     let Some(mut contact) = db.optional::<Contact>(sql, params![id]).await? else {
         return Ok(None);
     };
     if contact.is_waiting() {
-        contact.queue_position = Some(queue::position(db, contact.source_id, id).await?);
+        queue::place(db, &mut contact, now).await?;
     }
     Ok(Some(contact))
 }
 
 /// The contact, if it exists and is within reach; any other answers 404, as if it did not exist.
-pub(super) async fn expect(db: &mut impl Executor, id: i64, reach: Reach) -> Result<Contact> {
-    find(db, id)
+pub(super) async fn expect(
+    db: &mut impl Executor,
+    id: i64,
+    reach: Reach,
+    now: DateTime<Utc>,
+) -> Result<Contact> {
+    find(db, id, now)
         .await?
         .filter(|contact| reach.covers(contact.operator_id))
         .ok_or_else(|| AppError::not_found("Contact"))
@@ -366,11 +379,13 @@ pub async fn create(
                         "Idempotency-Key: already used with a different request".to_owned(),
                     ));
                 }
-                let contact = find(db, earlier.contact_id).await?.ok_or_else(|| {
-                    AppError::Internal(anyhow::anyhow!(
-                        "idempotency key points at a missing contact"
-                    ))
-                })?;
+                let contact = find(db, earlier.contact_id, routing.clock.now())
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::Internal(anyhow::anyhow!(
+                            "idempotency key points at a missing contact"
+                        ))
+                    })?;
                 return Ok(CreatedContact {
                     contact,
                     replayed: true,
@@ -487,6 +502,15 @@ async fn route_new(
     let id: i64 = db.one(sql, params).await?;
     let decision_id = decisions::record(db, id, source.id, now, why, &decision).await?;
     let counted = tallies::count(db, source.id, count_key(operator_id), Status::ACTIVE, 1).await?;
+    // The newest contact waits last: its place is the number waiting, which the counts hold, and reading it
+    // there costs nothing however long the queue. Its ETA costs a read of the pace, made only when it waits.
+    let queue_position = operator_id.is_none().then_some(counted);
+    let eta_seconds = match queue_position {
+        Some(position) => decisions::queue_pace(db, source.id, now)
+            .await?
+            .map(|pace| decisions::eta_seconds(position, pace)),
+        None => None,
+    };
     let contact = Contact {
         id,
         lead_id: lead.id,
@@ -500,9 +524,8 @@ async fn route_new(
         lead,
         source,
         operator,
-        // The newest contact waits last: its place is the number waiting, which the counts hold, and reading
-        // it there costs nothing however long the queue.
-        queue_position: operator_id.is_none().then_some(counted),
+        queue_position,
+        eta_seconds,
     };
     let change = HistoryChange {
         contact_id: id,
@@ -516,7 +539,7 @@ async fn route_new(
         api_key_id: new.created_by_key_id,
         decision_id: Some(decision_id),
     };
-    history::record(db, change, Some(&contact)).await?;
+    history::record(db, change, Some(&contact), now).await?;
     Ok((contact, drained))
 }
 
@@ -554,7 +577,10 @@ pub async fn change(
         let assigned = queue::assign_manually(db, routing, id, assignment, change.actor).await?;
         drained = drained.and(assigned);
     }
-    Ok((expect(db, id, Reach::All).await?, drained))
+    Ok((
+        expect(db, id, Reach::All, routing.clock.now()).await?,
+        drained,
+    ))
 }
 
 /// Sets the contact's status, moving one unit of load when it enters or leaves `active`. Reopening a contact
@@ -599,7 +625,7 @@ async fn set_status(
             api_key_id,
             decision_id: None,
         };
-        history::record(db, change, None).await?;
+        history::record(db, change, None, routing.clock.now()).await?;
         drained = match current.operator_id {
             Some(operator_id) if was_active => {
                 queue::drain_for_operator(db, routing, operator_id).await?
@@ -629,12 +655,14 @@ impl Store {
     }
 
     pub async fn list_contacts(&self, filter: &ContactFilter, page: Page) -> Result<Vec<Contact>> {
-        read!(self, |db| list(db, filter, page).await)
+        let now = self.now();
+        read!(self, |db| list(db, filter, page, now).await)
     }
 
     /// The contact, if it is within reach.
     pub async fn get_contact(&self, id: i64, reach: Reach) -> Result<Contact> {
-        read!(self, |db| expect(db, id, reach).await)
+        let now = self.now();
+        read!(self, |db| expect(db, id, reach, now).await)
     }
 
     /// The key that created the contact: `None` when there is no such contact, `Some(None)` for no key.

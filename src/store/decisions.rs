@@ -1,7 +1,7 @@
 //! The record of every automatic assignment attempt ([`crate::domain::Decision`]), written in the attempt's own
 //! transaction: why a contact went to whom, or why it waits. Each row keeps the candidates and exclusions
-//! compactly, by operator id; names are joined when read. Fairness over a window and the queue's pace are
-//! read from here too.
+//! compactly, by operator id; names are joined when read. Fairness over a window and the queue's pace (what
+//! a waiting contact's ETA is reckoned from) are read from here too.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -294,6 +294,14 @@ pub async fn queue_pace(
     Ok(Some(times.len() as f64 / span.as_seconds_f64()))
 }
 
+/// A waiting contact's expected wait in whole seconds: its queue position over its source's [`queue_pace`],
+/// rounded up. It supposes the queue goes on moving at the pace it had, and nobody older joins it ahead.
+pub fn eta_seconds(queue_position: i64, pace: f64) -> i64 {
+    let seconds = queue_position as f64 / pace;
+    // To the microsecond first, so that the last bit of a float cannot add a whole second.
+    ((seconds * 1e6).round() / 1e6).ceil() as i64
+}
+
 impl Store {
     /// The contact's decisions, oldest first, if the contact is within reach.
     pub async fn contact_decisions(
@@ -308,5 +316,21 @@ impl Store {
             }
             list(db, id, reach, page).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_eta_is_the_position_over_the_pace_rounded_up() {
+        // Three assignments over ten minutes.
+        let pace = 3.0 / 600.0;
+        assert_eq!(eta_seconds(1, pace), 200);
+        assert_eq!(eta_seconds(2, pace), 400);
+        // Seven over ten minutes: 85.71… s for the first.
+        assert_eq!(eta_seconds(1, 7.0 / 600.0), 86);
+        assert_eq!(eta_seconds(7, 7.0 / 600.0), 600);
     }
 }

@@ -99,11 +99,13 @@ pub struct HistoryChange {
 
 /// Records the change in the contact's history and queues its events for the webhooks that receive them.
 /// `snapshot` is the contact as the change left it, when the caller has it at hand; otherwise it is read,
-/// and only when some webhook wants it. Returns the entry's id.
+/// and only when some webhook wants it, with its ETA as of `now` (the routing clock's) if it waits. Returns
+/// the entry's id.
 pub async fn record(
     db: &mut impl Executor,
     change: HistoryChange,
     snapshot: Option<&Contact>,
+    now: DateTime<Utc>,
 ) -> Result<i64> {
     let sql = concat!(
         "INSERT INTO contact_history (contact_id, at, event, from_operator_id, to_operator_id, ",
@@ -124,7 +126,7 @@ pub async fn record(
         change.decision_id
     ];
     let entry: HistoryEntry = db.one(sql, params).await?;
-    webhooks::enqueue(db, &change, &entry, snapshot).await?;
+    webhooks::enqueue(db, &change, &entry, snapshot, now).await?;
     Ok(entry.id)
 }
 

@@ -151,6 +151,7 @@ impl Store {
     }
 
     pub async fn get_lead(&self, id: i64) -> Result<LeadDetail> {
+        let now = self.now();
         read!(self, |db| {
             let lead = find(db, id)
                 .await?
@@ -163,7 +164,7 @@ impl Store {
                 skip: 0,
                 limit: LEAD_DETAIL_CONTACTS,
             };
-            let contacts = contacts::list(db, &filter, page).await?;
+            let contacts = contacts::list(db, &filter, page, now).await?;
             Ok(LeadDetail { lead, contacts })
         })
     }

@@ -368,7 +368,7 @@ pub async fn delete(
             api_key_id: actor.key_id(),
             decision_id: None,
         };
-        history::record(db, change, None).await?;
+        history::record(db, change, None, routing.clock.now()).await?;
     }
     queue::drain(db, routing, &requeued).await
 }

@@ -1,8 +1,8 @@
 //! The queue: a source's contacts that found no free operator wait, oldest first, and are assigned — by the
 //! same draw-and-claim as new contacts — as soon as capacity may have appeared. The changes that can free
 //! capacity call [`drain`] in their own transaction, so that the contacts waiting get the capacity before
-//! any newer contact can; a periodic sweep drains whatever was missed. Manual assignment is here too: it moves
-//! capacity, and drains what it frees.
+//! any newer contact can; a periodic sweep drains whatever was missed. A waiting contact's place and ETA are
+//! read here. Manual assignment is here too: it moves capacity, and drains what it frees.
 
 use std::collections::VecDeque;
 
@@ -109,9 +109,28 @@ pub async fn position(db: &mut impl Executor, source_id: i64, id: i64) -> Result
     db.one(sql, params![source_id, id]).await
 }
 
-/// Sets the queue position of the waiting contacts among `contacts`: per source, one count up to the oldest
-/// of them and one walk over the queue from there to the newest, rather than a count for each.
-pub async fn fill_positions(db: &mut impl Executor, contacts: &mut [Contact]) -> Result<()> {
+/// Sets the queue position and the ETA of a waiting contact, its source's pace read at `now` (the routing
+/// clock's).
+pub async fn place(
+    db: &mut impl Executor,
+    contact: &mut Contact,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let queue_position = position(db, contact.source_id, contact.id).await?;
+    let pace = decisions::queue_pace(db, contact.source_id, now).await?;
+    contact.queue_position = Some(queue_position);
+    contact.eta_seconds = pace.map(|pace| decisions::eta_seconds(queue_position, pace));
+    Ok(())
+}
+
+/// Sets the queue position and the ETA of the waiting contacts among `contacts`: per source, one count up to
+/// the oldest of them and one walk over the queue from there to the newest, rather than a count for each;
+/// and the source's pace, read once at `now` (the routing clock's).
+pub async fn fill_positions(
+    db: &mut impl Executor,
+    contacts: &mut [Contact],
+    now: DateTime<Utc>,
+) -> Result<()> {
     let mut sources: Vec<i64> = contacts
         .iter()
         .filter(|c| c.is_waiting())
@@ -138,6 +157,7 @@ pub async fn fill_positions(db: &mut impl Executor, contacts: &mut [Contact]) ->
             " AND id BETWEEN $2 AND $3 ORDER BY id"
         );
         let queue: Vec<i64> = db.all(sql, params![source_id, first, last]).await?;
+        let pace = decisions::queue_pace(db, source_id, now).await?;
         for contact in contacts
             .iter_mut()
             .filter(|c| c.is_waiting() && c.source_id == source_id)
@@ -147,13 +167,23 @@ pub async fn fill_positions(db: &mut impl Executor, contacts: &mut [Contact]) ->
                 .binary_search(&contact.id)
                 .ok()
                 .map(|index| ahead + index as i64 + 1);
+            contact.eta_seconds = contact
+                .queue_position
+                .zip(pace)
+                .map(|(position, pace)| decisions::eta_seconds(position, pace));
         }
     }
     Ok(())
 }
 
-/// A page of the source's queue, oldest first, with their positions.
-async fn page_of(db: &mut impl Executor, source_id: i64, page: Page) -> Result<Vec<Contact>> {
+/// A page of the source's queue, oldest first, with their positions and ETAs (the pace read at `now`, the
+/// routing clock's).
+async fn page_of(
+    db: &mut impl Executor,
+    source_id: i64,
+    page: Page,
+    now: DateTime<Utc>,
+) -> Result<Vec<Contact>> {
     sources::find(db, source_id)
         .await?
         .ok_or_else(|| AppError::not_found("Source"))?;
@@ -165,12 +195,21 @@ async fn page_of(db: &mut impl Executor, source_id: i64, page: Page) -> Result<V
     let contacts: Vec<Contact> = db
         .all(sql, params![source_id, page.limit, page.skip])
         .await?;
+    let pace = if contacts.is_empty() {
+        None
+    } else {
+        decisions::queue_pace(db, source_id, now).await?
+    };
     Ok(contacts
         .into_iter()
         .zip(1..)
-        .map(|(contact, index)| Contact {
-            queue_position: Some(page.skip.saturating_add(index)),
-            ..contact
+        .map(|(contact, index)| {
+            let position = page.skip.saturating_add(index);
+            Contact {
+                queue_position: Some(position),
+                eta_seconds: pace.map(|pace| decisions::eta_seconds(position, pace)),
+                ..contact
+            }
         })
         .collect())
 }
@@ -385,7 +424,7 @@ pub async fn drain(
             api_key_id: None,
             decision_id: Some(decision_id),
         };
-        history::record(db, change, None).await?;
+        history::record(db, change, None, now).await?;
         assigned += 1;
     }
     for queue in &queues {
@@ -501,7 +540,7 @@ pub async fn assign_manually(
             api_key_id: actor.key_id(),
             decision_id: None,
         };
-        history::record(db, change, None).await?;
+        history::record(db, change, None, routing.clock.now()).await?;
         let change = AuditChange {
             action: action::CONTACT_ASSIGNED_MANUALLY,
             target_type: audit::target::CONTACT,
@@ -534,7 +573,8 @@ pub async fn assign_manually(
 impl Store {
     /// A page of the source's queue, oldest first.
     pub async fn queue(&self, source_id: i64, page: Page) -> Result<Vec<Contact>> {
-        read!(self, |db| page_of(db, source_id, page).await)
+        let now = self.now();
+        read!(self, |db| page_of(db, source_id, page, now).await)
     }
 
     /// The live sources with contacts waiting.

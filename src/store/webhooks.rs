@@ -90,12 +90,14 @@ impl Record for Subscription {
 }
 
 /// Queues the change's events for every webhook that receives them. `snapshot` is the contact as the change
-/// left it, when the caller has it at hand; otherwise it is read, and only when some webhook wants it.
+/// left it, when the caller has it at hand; otherwise it is read, and only when some webhook wants it, with
+/// its ETA as of `now` (the routing clock's) if it waits.
 pub async fn enqueue(
     db: &mut impl Executor,
     change: &HistoryChange,
     entry: &HistoryEntry,
     snapshot: Option<&Contact>,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     let sql = "SELECT id, events FROM webhooks ORDER BY id";
     let subscriptions: Vec<Subscription> = db.all(sql, params![]).await?;
@@ -117,7 +119,7 @@ pub async fn enqueue(
             None => {
                 let contact = match snapshot {
                     Some(contact) => contact.clone(),
-                    None => contacts::find(db, change.contact_id)
+                    None => contacts::find(db, change.contact_id, now)
                         .await?
                         .ok_or_else(|| {
                             AppError::Internal(anyhow::anyhow!("a changed contact is missing"))
@@ -191,6 +193,7 @@ fn contact_json(contact: &Contact) -> Value {
         },
         "operator": operator,
         "queue_position": contact.queue_position,
+        "eta_seconds": contact.eta_seconds,
     })
 }
 

@@ -38,6 +38,7 @@ backend_test!(a_new_contact_is_returned_whole_with_201, |app| {
             "accepted_at",
             "assigned_at",
             "created_at",
+            "eta_seconds",
             "id",
             "lead",
             "lead_id",

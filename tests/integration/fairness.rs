@@ -1,6 +1,7 @@
-//! What the routing decisions tell (issue 13, item 4): how fairly a source's automatic assignments followed
-//! its weights over a window (`fairness` in `GET /stats/sources/{id}`). Time is a manual clock where the test
-//! needs to know it.
+//! What the routing decisions tell (issue 13, items 4 and 5): how fairly a source's automatic assignments
+//! followed its weights over a window (`fairness` in `GET /stats/sources/{id}`), and how long a waiting
+//! contact may expect to wait at its queue's recent pace (`eta_seconds` on every contact). Time is a manual
+//! clock where the test needs to know it.
 
 use crate::common;
 
@@ -293,3 +294,130 @@ backend_test!(bad_windows_are_refused_naming_the_parameter, |app| {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 });
+
+// ---- queue ETA ----
+
+/// `eta_seconds` as the README documents it: the latest (at most 50) assignments from the queue in the hour
+/// before `now`, over the time from the oldest of them to now (at least a minute), give the pace; the ETA is
+/// `position / pace`, rounded up. `None` without such assignments.
+fn documented_eta(
+    position: i64,
+    queue_assignments: &[DateTime<Utc>],
+    now: DateTime<Utc>,
+) -> Option<i64> {
+    let mut recent: Vec<DateTime<Utc>> = queue_assignments
+        .iter()
+        .copied()
+        .filter(|at| *at >= now - TimeDelta::hours(1) && *at <= now)
+        .collect();
+    recent.sort_unstable_by(|a, b| b.cmp(a));
+    recent.truncate(50);
+    let oldest = *recent.last()?;
+    let span = (now - oldest).max(TimeDelta::minutes(1)).num_seconds();
+    // position / (count / span), in whole numbers.
+    let count = recent.len() as i64;
+    Some((position * span + count - 1) / count)
+}
+
+/// (id, queue_position, eta_seconds) of each contact of a list.
+fn places(list: &Value) -> Vec<(i64, Value, Value)> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|c| {
+            (
+                id_of(c),
+                c["queue_position"].clone(),
+                c["eta_seconds"].clone(),
+            )
+        })
+        .collect()
+}
+
+backend_test!(
+    a_waiting_contact_expects_to_wait_by_its_queues_pace,
+    clock = monday_10am(),
+    |app, clock| {
+        let start = clock.now();
+        let (source, anna) = app.source_with_operator("Анна", 1).await;
+        let first = app.contact_through(source).await;
+        assert_eq!(first["eta_seconds"], Value::Null, "assigned: {first}");
+        let waiting = contacts(&app, source, 4).await;
+        let second = app.fetch_contact(waiting[0]).await;
+        assert_eq!(second["queue_position"], 1);
+        assert_eq!(second["eta_seconds"], Value::Null, "no queue history yet");
+
+        // Each close hands Anna's slot to the oldest waiting contact, at a known time.
+        let mut assigned_at = Vec::new();
+        let mut holder = id_of(&first);
+        for (minutes, next) in [(1, waiting[0]), (3, waiting[1]), (6, waiting[2])] {
+            clock.set(start + TimeDelta::minutes(minutes));
+            app.set_status(holder, "closed").await;
+            assert_eq!(app.fetch_contact(next).await["operator_id"], anna);
+            assigned_at.push(clock.now());
+            holder = next;
+        }
+
+        // 10:11: three assignments from the queue, the oldest ten minutes ago.
+        clock.set(start + TimeDelta::minutes(11));
+        let now = clock.now();
+        let last_waiting = waiting[3];
+        let eta = |position| json!(documented_eta(position, &assigned_at, now).unwrap());
+        assert_eq!(eta(1), 200);
+        let newest = app.contact_through(source).await;
+        assert_eq!(newest["queue_position"], 2, "{newest}");
+        assert_eq!(newest["eta_seconds"], eta(2), "as posted: {newest}");
+        let newest = id_of(&newest);
+        assert_eq!(app.fetch_contact(last_waiting).await["eta_seconds"], eta(1));
+        let queue = app.get_ok(&format!("/sources/{source}/queue")).await;
+        assert_eq!(
+            places(&queue),
+            vec![(last_waiting, json!(1), eta(1)), (newest, json!(2), eta(2))]
+        );
+        let page = app.get_ok(&format!("/sources/{source}/queue?skip=1")).await;
+        assert_eq!(places(&page), vec![(newest, json!(2), eta(2))]);
+        let listed = app.get_ok(&format!("/contacts/?source_id={source}")).await;
+        let mut expected = vec![(newest, json!(2), eta(2)), (last_waiting, json!(1), eta(1))];
+        // The assigned and the closed ones wait for nothing.
+        for id in [waiting[2], waiting[1], waiting[0], id_of(&first)] {
+            expected.push((id, Value::Null, Value::Null));
+        }
+        assert_eq!(places(&listed), expected);
+
+        // 10:30: the pace slows as time passes without an assignment.
+        clock.set(start + TimeDelta::minutes(30));
+        let now = clock.now();
+        let later = documented_eta(1, &assigned_at, now).unwrap();
+        assert_eq!(later, 580, "1740 s over 3");
+        assert_eq!(app.fetch_contact(last_waiting).await["eta_seconds"], later);
+
+        // An hour after the last assignment from the queue there is no pace to go by.
+        clock.set(start + TimeDelta::minutes(67));
+        assert_eq!(documented_eta(1, &assigned_at, clock.now()), None);
+        let waiting_still = app.fetch_contact(last_waiting).await;
+        assert_eq!(waiting_still["queue_position"], 1);
+        assert_eq!(waiting_still["eta_seconds"], Value::Null);
+    }
+);
+
+backend_test!(
+    a_pace_is_measured_over_a_minute_at_least,
+    clock = monday_10am(),
+    |app, clock| {
+        let (source, anna) = app.source_with_operator("Анна", 1).await;
+        let holder = id_of(&app.contact_through(source).await);
+        let waiting = contacts(&app, source, 2).await;
+        clock.advance(TimeDelta::seconds(5));
+        app.set_status(holder, "closed").await;
+        assert_eq!(app.fetch_contact(waiting[0]).await["operator_id"], anna);
+        let assigned_at = [clock.now()];
+        clock.advance(TimeDelta::seconds(10));
+        // One assignment ten seconds ago is one a minute, not six.
+        let eta = documented_eta(1, &assigned_at, clock.now());
+        assert_eq!(eta, Some(60));
+        assert_eq!(
+            app.fetch_contact(waiting[1]).await["eta_seconds"],
+            json!(eta)
+        );
+    }
+);

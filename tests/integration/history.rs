@@ -65,7 +65,12 @@ fn assert_well_formed(contact_id: i64, entries: &[Value]) {
             entry["from_status"].is_string() || entry["from_status"].is_null(),
             "{entry}"
         );
-        for field in ["from_operator_id", "to_operator_id", "api_key_id"] {
+        for field in [
+            "from_operator_id",
+            "to_operator_id",
+            "api_key_id",
+            "decision_id",
+        ] {
             assert!(entry[field].is_i64() || entry[field].is_null(), "{entry}");
         }
         // Routing's own entries point to the decision that made them; changes by hand to none.
