@@ -61,6 +61,37 @@ macro_rules! read {
     };
 }
 
+/// [`read!`] in one transaction, rolled back after `$body`: every statement of it reads the same committed
+/// state (on PostgreSQL a repeatable-read, read-only transaction; on SQLite WAL keeps the first read's
+/// snapshot), where separate reads could each see another.
+macro_rules! read_transaction {
+    ($store:expr, |$db:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::store::backend::Backend::Sqlite { readers, .. } => {
+                let mut transaction = readers.begin().await?;
+                let result = {
+                    let $db = &mut *transaction;
+                    $body
+                };
+                transaction.rollback().await?;
+                result
+            }
+            $crate::store::backend::Backend::Postgres { pool } => {
+                let mut transaction = pool.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *transaction)
+                    .await?;
+                let result = {
+                    let $db = &mut *transaction;
+                    $body
+                };
+                transaction.rollback().await?;
+                result
+            }
+        }
+    };
+}
+
 /// Runs `$body` — an expression over `$db: &mut impl Executor` — as one transaction, and evaluates to its
 /// result once that is durably committed: on SQLite in the writer's next batch (in a savepoint of its own),
 /// on PostgreSQL as a transaction of its own, tried again when it collides with a concurrent one.
