@@ -28,6 +28,7 @@ mod openapi;
 mod operator_keys;
 mod operators;
 mod queue;
+mod simulate;
 mod sources;
 mod unavailable;
 mod walkthrough;
