@@ -11,6 +11,7 @@ pub mod limits;
 mod operations;
 mod operators;
 mod schemas;
+mod simulation;
 mod sources;
 mod stats;
 mod time_off;
@@ -57,7 +58,7 @@ pub const MAX_PAGE_LIMIT: i64 = 1000;
                        Once an API key exists, every request but health, readiness and the docs needs one, and \
                        its scope says what it may do: `admin` everything; `ingest` `POST /contacts/` and \
                        reading back the contacts it created; `read` every GET but webhooks and the audit \
-                       trail; `operator`, bound to one operator: read that operator and change its \
+                       trail, and the what-if `POST /sources/{id}/simulate`; `operator`, bound to one operator: read that operator and change its \
                        `availability` and `away_until`, list and read the contacts assigned to it and change \
                        their status (`PATCH /contacts/{id}` with `status` only, `PATCH \
                        /contacts/{id}/status`, accept, decline). Anything else is 403; another operator's \
@@ -124,6 +125,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(operators::router())
         .merge(sources::router())
+        .merge(simulation::router())
         .merge(contacts::router())
         .merge(leads::router())
         .merge(stats::router())

@@ -34,7 +34,9 @@ impl Scope {
         match self {
             Scope::Admin => "everything",
             Scope::Ingest => "POST /contacts/, and GET /contacts/{id} of the contacts it created",
-            Scope::Read => "every GET but those of /webhooks and /audit",
+            Scope::Read => {
+                "every GET but those of /webhooks and /audit, and POST /sources/{id}/simulate"
+            }
             Scope::Operator => {
                 "for its own operator only: GET /operators/{id}; PATCH /operators/{id} with availability \
                  and away_until; GET /contacts/ (its contacts); GET /contacts/{id} and \
@@ -175,6 +177,8 @@ impl Need {
             // The audit trail says who changed what: only admins read it.
             (_, "/audit") => Need::Admin,
             ("POST", "/contacts") => Need::Ingest,
+            // A what-if: it posts a scenario but writes nothing, so reading is all it needs.
+            ("POST", "/sources/{id}/simulate") => Need::Read,
             ("GET" | "HEAD", "/contacts/{id}") => Need::ReadContact,
             ("GET" | "HEAD", _) => Need::Read,
             _ => Need::Admin,
@@ -228,6 +232,9 @@ mod tests {
         assert!(Need::of("GET", "/webhooks/{id}").allows(Scope::Admin));
         assert!(!Need::of("GET", "/audit").allows(Scope::Read));
         assert!(Need::of("GET", "/audit").allows(Scope::Admin));
+        assert!(Need::of("POST", "/sources/{id}/simulate").allows(Scope::Read));
+        assert!(!Need::of("POST", "/sources/{id}/simulate").allows(Scope::Ingest));
+        assert!(!Need::of("POST", "/sources/{id}/operators").allows(Scope::Read));
     }
 
     #[test]
@@ -258,6 +265,7 @@ mod tests {
             ("POST", "/operators/{id}/time-off"),
             ("POST", "/sources"),
             ("GET", "/sources/{id}/queue"),
+            ("POST", "/sources/{id}/simulate"),
             ("POST", "/contacts"),
             ("DELETE", "/contacts/{id}"),
             ("GET", "/contacts/{id}/accept"),

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod fairness;
 pub mod identity;
 pub mod routing;
+pub mod simulation;
 pub mod strategy;
 pub mod values;
 pub mod webhooks;
@@ -23,7 +24,7 @@ pub use identity::{
 };
 pub use routing::{
     CapacityClaim, Chooser, LinkedOperator, RandomSource, Routing, candidates, choose_and_claim,
-    evaluate,
+    evaluate, random_generator,
 };
 pub use strategy::{Candidate, Decision, Excluded, Exclusion, Field, Round, Strategy};
 pub use values::*;

@@ -35,6 +35,17 @@ pub struct LinkedOperator {
 }
 
 impl LinkedOperator {
+    /// The operator as a candidate, with their weight, load and capacity as loaded.
+    pub fn candidate(&self) -> Candidate {
+        Candidate {
+            operator_id: self.operator_id,
+            weight: self.weight,
+            load: self.active_load,
+            max_load: self.max_load,
+            last_assigned_at: self.last_assigned_at,
+        }
+    }
+
     pub fn presence(&self) -> Presence<'_> {
         Presence {
             is_active: self.is_active,
@@ -67,13 +78,7 @@ pub fn evaluate(linked: &[LinkedOperator], now: DateTime<Utc>, refusers: &[i64])
                 operator_id: operator.operator_id,
                 why,
             }),
-            None => field.candidates.push(Candidate {
-                operator_id: operator.operator_id,
-                weight: operator.weight,
-                load: operator.active_load,
-                max_load: operator.max_load,
-                last_assigned_at: operator.last_assigned_at,
-            }),
+            None => field.candidates.push(operator.candidate()),
         }
     }
     field
@@ -91,11 +96,7 @@ pub struct RandomSource(Arc<Mutex<StdRng>>);
 
 impl RandomSource {
     pub fn new(seed: Option<u64>) -> Self {
-        let rng = match seed {
-            Some(seed) => StdRng::seed_from_u64(seed),
-            None => StdRng::from_os_rng(),
-        };
-        Self(Arc::new(Mutex::new(rng)))
+        Self(Arc::new(Mutex::new(random_generator(seed))))
     }
 
     /// The strategy's choice among the candidates, drawing from this source when it draws at all.
@@ -107,6 +108,15 @@ impl RandomSource {
     ) -> Option<Choice> {
         let mut rng = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         strategy::choose(strategy, candidates, round, &mut *rng)
+    }
+}
+
+/// The generator routing draws from: seeded, the same draws every time; without a seed, seeded by the
+/// operating system. A simulation seeded like a server draws what that server's first choices will.
+pub fn random_generator(seed: Option<u64>) -> StdRng {
+    match seed {
+        Some(seed) => StdRng::seed_from_u64(seed),
+        None => StdRng::from_os_rng(),
     }
 }
 

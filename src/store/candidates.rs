@@ -1,15 +1,17 @@
 //! Who may take a source's contacts: the linked operators as routing reads them (weight, load, availability,
 //! schedule, and their time off where it may matter), judged by [`crate::domain::evaluate`] into a field of
-//! candidates and exclusions; and, for a new contact, the source, its field, its strategy's round and whether
-//! its queue has contacts waiting, in one query.
+//! candidates and exclusions; for a new contact, the source, its field, its strategy's round and whether
+//! its queue has contacts waiting, in one query; and for a what-if simulation, the source, its round and its
+//! linked operators with their names, as of one moment.
 
 use chrono::{DateTime, Utc};
 
-use super::Result;
 use super::executor::{Executor, Record, Row, params};
 use super::queue::waiting_condition;
 use super::sources::Source;
+use super::{Result, Store};
 use crate::domain::{Field, LinkedOperator, Round, evaluate};
+use crate::error::AppError;
 
 impl Record for LinkedOperator {
     fn decode(row: &Row<'_>) -> Result<Self> {
@@ -63,17 +65,28 @@ pub async fn field_of(db: &mut impl Executor, source_id: i64, now: DateTime<Utc>
         "WHERE w.source_id = $1 ORDER BY w.operator_id"
     );
     let rows: Vec<WithTimeOff> = db.all(sql, params![source_id]).await?;
-    with_time_off(db, source_id, rows, now).await
+    field_with_time_off(db, source_id, rows, now).await
 }
 
-/// The field of the linked operators as read, their time off loaded if it may matter: to whether they are a
-/// candidate, or to why not (time off is said before full).
-async fn with_time_off(
+/// The field of the linked operators as read, their time off loaded if it may matter (see [`with_time_off`]).
+async fn field_with_time_off(
     db: &mut impl Executor,
     source_id: i64,
     rows: Vec<WithTimeOff>,
     now: DateTime<Utc>,
 ) -> Result<Field> {
+    let linked = with_time_off(db, source_id, rows, now).await?;
+    Ok(evaluate(&linked, now, &[]))
+}
+
+/// The linked operators as read, their time off loaded if it may matter: to whether they are a candidate at
+/// `now`, or to why not (time off is said before full).
+async fn with_time_off(
+    db: &mut impl Executor,
+    source_id: i64,
+    rows: Vec<WithTimeOff>,
+    now: DateTime<Utc>,
+) -> Result<Vec<LinkedOperator>> {
     let needs_time_off = rows.iter().any(|WithTimeOff(operator, has_time_off)| {
         *has_time_off && operator.presence().accepting_at(now)
     });
@@ -91,7 +104,7 @@ async fn with_time_off(
             }
         }
     }
-    Ok(evaluate(&linked, now, &[]))
+    Ok(linked)
 }
 
 /// What routing a new contact of a live source starts from: the source, its field at `now`, its strategy's
@@ -159,9 +172,85 @@ pub async fn routing_view(
     let round = first.round.clone();
     let linked = rows.into_iter().filter_map(|row| row.linked).collect();
     Ok(Some(RoutingView {
-        field: with_time_off(db, id, linked, now).await?,
+        field: field_with_time_off(db, id, linked, now).await?,
         source,
         round,
         has_waiting,
     }))
+}
+
+/// What a what-if simulation of a live source starts from: the source, its round as stored, and its linked
+/// operators as of `now`.
+pub struct SimulationView {
+    pub source: Source,
+    pub round: Round,
+    /// In operator order.
+    pub linked: Vec<LinkedOperator>,
+    /// The name of each of `linked`, in the same order.
+    pub operator_names: Vec<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// One row of [`simulation_view`]'s query: the source, and one linked operator with their name if it has any.
+struct SimulationRow {
+    source: Source,
+    round: Round,
+    linked: Option<(WithTimeOff, String)>,
+}
+
+impl Record for SimulationRow {
+    fn decode(row: &Row<'_>) -> Result<Self> {
+        let source = Source::decode(row)?;
+        let round = super::sources::round_column(row)?;
+        let linked = match row.get::<Option<i64>>("operator_id")? {
+            Some(_) => Some((WithTimeOff::decode(row)?, row.get("operator_name")?)),
+            None => None,
+        };
+        Ok(SimulationRow {
+            source,
+            round,
+            linked,
+        })
+    }
+}
+
+/// [`SimulationView`] of the source, or `None` when there is no live source of that id.
+pub async fn simulation_view(
+    db: &mut impl Executor,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<SimulationView>> {
+    let sql = concat!(
+        "SELECT s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, s.sticky_hours, ",
+        "s.accept_timeout_secs, s.strategy, s.strategy_round, ",
+        linked_columns!(),
+        ", o.name AS operator_name",
+        " FROM sources s LEFT JOIN source_operator_weights w ON w.source_id = s.id ",
+        "LEFT JOIN operators o ON o.id = w.operator_id ",
+        "WHERE s.id = $1 AND s.deleted_at IS NULL ORDER BY w.operator_id"
+    );
+    let rows: Vec<SimulationRow> = db.all(sql, params![id]).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let (source, round) = (first.source.clone(), first.round.clone());
+    let (linked, operator_names): (Vec<WithTimeOff>, Vec<String>) =
+        rows.into_iter().filter_map(|row| row.linked).unzip();
+    Ok(Some(SimulationView {
+        linked: with_time_off(db, id, linked, now).await?,
+        operator_names,
+        source,
+        round,
+        now,
+    }))
+}
+
+impl Store {
+    /// [`simulation_view`] at the store clock's now, every statement in one read transaction: the operators,
+    /// their time off and the round as one committed state left them.
+    pub async fn simulation_view(&self, source_id: i64) -> Result<SimulationView> {
+        let now = self.now();
+        read_transaction!(self, |db| simulation_view(db, source_id, now).await)?
+            .ok_or_else(|| AppError::not_found("Source"))
+    }
 }

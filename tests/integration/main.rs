@@ -29,6 +29,7 @@ mod openapi;
 mod operator_keys;
 mod operators;
 mod queue;
+mod simulate;
 mod sources;
 mod strategies;
 mod unavailable;
