@@ -224,7 +224,7 @@ pub async fn simulation_view(
         "SELECT s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, s.sticky_hours, ",
         "s.accept_timeout_secs, s.strategy, s.strategy_round, ",
         linked_columns!(),
-        ", o.name AS operator_name",
+        ", o.last_assigned_at, o.name AS operator_name",
         " FROM sources s LEFT JOIN source_operator_weights w ON w.source_id = s.id ",
         "LEFT JOIN operators o ON o.id = w.operator_id ",
         "WHERE s.id = $1 AND s.deleted_at IS NULL ORDER BY w.operator_id"
