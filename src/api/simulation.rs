@@ -179,10 +179,10 @@ impl SimulateContacts {
     request_body = SimulateContacts,
     responses(
         (status = 200, description = "What the contacts would do", body = Simulation),
-        (status = 404, description = "No such source", body = ErrorBody),
+        (status = 404, description = "No such source, or a weight for an operator not linked to it", body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid field, or a weight for an operator not linked to the source", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
     )
 )]
 async fn simulate_contacts(
@@ -201,8 +201,10 @@ async fn simulate_contacts(
             round: &view.round,
             now: view.now,
         };
+        // The one refusal left is a weight for an operator the source has no link to: like the link's own
+        // routes, 404.
         let simulation = simulate(&scenario, source, &mut random_generator(seed))
-            .map_err(|e| invalid("weights", e))?;
+            .map_err(|e| AppError::NotFound(format!("weights: {}", e.0)))?;
         Ok::<_, AppError>((simulation, view))
     })
     .await

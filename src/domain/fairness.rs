@@ -23,16 +23,12 @@ pub struct Window {
 }
 
 impl Window {
-    /// Refuses a window that ends before it starts, or as it starts: it could hold nothing.
+    /// A window that ends before it starts, or as it starts, is empty: it holds no assignment (an answer, not
+    /// an error: each bound alone is valid, and no schema can say how two must compare).
     pub fn new(
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> Result<Self, ValueError> {
-        if let (Some(since), Some(until)) = (since, until)
-            && until <= since
-        {
-            return Err(ValueError("must be after since".to_owned()));
-        }
         Ok(Self { since, until })
     }
 
@@ -246,12 +242,14 @@ mod tests {
     }
 
     #[test]
-    fn a_window_must_end_after_it_starts() {
+    fn a_window_keeps_its_bounds() {
         let at = DateTime::parse_from_rfc3339("2026-06-01T10:00:00Z")
             .unwrap()
             .to_utc();
-        assert!(Window::new(Some(at), Some(at)).is_err());
-        assert!(Window::new(Some(at), Some(at - chrono::TimeDelta::seconds(1))).is_err());
+        assert!(
+            Window::new(Some(at), Some(at)).is_ok(),
+            "empty, not refused"
+        );
         assert!(Window::new(Some(at), None).is_ok());
         assert!(Window::new(None, Some(at)).is_ok());
         let window = Window::new(Some(at), Some(at + chrono::TimeDelta::seconds(1))).unwrap();

@@ -111,20 +111,18 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Refuses an operator's weight given twice: which one would count is no question to leave open.
+    /// An operator's weight given more than once counts as the last one given, as a later key of a JSON
+    /// object would (a list's items cannot be told unique by their operator in a schema).
     pub fn new(
         contacts: SimulatedContacts,
         strategy: Option<Strategy>,
         capacity: Capacity,
-        weights: Vec<WeightOverride>,
+        mut weights: Vec<WeightOverride>,
     ) -> Result<Self, ValueError> {
-        let mut given = HashSet::with_capacity(weights.len());
-        if let Some(twice) = weights.iter().find(|w| !given.insert(w.operator_id)) {
-            return Err(ValueError(format!(
-                "operator {} is given more than once",
-                twice.operator_id
-            )));
-        }
+        let mut seen = HashSet::with_capacity(weights.len());
+        weights.reverse();
+        weights.retain(|w| seen.insert(w.operator_id));
+        weights.reverse();
         Ok(Self {
             contacts,
             strategy,
@@ -571,7 +569,11 @@ mod tests {
             WeightOverride::parse(1, 2.0).unwrap(),
         ];
         let contacts = SimulatedContacts::parse(5).unwrap();
-        assert!(Scenario::new(contacts, None, Capacity::Current, twice).is_err());
+        let last_wins = Scenario::new(contacts, None, Capacity::Current, twice).unwrap();
+        assert_eq!(
+            last_wins.weights,
+            vec![WeightOverride::parse(1, 2.0).unwrap()]
+        );
         for bad in [-1.0, 1_000_001.0, f64::NAN, f64::INFINITY] {
             assert!(WeightOverride::parse(1, bad).is_err(), "{bad}");
         }

@@ -421,21 +421,6 @@ backend_test!(what_cannot_be_simulated_is_refused, |app| {
         (json!({ "contacts": 1, "weights": null }), "weights"),
         (json!({ "contacts": 1, "weights": {} }), "weights"),
         (
-            json!({ "contacts": 1, "weights": [{ "operator_id": stranger, "weight": 1 }] }),
-            "weights",
-        ),
-        (
-            json!({ "contacts": 1, "weights": [{ "operator_id": 999_999, "weight": 1 }] }),
-            "weights",
-        ),
-        (
-            json!({ "contacts": 1, "weights": [
-                { "operator_id": linked, "weight": 1 },
-                { "operator_id": linked, "weight": 2 },
-            ] }),
-            "weights",
-        ),
-        (
             json!({ "contacts": 1, "weights": [{ "operator_id": linked, "weight": -1 }] }),
             "weights",
         ),
@@ -458,6 +443,24 @@ backend_test!(what_cannot_be_simulated_is_refused, |app| {
         let detail = answer.1["detail"].as_str().unwrap();
         assert!(detail.contains(field), "{body} → {detail}");
     }
+
+    // A weight for an operator the source has no link to: 404, as the link's own routes answer.
+    for stranger in [stranger, 999_999] {
+        let body = json!({ "contacts": 1, "weights": [{ "operator_id": stranger, "weight": 1 }] });
+        let answer = app.post(&path, body).await;
+        assert_error(&answer, StatusCode::NOT_FOUND, "weights");
+    }
+    // An operator given twice counts as the last one given.
+    let answer = simulate(
+        &app,
+        source,
+        json!({ "contacts": 1, "weights": [
+            { "operator_id": linked, "weight": 1 },
+            { "operator_id": linked, "weight": 2 },
+        ] }),
+    )
+    .await;
+    assert_eq!(answer["operators"][0]["weight"], 2.0, "{answer}");
 
     // Whole numbers written with a fraction of zero are whole; a field leadrouter does not know is ignored,
     // as in every other body.
