@@ -3,6 +3,8 @@
 //! compactly, by operator id; names are joined when read. Fairness over a window and the queue's pace (what
 //! a waiting contact's ETA is reckoned from) are read from here too.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,14 +17,15 @@ use crate::error::AppError;
 
 /// An attempt's `record` column: `c` the candidates as `[operator_id, weight, load, max_load, probability]`,
 /// `x` the excluded as `[operator_id, why]`, `d` what the strategy used.
+/// Written from borrowed parts (no copy of the detail on the write path), read back owned.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Compact {
+struct Compact<'a> {
     #[serde(default)]
     c: Vec<(i64, f64, i64, i64, f64)>,
     #[serde(default)]
-    x: Vec<(i64, String)>,
+    x: Vec<(i64, Cow<'a, str>)>,
     #[serde(default)]
-    d: Value,
+    d: Cow<'a, Value>,
 }
 
 /// Writes the decision, and returns its id for the history entry it makes (or, with [`attach`], follows).
@@ -43,11 +46,10 @@ pub async fn record(
         x: decision
             .excluded
             .iter()
-            .map(|e| (e.operator_id, e.why.as_str().to_owned()))
+            .map(|e| (e.operator_id, Cow::Borrowed(e.why.as_str())))
             .collect(),
-        d: decision.detail.clone(),
+        d: Cow::Borrowed(&decision.detail),
     };
-    // (The detail is small: a draw, or one credit per candidate.)
     let text = serde_json::to_string(&compact)
         .map_err(|error| AppError::Internal(anyhow::anyhow!("decision record: {error}")))?;
     let sql = "INSERT INTO routing_decisions (contact_id, source_id, at, reason, strategy, \
@@ -132,7 +134,7 @@ record!(DecisionRow {
 });
 
 impl DecisionRow {
-    fn compact(&self) -> Result<Compact> {
+    fn compact(&self) -> Result<Compact<'_>> {
         serde_json::from_str(&self.record).map_err(|error| {
             AppError::Internal(anyhow::anyhow!(
                 "decision {} holds an unreadable record: {error}",
@@ -218,7 +220,7 @@ async fn list(
                     )
                     .collect(),
                 excluded,
-                detail: compact.d,
+                detail: compact.d.into_owned(),
             })
         })
         .collect()
