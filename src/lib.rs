@@ -9,6 +9,7 @@ pub mod error;
 pub mod store;
 pub mod sweeper;
 pub mod telemetry;
+pub mod ui;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Requests a second each client may send.
     pub rate_limits: Arc<RateLimits>,
+    /// What the dashboard's open pages are told changed.
+    pub changes: ui::events::Changes,
 }
 
 /// A server that is accepting requests.
@@ -74,11 +77,13 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", config.bind))?;
         let local_addr = listener.local_addr()?;
+        let changes = ui::events::Changes::default();
         let app = build_app(AppState {
             store: store.clone(),
             phone_region,
             request_timeout: Duration::from_secs(config.request_timeout_secs),
             rate_limits,
+            changes: changes.clone(),
         });
         crate::telemetry::prometheus();
         let (shutdown, stop_requested) = oneshot::channel::<()>();
@@ -105,6 +110,11 @@ impl Server {
             tokio::spawn(availability::run(
                 store.clone(),
                 first_look,
+                stop_background.clone(),
+            )),
+            tokio::spawn(ui::events::watch(
+                store.clone(),
+                changes,
                 stop_background.clone(),
             )),
             tokio::spawn(webhooks::run(

@@ -108,11 +108,20 @@ pub async fn authorize(
         return next.run(request).await;
     }
     let token = token(request.headers());
-    let (key, keys_exist) = match state
-        .store
-        .authenticate(&token_hash(token.unwrap_or_default()))
-        .await
-    {
+    let session = match token {
+        None => session_of(request.headers()),
+        Some(_) => None,
+    };
+    let found = match session {
+        Some(session) => session_key(&state, session, request.method(), request.headers()).await,
+        None => {
+            state
+                .store
+                .authenticate(&token_hash(token.unwrap_or_default()))
+                .await
+        }
+    };
+    let (key, keys_exist) = match found {
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
@@ -167,6 +176,46 @@ pub async fn authorize(
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
+}
+
+/// The dashboard's session token, from its cookie, when the request sends no key of its own.
+pub fn session_of(headers: &HeaderMap) -> Option<&str> {
+    crate::ui::session::cookie_value(headers, crate::ui::session::SESSION_COOKIE)
+}
+
+/// The key behind a dashboard session. A request that changes anything must also carry the session's CSRF
+/// token in `X-CSRF-Token`, which only the dashboard's own pages know: a cookie alone, which the browser
+/// would send for another site's form too, changes nothing.
+async fn session_key(
+    state: &AppState,
+    session: &str,
+    method: &axum::http::Method,
+    headers: &HeaderMap,
+) -> Result<(Option<crate::store::api_keys::LiveKey>, bool), AppError> {
+    let Some(found) = state
+        .store
+        .authenticate_session(&token_hash(session))
+        .await?
+    else {
+        return Err(AppError::Rejected {
+            status: StatusCode::UNAUTHORIZED,
+            message: "The dashboard session has ended (signed out, expired, or its key revoked): sign in \
+                      again"
+                .to_owned(),
+        });
+    };
+    if !method.is_safe() {
+        let sent = headers
+            .get(crate::ui::session::CSRF_HEADER)
+            .map(HeaderValue::as_bytes);
+        if !crate::ui::session::tokens_match(sent, &found.csrf_token) {
+            return Err(forbidden(
+                "A change made with the dashboard's session needs its X-CSRF-Token header"
+                    .to_owned(),
+            ));
+        }
+    }
+    Ok((Some(found.key), true))
 }
 
 fn forbidden(message: String) -> AppError {

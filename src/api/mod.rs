@@ -1,7 +1,7 @@
 //! HTTP only: the routes, request and response types with their OpenAPI descriptions, and the wrappers that
 //! turn every malformed request into the same JSON error.
 
-mod access;
+pub(crate) mod access;
 mod audit;
 mod contacts;
 mod deliveries;
@@ -13,7 +13,7 @@ mod operators;
 mod schemas;
 mod simulation;
 mod sources;
-mod stats;
+pub(crate) mod stats;
 mod time_off;
 mod webhooks;
 pub mod wire;
@@ -90,6 +90,7 @@ pub fn build_app(state: AppState) -> Router {
         )
         .merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::new(["/openapi.json"])))
         .route("/redoc", get(redoc_page))
+        .merge(crate::ui::router())
         .fallback(|| async { AppError::NotFound("Not Found".to_owned()) })
         .method_not_allowed_fallback(|| async {
             AppError::Rejected { status: StatusCode::METHOD_NOT_ALLOWED, message: "Method Not Allowed".to_owned() }

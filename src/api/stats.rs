@@ -156,6 +156,16 @@ async fn get_source_stats(
     Query(query): Query<StatsQuery>,
 ) -> Result<Json<SourceStats>, AppError> {
     let window = query.parse()?;
+    Ok(Json(read_source_stats(&state, id, window).await?))
+}
+
+/// A source's stats, with the fairness of the window: what the endpoint answers, and what the dashboard
+/// draws.
+pub(crate) async fn read_source_stats(
+    state: &AppState,
+    id: i64,
+    window: Window,
+) -> Result<SourceStats, AppError> {
     let SourceStatsRead {
         detail,
         tallies,
@@ -163,7 +173,7 @@ async fn get_source_stats(
         operator_names,
     } = state.store.source_stats(id, window).await?;
     let fairness = fairness_of(&assignments, &operator_names, window);
-    Ok(Json(source_stats(detail, tallies, fairness)))
+    Ok(source_stats(detail, tallies, fairness))
 }
 
 /// The window's assignments measured against the weights, rounded as the rest of the stats are (shares to

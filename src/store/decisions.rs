@@ -174,6 +174,28 @@ async fn list(
     );
     let params = params![contact_id, page.limit, page.skip, reach.operator_id()];
     let rows: Vec<DecisionRow> = db.all(&sql, params).await?;
+    named(db, rows).await
+}
+
+/// The newest decisions of every source, newest first: the dashboard's feed.
+pub async fn recent(db: &mut impl Executor, limit: i64) -> Result<Vec<DecisionRecord>> {
+    let sql = format!("SELECT {DECISION_COLUMNS} FROM routing_decisions ORDER BY id DESC LIMIT $1");
+    let rows: Vec<DecisionRow> = db.all(&sql, params![limit]).await?;
+    named(db, rows).await
+}
+
+/// The contact's latest decision, if it has one: for a waiting contact, why it waits.
+pub async fn latest(db: &mut impl Executor, contact_id: i64) -> Result<Option<DecisionRecord>> {
+    let sql = format!(
+        "SELECT {DECISION_COLUMNS} FROM routing_decisions WHERE id = (SELECT MAX(h.decision_id) \
+         FROM contact_history h WHERE h.contact_id = $1) AND contact_id = $1"
+    );
+    let rows: Vec<DecisionRow> = db.all(&sql, params![contact_id]).await?;
+    Ok(named(db, rows).await?.pop())
+}
+
+/// The rows as records, with their operators' names.
+async fn named(db: &mut impl Executor, rows: Vec<DecisionRow>) -> Result<Vec<DecisionRecord>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }

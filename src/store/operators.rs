@@ -295,6 +295,7 @@ pub async fn update(
     let sql = concat!(
         "UPDATE operators SET name = COALESCE($2, name), is_active = COALESCE($3, is_active), ",
         "max_load = COALESCE($4, max_load), availability = COALESCE($5, availability), ",
+        "availability_changed_at = CASE WHEN $5 <> availability THEN $11 ELSE availability_changed_at END, ",
         "away_until = CASE WHEN $6 THEN $7 ELSE away_until END, timezone = COALESCE($8, timezone), ",
         "schedule = CASE WHEN $9 THEN $10 ELSE schedule END WHERE id = $1 RETURNING ",
         operator_columns!()
@@ -313,7 +314,8 @@ pub async fn update(
         changes.away_until.flatten(),
         changes.timezone.map(TimeZoneName::as_str),
         schedule.is_some(),
-        schedule.as_ref().and_then(|s| s.as_deref())
+        schedule.as_ref().and_then(|s| s.as_deref()),
+        routing.clock.now()
     ];
     let operator = db.one(sql, params).await?;
     let change = AuditChange::changed(action::OPERATOR_UPDATED, &before, &operator);

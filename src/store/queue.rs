@@ -178,7 +178,7 @@ pub async fn fill_positions(
 
 /// A page of the source's queue, oldest first, with their positions and ETAs (the pace read at `now`, the
 /// routing clock's).
-async fn page_of(
+pub(super) async fn page_of(
     db: &mut impl Executor,
     source_id: i64,
     page: Page,
