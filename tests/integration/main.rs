@@ -13,6 +13,7 @@ mod binary;
 mod concurrency;
 mod contacts;
 mod crash;
+mod dashboard;
 mod distribution;
 mod edges;
 mod errors;
