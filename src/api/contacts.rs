@@ -8,13 +8,13 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::Caller;
+use super::access::{Caller, refuse_other_operator};
 use super::schemas::{Contact, HistoryEntry, RoutingDecision};
 use super::wire::{
     EmailString, PhoneString, ShortTextString, StatusString, deserialize_optional_whole_number,
     deserialize_whole_number,
 };
-use super::{Json, JsonObject, Pagination, Path, Query, each, invalid, to_page};
+use super::{Json, JsonObject, Pagination, Path, Query, each, invalid, to_page, window_parameters};
 use crate::AppState;
 use crate::domain::access::OWN_CONTACT_FIELDS;
 use crate::domain::identity::RawLeadIdentity;
@@ -104,12 +104,48 @@ pub struct ContactQuery {
     pub status: Option<String>,
     /// `true`: only contacts without an operator; `false`: only contacts with one.
     pub unassigned: Option<bool>,
+    /// Only contacts created at or after this time (RFC 3339, e.g. `2026-11-25T00:00:00Z`; a `+` in an offset
+    /// must be sent as `%2B`).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<String>,
+    /// Only contacts created before this time (RFC 3339); one before `since` selects none.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until: Option<String>,
     /// Rows to pass over (default 0).
     #[param(minimum = 0)]
     pub skip: Option<i64>,
     /// Rows to return at most (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+}
+
+impl ContactQuery {
+    /// The filters asked for, before the caller's reach holds them to its contacts ([`within_reach`]).
+    fn filter(self) -> Result<ContactFilter, AppError> {
+        Ok(ContactFilter {
+            lead_id: self.lead_id,
+            source_id: self.source_id,
+            operator_id: self.operator_id,
+            status: self
+                .status
+                .map(|s| Status::parse(&s).map_err(|e| invalid("status", e)))
+                .transpose()?,
+            unassigned: self.unassigned,
+            created: window_parameters(self.since.as_deref(), self.until.as_deref())?,
+        })
+    }
+}
+
+/// The filter held to the caller's reach: an `operator` key lists only the contacts assigned to its operator,
+/// whose id `operator_id` is whether given or not (another one: 403).
+pub fn within_reach(mut filter: ContactFilter, reach: Reach) -> Result<ContactFilter, AppError> {
+    if let Reach::AssignedTo(own) = reach {
+        if let Some(asked) = filter.operator_id {
+            refuse_other_operator(reach, asked)?;
+        }
+        filter.operator_id = Some(own);
+    }
+    Ok(filter)
 }
 
 /// `?status=`, required by the document; a client may send `{"status": …}` as the body instead.
@@ -238,7 +274,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     params(ContactQuery),
     responses(
         (status = 200, description = "Contacts", body = [Contact]),
-        (status = 422, description = "Invalid parameter", body = ErrorBody),
+        (status = 422, description = "Invalid parameter (the detail names it)", body = ErrorBody),
     )
 )]
 async fn list_contacts(
@@ -247,25 +283,7 @@ async fn list_contacts(
     Query(query): Query<ContactQuery>,
 ) -> Result<Json<Vec<Contact>>, AppError> {
     let page = to_page(query.skip, query.limit)?;
-    let operator_id = match caller.reach() {
-        Reach::All => query.operator_id,
-        Reach::AssignedTo(own) => {
-            if let Some(asked) = query.operator_id {
-                caller.refuse_other_operator(asked)?;
-            }
-            Some(own)
-        }
-    };
-    let filter = ContactFilter {
-        lead_id: query.lead_id,
-        source_id: query.source_id,
-        operator_id,
-        status: query
-            .status
-            .map(|s| Status::parse(&s).map_err(|e| invalid("status", e)))
-            .transpose()?,
-        unassigned: query.unassigned,
-    };
+    let filter = within_reach(query.filter()?, caller.reach())?;
     Ok(Json(each(state.store.list_contacts(&filter, page).await?)))
 }
 

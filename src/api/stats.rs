@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::serialize_optional_timestamp;
-use super::{Json, Path, Query, invalid, time_parameter};
+use super::{Json, Path, Query, window_parameters};
 use crate::AppState;
 use crate::domain::fairness::{self, Window};
 use crate::error::{AppError, ErrorBody};
@@ -132,9 +132,7 @@ pub struct StatsQuery {
 
 impl StatsQuery {
     fn parse(&self) -> Result<Window, AppError> {
-        let since = time_parameter("since", self.since.as_deref())?;
-        let until = time_parameter("until", self.until.as_deref())?;
-        Window::new(since, until).map_err(|e| invalid("until", e))
+        window_parameters(self.since.as_deref(), self.until.as_deref())
     }
 }
 

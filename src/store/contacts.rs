@@ -14,6 +14,7 @@ use super::sources::{RulesColumns, Source, WorkRules};
 use super::tallies::{self, count_key};
 use super::{Page, Result, Store};
 use super::{candidates, decisions, sources};
+use crate::domain::fairness::Window;
 use crate::domain::{
     AcceptTimeout, Availability, CapacityClaim, Chooser, Decision, Exclusion, LeadIdentity, Reach,
     Routing, Status, Strategy, Text, TimeZoneName, choose_and_claim,
@@ -170,6 +171,8 @@ pub struct ContactFilter {
     pub status: Option<Status>,
     /// `Some(true)`: only contacts without an operator; `Some(false)`: only those with one.
     pub unassigned: Option<bool>,
+    /// Only contacts created within it (`[since, until)`).
+    pub created: Window,
 }
 
 /// A change of a contact by hand.
@@ -268,6 +271,8 @@ pub async fn list(
         Some(false) => filters.raw("c.operator_id IS NOT NULL"),
         None => {}
     }
+    filters.compare("c.created_at", ">=", filter.created.since());
+    filters.compare("c.created_at", "<", filter.created.until());
     let (tail, params) = filters.finish("c.id DESC", page);
     let sql = format!("{}{tail}", contact_select!());
     let mut contacts = db.all(&sql, &params).await?;

@@ -16,6 +16,7 @@ mod crash;
 mod distribution;
 mod edges;
 mod errors;
+mod export;
 mod failing_writes;
 mod fairness;
 mod history;
