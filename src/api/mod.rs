@@ -6,6 +6,7 @@ mod audit;
 mod contacts;
 mod deliveries;
 mod document;
+pub mod export;
 mod leads;
 pub mod limits;
 mod operations;

@@ -261,6 +261,21 @@ pub async fn list(
     page: Page,
     now: DateTime<Utc>,
 ) -> Result<Vec<Contact>> {
+    let mut contacts = list_before(db, filter, None, page).await?;
+    queue::fill_positions(db, &mut contacts, now).await?;
+    Ok(contacts)
+}
+
+/// The page of contacts the filter selects among those older than `before` (all: `None`), newest first, as
+/// stored: without their place in the queue. An export reads its rows this way, a chunk at a time, each chunk
+/// starting below the last id of the one before (which an index finds at once, where an offset would make
+/// every chunk pass over all the rows before it).
+pub async fn list_before(
+    db: &mut impl Executor,
+    filter: &ContactFilter,
+    before: Option<i64>,
+    page: Page,
+) -> Result<Vec<Contact>> {
     let mut filters = Filters::default();
     filters.equals("c.lead_id", filter.lead_id);
     filters.equals("c.source_id", filter.source_id);
@@ -273,11 +288,10 @@ pub async fn list(
     }
     filters.compare("c.created_at", ">=", filter.created.since());
     filters.compare("c.created_at", "<", filter.created.until());
+    filters.compare("c.id", "<", before);
     let (tail, params) = filters.finish("c.id DESC", page);
     let sql = format!("{}{tail}", contact_select!());
-    let mut contacts = db.all(&sql, &params).await?;
-    queue::fill_positions(db, &mut contacts, now).await?;
-    Ok(contacts)
+    db.all(&sql, &params).await
 }
 
 /// The contact, with its place in the queue and its ETA if it waits, its source's pace read at `now` (the
@@ -662,6 +676,16 @@ impl Store {
     pub async fn list_contacts(&self, filter: &ContactFilter, page: Page) -> Result<Vec<Contact>> {
         let now = self.now();
         read!(self, |db| list(db, filter, page, now).await)
+    }
+
+    /// [`list_before`], on a read connection of its own: each chunk of an export is one read.
+    pub async fn list_contacts_before(
+        &self,
+        filter: &ContactFilter,
+        before: Option<i64>,
+        page: Page,
+    ) -> Result<Vec<Contact>> {
+        read!(self, |db| list_before(db, filter, before, page).await)
     }
 
     /// The contact, if it is within reach.
