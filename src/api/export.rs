@@ -1,4 +1,4 @@
-//! CSV downloads: `GET /contacts/` with `Accept: text/csv`. Each builder takes
+//! CSV downloads: `GET /contacts/` and `GET /stats/sources/{id}` with `Accept: text/csv`. Each builder takes
 //! what a handler has parsed — the state, the caller's reach, the filter — and returns the whole response, so
 //! that any route (the API's, or a page's download link) offers the same file without repeating it.
 //!
@@ -7,6 +7,7 @@
 //! as the client takes it; memory stays that of one chunk however many rows there are.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use axum::body::{Body, Bytes};
 use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE, VARY};
@@ -15,9 +16,11 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use super::contacts::within_reach;
+use super::stats::{OperatorFairness, OperatorShare, read_source_stats};
 use super::wire::timestamp_text;
 use crate::AppState;
 use crate::domain::Reach;
+use crate::domain::fairness::Window;
 use crate::error::AppError;
 use crate::store::contacts::Contact;
 use crate::store::{ContactFilter, Page, Store};
@@ -46,11 +49,36 @@ pub const CONTACT_COLUMNS: [&str; 15] = [
     "message",
 ];
 
+/// The columns of a source's stats download: a row per operator of the distribution, with their part in
+/// the window's fairness.
+pub const SOURCE_STATS_COLUMNS: [&str; 12] = [
+    "operator_id",
+    "operator_name",
+    "count",
+    "active_count",
+    "weight",
+    "target_share",
+    "actual_share",
+    "fairness_assignments",
+    "fairness_expected",
+    "fairness_target_share",
+    "fairness_actual_share",
+    "fairness_deviation_pp",
+];
+
 /// A contacts download of one contact, for the OpenAPI document.
 pub const CONTACTS_EXAMPLE: &str = "id,created_at,source_id,source_name,lead_id,lead_name,lead_phone,\
 lead_email,lead_external_id,operator_id,operator_name,status,assigned_at,accepted_at,message\n\
 1,2026-11-25T16:53:02.360889Z,1,Telegram Bot,1,Иван Иванов,+79991234567,ivan@example.com,user123,2,\
 Оператор 2,active,2026-11-25T16:53:02.360889Z,,\"Хочу узнать о продукте, \"\"Pro\"\"\"\n";
+
+/// A source's stats download, for the OpenAPI document.
+pub const SOURCE_STATS_EXAMPLE: &str = "operator_id,operator_name,count,active_count,weight,target_share,\
+actual_share,fairness_assignments,fairness_expected,fairness_target_share,fairness_actual_share,\
+fairness_deviation_pp\n\
+1,Оператор 1,26,3,10,0.25,0.26,26,25,0.25,0.26,1\n\
+2,Оператор 2,74,9,30,0.75,0.74,74,75,0.75,0.74,-1\n\
+,,0,0,,,,,,,,\n";
 
 /// Whether the request's `Accept` prefers `text/csv` to `application/json`. Each type takes the quality of the
 /// most specific range that matches it (`text/csv`, then `text/*`, then `*/*`, as RFC 9110 says); CSV only
@@ -154,6 +182,53 @@ pub async fn contacts(
     let body = futures_util::stream::once(async { Ok::<_, AppError>(first) });
     let body = Body::from_stream(futures_util::StreamExt::chain(body, rest));
     Ok(csv_response("contacts.csv", body))
+}
+
+/// The source's operator distribution as `source-{id}-stats.csv`: the rows of `GET /stats/sources/{id}`'s
+/// `operator_distribution` (the unassigned one last, without an operator), each with its part of the
+/// window's `fairness`; an operator who was a candidate in the window but holds none of the source's contacts
+/// and is no longer linked has a row with only the fairness columns. Small (a row per operator), so sent
+/// whole.
+pub async fn source_stats(state: &AppState, id: i64, window: Window) -> Result<Response, AppError> {
+    let stats = read_source_stats(state, id, window).await?;
+    let mut by_operator: BTreeMap<i64, (Option<&OperatorShare>, Option<&OperatorFairness>)> =
+        BTreeMap::new();
+    let mut unassigned = None;
+    for share in &stats.operator_distribution {
+        match share.operator_id {
+            Some(operator_id) => by_operator.entry(operator_id).or_default().0 = Some(share),
+            None => unassigned = Some(share),
+        }
+    }
+    for fairness in &stats.fairness.operators {
+        by_operator.entry(fairness.operator_id).or_default().1 = Some(fairness);
+    }
+    let mut csv = Encoder::new(&SOURCE_STATS_COLUMNS)?;
+    let rows = by_operator
+        .into_iter()
+        .map(|(id, (share, fairness))| (Some(id), share, fairness))
+        .chain(unassigned.map(|share| (None, Some(share), None)));
+    for (operator_id, share, fairness) in rows {
+        let name = share
+            .and_then(|s| s.operator_name.as_deref())
+            .or_else(|| fairness.and_then(|f| f.operator_name.as_deref()));
+        csv.row([
+            number(operator_id),
+            text(name),
+            number(share.map(|s| s.count)),
+            number(share.map(|s| s.active_count)),
+            number(share.and_then(|s| s.weight)),
+            number(share.and_then(|s| s.target_share)),
+            number(share.and_then(|s| s.actual_share)),
+            number(fairness.map(|f| f.assignments)),
+            number(fairness.map(|f| f.expected)),
+            number(fairness.map(|f| f.target_share)),
+            number(fairness.map(|f| f.actual_share)),
+            number(fairness.map(|f| f.deviation_pp)),
+        ])?;
+    }
+    let body = Body::from(csv.take()?);
+    Ok(csv_response(&format!("source-{id}-stats.csv"), body))
 }
 
 fn csv_response(filename: &str, body: Body) -> Response {
@@ -316,7 +391,10 @@ mod tests {
 
     #[test]
     fn the_documented_examples_have_the_columns() {
-        for (example, columns) in [(CONTACTS_EXAMPLE, &CONTACT_COLUMNS[..])] {
+        for (example, columns) in [
+            (CONTACTS_EXAMPLE, &CONTACT_COLUMNS[..]),
+            (SOURCE_STATS_EXAMPLE, &SOURCE_STATS_COLUMNS[..]),
+        ] {
             let mut reader = csv::Reader::from_reader(example.as_bytes());
             assert_eq!(reader.headers().unwrap(), columns);
             for record in reader.records() {

@@ -1,12 +1,15 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::export::{self, varies_by_accept};
 use super::wire::serialize_optional_timestamp;
 use super::{Json, Path, Query, window_parameters};
 use crate::AppState;
@@ -139,11 +142,21 @@ impl StatsQuery {
 /// Distribution of a source's contacts per operator: counts, weights, target and actual shares; and the
 /// fairness of its automatic assignments in a window. The counts' cost depends on the number of operators,
 /// not of contacts; the fairness reads every routing decision in the window.
+///
+/// With `Accept: text/csv` (preferred to `application/json`), the distribution as a CSV download,
+/// `source-{id}-stats.csv`: a header row, then a row per operator (the unassigned contacts' row last, with no
+/// operator) with `operator_id, operator_name, count, active_count, weight, target_share, actual_share` and
+/// the operator's part of the window's fairness, `fairness_assignments, fairness_expected,
+/// fairness_target_share, fairness_actual_share, fairness_deviation_pp`; an empty cell for `null`.
 #[utoipa::path(
     get, path = "/stats/sources/{id}", tag = "stats",
     params(("id" = i64, Path, description = "Source id"), StatsQuery),
     responses(
-        (status = 200, description = "The source's distribution", body = SourceStats),
+        (status = 200, description = "The source's distribution (as CSV with `Accept: text/csv`)",
+         content(
+             (SourceStats = "application/json"),
+             (String = "text/csv", example = json!(export::SOURCE_STATS_EXAMPLE)),
+         )),
         (status = 404, description = "No such source", body = ErrorBody),
         (status = 422, description = "Invalid id, since or until (the detail names it)", body = ErrorBody),
     )
@@ -152,8 +165,22 @@ async fn get_source_stats(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(query): Query<StatsQuery>,
-) -> Result<Json<SourceStats>, AppError> {
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let window = query.parse()?;
+    if export::wants_csv(&headers) {
+        return export::source_stats(&state, id, window).await;
+    }
+    let stats = read_source_stats(&state, id, window).await?;
+    Ok(varies_by_accept(Json(stats)))
+}
+
+/// The source's stats, as `GET /stats/sources/{id}` answers them.
+pub(super) async fn read_source_stats(
+    state: &AppState,
+    id: i64,
+    window: Window,
+) -> Result<SourceStats, AppError> {
     let SourceStatsRead {
         detail,
         tallies,
@@ -161,7 +188,7 @@ async fn get_source_stats(
         operator_names,
     } = state.store.source_stats(id, window).await?;
     let fairness = fairness_of(&assignments, &operator_names, window);
-    Ok(Json(source_stats(detail, tallies, fairness)))
+    Ok(source_stats(detail, tallies, fairness))
 }
 
 /// The window's assignments measured against the weights, rounded as the rest of the stats are (shares to

@@ -1,5 +1,5 @@
 //! CSV downloads (`Accept: text/csv`): the contacts list with the list's filters and a creation-time window,
-//! streamed in chunks; the same rows as the JSON answer.
+//! streamed in chunks, and a source's stats; each the same rows as the JSON answer.
 
 use crate::common;
 
@@ -386,6 +386,9 @@ backend_test!(an_operator_key_exports_only_its_own_contacts, |app| {
     .await;
     others.assert_status(StatusCode::FORBIDDEN);
     assert!(others.text.contains("its own operator"), "{}", others.text);
+    // Nor may it read any source's stats.
+    let stats = download(&app, Some(&anna_key), &format!("/stats/sources/{source}")).await;
+    stats.assert_status(StatusCode::FORBIDDEN);
 
     // A read key and an admin key export every contact; an ingest key none.
     for token in [&read, &admin] {
@@ -397,6 +400,117 @@ backend_test!(an_operator_key_exports_only_its_own_contacts, |app| {
     refused.assert_status(StatusCode::FORBIDDEN);
     let anonymous = download(&app, None, "/contacts/").await;
     anonymous.assert_status(StatusCode::UNAUTHORIZED);
+});
+
+backend_test!(source_stats_csv_rows_match_the_json_distribution, |app| {
+    let source = app.source("Telegram").await;
+    let anna = app.operator("Anna", 3).await;
+    let boris = app.operator("Boris", 100).await;
+    let gone = app.operator("Gone", 100).await;
+    app.link(source, anna, 10.0).await;
+    app.link(source, boris, 30.0).await;
+    app.link(source, gone, 1.0).await;
+    for _ in 0..12 {
+        app.contact_through(source).await;
+    }
+    // A deleted operator holds no contacts any more and is linked nowhere: only the fairness names them.
+    app.delete_ok(&format!("/operators/{gone}")).await;
+    app.change_operator(anna, json!({"is_active": false})).await;
+    app.change_operator(boris, json!({"is_active": false}))
+        .await;
+    app.contact_through(source).await;
+
+    let path = format!("/stats/sources/{source}");
+    let stats = app.get_ok(&path).await;
+    let exported = download(&app, None, &path).await;
+    assert_eq!(exported.header(CONTENT_TYPE), "text/csv; charset=utf-8");
+    assert_eq!(
+        exported.header(CONTENT_DISPOSITION),
+        format!("attachment; filename=\"source-{source}-stats.csv\"")
+    );
+    assert_eq!(
+        exported.header_row(),
+        "operator_id,operator_name,count,active_count,weight,target_share,actual_share,\
+         fairness_assignments,fairness_expected,fairness_target_share,fairness_actual_share,\
+         fairness_deviation_pp"
+    );
+    let rows = exported.rows();
+    let distribution = stats["operator_distribution"].as_array().unwrap();
+    let fairness = stats["fairness"]["operators"].as_array().unwrap();
+    // A row per operator of the distribution or of the fairness (the deleted one is only there), by id, then
+    // the unassigned contacts' row.
+    let mut operators: Vec<i64> = distribution
+        .iter()
+        .chain(fairness)
+        .filter_map(|o| o["operator_id"].as_i64())
+        .collect();
+    operators.sort_unstable();
+    operators.dedup();
+    assert!(operators.contains(&gone), "{stats}");
+    let written: Vec<String> = rows.iter().map(|row| row["operator_id"].clone()).collect();
+    let expected: Vec<String> = operators
+        .iter()
+        .map(i64::to_string)
+        .chain([String::new()])
+        .collect();
+    assert_eq!(written, expected, "{}", exported.text);
+    for row in &rows {
+        let id: Option<i64> = row["operator_id"].parse().ok();
+        let share = distribution
+            .iter()
+            .find(|s| s["operator_id"].as_i64() == id);
+        let fair = fairness
+            .iter()
+            .find(|f| id.is_some() && f["operator_id"].as_i64() == id);
+        let name = share
+            .map(|s| &s["operator_name"])
+            .or(fair.map(|f| &f["operator_name"]));
+        assert_eq!(row["operator_name"], name.map(cell).unwrap_or_default());
+        let columns = [
+            ("count", share, "count"),
+            ("active_count", share, "active_count"),
+            ("weight", share, "weight"),
+            ("target_share", share, "target_share"),
+            ("actual_share", share, "actual_share"),
+            ("fairness_assignments", fair, "assignments"),
+            ("fairness_expected", fair, "expected"),
+            ("fairness_target_share", fair, "target_share"),
+            ("fairness_actual_share", fair, "actual_share"),
+            ("fairness_deviation_pp", fair, "deviation_pp"),
+        ];
+        for (column, source, field) in columns {
+            let expected = source
+                .and_then(|s| s[field].as_f64())
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            let written = row[column]
+                .parse::<f64>()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| row[column].clone());
+            assert_eq!(written, expected, "{column} of operator {id:?}: {stats}");
+        }
+    }
+
+    // A window after every assignment: the same distribution, and no fairness (so no row for the deleted
+    // operator either).
+    let later = (chrono::Utc::now() + chrono::TimeDelta::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let windowed = download(&app, None, &format!("{path}?since={later}"))
+        .await
+        .rows();
+    let in_distribution: Vec<_> = rows.iter().filter(|row| !row["count"].is_empty()).collect();
+    assert_eq!(windowed.len(), in_distribution.len());
+    assert_eq!(in_distribution.len(), distribution.len());
+    for (row, before) in windowed.iter().zip(in_distribution) {
+        assert_eq!(row["operator_id"], before["operator_id"]);
+        assert_eq!(row["count"], before["count"]);
+        assert_eq!(row["fairness_assignments"], "");
+    }
+    let bad = download(&app, None, &format!("{path}?until=never")).await;
+    bad.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text.contains("until: "), "{}", bad.text);
+    let missing = download(&app, None, "/stats/sources/999").await;
+    missing.assert_status(StatusCode::NOT_FOUND);
 });
 
 backend_test!(
