@@ -34,12 +34,7 @@ impl Caller {
 
     /// 403 when an `operator` key asks about another operator than its own.
     pub fn refuse_other_operator(&self, operator_id: i64) -> Result<(), AppError> {
-        match self.operator_id {
-            Some(own) if own != operator_id => Err(forbidden(format!(
-                "An operator key acts only for its own operator ({own}), not for operator {operator_id}"
-            ))),
-            _ => Ok(()),
-        }
+        refuse_other_operator(self.reach(), operator_id)
     }
 
     /// 403 naming the first field of the body an `operator` key may not send (others may send them all).
@@ -68,6 +63,16 @@ impl Caller {
     /// Who the audit trail says made the changes of this request.
     pub fn actor(&self) -> Actor {
         Actor::api(self.key_id)
+    }
+}
+
+/// 403 when a reach limited to one operator (an `operator` key's) asks about another operator.
+pub fn refuse_other_operator(reach: Reach, operator_id: i64) -> Result<(), AppError> {
+    match reach {
+        Reach::AssignedTo(own) if own != operator_id => Err(forbidden(format!(
+            "An operator key acts only for its own operator ({own}), not for operator {operator_id}"
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -3,18 +3,20 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::Caller;
+use super::access::{Caller, refuse_other_operator};
+use super::export::{self, Rows, varies_by_accept};
 use super::schemas::{Contact, HistoryEntry, RoutingDecision};
 use super::wire::{
     EmailString, PhoneString, ShortTextString, StatusString, deserialize_optional_whole_number,
     deserialize_whole_number,
 };
-use super::{Json, JsonObject, Pagination, Path, Query, each, invalid, to_page};
+use super::{Json, JsonObject, Pagination, Path, Query, each, invalid, to_page, window_parameters};
 use crate::AppState;
 use crate::domain::access::OWN_CONTACT_FIELDS;
 use crate::domain::identity::RawLeadIdentity;
@@ -104,12 +106,48 @@ pub struct ContactQuery {
     pub status: Option<String>,
     /// `true`: only contacts without an operator; `false`: only contacts with one.
     pub unassigned: Option<bool>,
+    /// Only contacts created at or after this time (RFC 3339, e.g. `2026-11-25T00:00:00Z`; a `+` in an offset
+    /// must be sent as `%2B`).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub since: Option<String>,
+    /// Only contacts created before this time (RFC 3339); one before `since` selects none.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub until: Option<String>,
     /// Rows to pass over (default 0).
     #[param(minimum = 0)]
     pub skip: Option<i64>,
-    /// Rows to return at most (default 100, at most 1000).
+    /// Rows to return at most (default 100, at most 1000; a CSV download without it holds every row).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+}
+
+impl ContactQuery {
+    /// The filters asked for, before the caller's reach holds them to its contacts ([`within_reach`]).
+    fn filter(self) -> Result<ContactFilter, AppError> {
+        Ok(ContactFilter {
+            lead_id: self.lead_id,
+            source_id: self.source_id,
+            operator_id: self.operator_id,
+            status: self
+                .status
+                .map(|s| Status::parse(&s).map_err(|e| invalid("status", e)))
+                .transpose()?,
+            unassigned: self.unassigned,
+            created: window_parameters(self.since.as_deref(), self.until.as_deref())?,
+        })
+    }
+}
+
+/// The filter held to the caller's reach: an `operator` key lists only the contacts assigned to its operator,
+/// whose id `operator_id` is whether given or not (another one: 403).
+pub fn within_reach(mut filter: ContactFilter, reach: Reach) -> Result<ContactFilter, AppError> {
+    if let Reach::AssignedTo(own) = reach {
+        if let Some(asked) = filter.operator_id {
+            refuse_other_operator(reach, asked)?;
+        }
+        filter.operator_id = Some(own);
+    }
+    Ok(filter)
 }
 
 /// `?status=`, required by the document; a client may send `{"status": …}` as the body instead.
@@ -233,40 +271,44 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
 
 /// List contacts, newest first, filtered by any of the parameters. An `operator` key lists only the contacts
 /// assigned to its operator: `operator_id` is its own whether given or not (another one: 403).
+///
+/// With `Accept: text/csv` (preferred to `application/json`), the same contacts as a CSV download,
+/// `contacts.csv`, streamed: a header row, then a row per contact with `id, created_at, source_id,
+/// source_name, lead_id, lead_name, lead_phone, lead_email, lead_external_id, operator_id, operator_name,
+/// status, assigned_at, accepted_at, message` (RFC 3339 UTC times, an empty cell for `null`; a text cell that
+/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so that no spreadsheet reads
+/// it as a formula). Without `limit` it holds every matching contact.
 #[utoipa::path(
     get, path = "/contacts", tag = "contacts",
     params(ContactQuery),
     responses(
-        (status = 200, description = "Contacts", body = [Contact]),
-        (status = 422, description = "Invalid parameter", body = ErrorBody),
+        (status = 200, description = "Contacts (as CSV with `Accept: text/csv`)",
+         content(
+             ([Contact] = "application/json"),
+             (String = "text/csv", example = json!(export::CONTACTS_EXAMPLE)),
+         )),
+        (status = 422, description = "Invalid parameter (the detail names it)", body = ErrorBody),
     )
 )]
 async fn list_contacts(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     Query(query): Query<ContactQuery>,
-) -> Result<Json<Vec<Contact>>, AppError> {
+) -> Result<Response, AppError> {
     let page = to_page(query.skip, query.limit)?;
-    let operator_id = match caller.reach() {
-        Reach::All => query.operator_id,
-        Reach::AssignedTo(own) => {
-            if let Some(asked) = query.operator_id {
-                caller.refuse_other_operator(asked)?;
-            }
-            Some(own)
-        }
-    };
-    let filter = ContactFilter {
-        lead_id: query.lead_id,
-        source_id: query.source_id,
-        operator_id,
-        status: query
-            .status
-            .map(|s| Status::parse(&s).map_err(|e| invalid("status", e)))
-            .transpose()?,
-        unassigned: query.unassigned,
-    };
-    Ok(Json(each(state.store.list_contacts(&filter, page).await?)))
+    let limited = query.limit.is_some();
+    let filter = query.filter()?;
+    if export::wants_csv(&headers) {
+        let rows = Rows {
+            skip: page.skip,
+            limit: limited.then_some(page.limit),
+        };
+        return export::contacts(state, caller.reach(), filter, rows).await;
+    }
+    let filter = within_reach(filter, caller.reach())?;
+    let contacts: Vec<Contact> = each(state.store.list_contacts(&filter, page).await?);
+    Ok(varies_by_accept(Json(contacts)))
 }
 
 /// Get a contact with its lead, source and operator. An `ingest` key sees only the contacts it created, an

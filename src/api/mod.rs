@@ -6,6 +6,7 @@ mod audit;
 mod contacts;
 mod deliveries;
 mod document;
+pub mod export;
 mod leads;
 pub mod limits;
 mod operations;
@@ -39,6 +40,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::AppState;
 use crate::domain::ValueError;
+use crate::domain::fairness::Window;
 use crate::error::{AppError, ErrorBody};
 use crate::store::Page;
 
@@ -343,6 +345,14 @@ pub fn time_parameter(
             })
     })
     .transpose()
+}
+
+/// The window `[since, until)` of two optional RFC 3339 query parameters named so; a bad one is a 422 naming
+/// it. One that ends before it starts is empty, not an error.
+pub fn window_parameters(since: Option<&str>, until: Option<&str>) -> Result<Window, AppError> {
+    let since = time_parameter("since", since)?;
+    let until = time_parameter("until", until)?;
+    Window::new(since, until).map_err(|e| invalid("until", e))
 }
 
 /// The API's schemas of the records, one for each.

@@ -1,14 +1,17 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::export::{self, varies_by_accept};
 use super::wire::serialize_optional_timestamp;
-use super::{Json, Path, Query, invalid, time_parameter};
+use super::{Json, Path, Query, window_parameters};
 use crate::AppState;
 use crate::domain::fairness::{self, Window};
 use crate::error::{AppError, ErrorBody};
@@ -132,20 +135,28 @@ pub struct StatsQuery {
 
 impl StatsQuery {
     fn parse(&self) -> Result<Window, AppError> {
-        let since = time_parameter("since", self.since.as_deref())?;
-        let until = time_parameter("until", self.until.as_deref())?;
-        Window::new(since, until).map_err(|e| invalid("until", e))
+        window_parameters(self.since.as_deref(), self.until.as_deref())
     }
 }
 
 /// Distribution of a source's contacts per operator: counts, weights, target and actual shares; and the
 /// fairness of its automatic assignments in a window. The counts' cost depends on the number of operators,
 /// not of contacts; the fairness reads every routing decision in the window.
+///
+/// With `Accept: text/csv` (preferred to `application/json`), the distribution as a CSV download,
+/// `source-{id}-stats.csv`: a header row, then a row per operator (the unassigned contacts' row last, with no
+/// operator) with `operator_id, operator_name, count, active_count, weight, target_share, actual_share` and
+/// the operator's part of the window's fairness, `fairness_assignments, fairness_expected,
+/// fairness_target_share, fairness_actual_share, fairness_deviation_pp`; an empty cell for `null`.
 #[utoipa::path(
     get, path = "/stats/sources/{id}", tag = "stats",
     params(("id" = i64, Path, description = "Source id"), StatsQuery),
     responses(
-        (status = 200, description = "The source's distribution", body = SourceStats),
+        (status = 200, description = "The source's distribution (as CSV with `Accept: text/csv`)",
+         content(
+             (SourceStats = "application/json"),
+             (String = "text/csv", example = json!(export::SOURCE_STATS_EXAMPLE)),
+         )),
         (status = 404, description = "No such source", body = ErrorBody),
         (status = 422, description = "Invalid id, since or until (the detail names it)", body = ErrorBody),
     )
@@ -154,13 +165,17 @@ async fn get_source_stats(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(query): Query<StatsQuery>,
-) -> Result<Json<SourceStats>, AppError> {
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let window = query.parse()?;
-    Ok(Json(read_source_stats(&state, id, window).await?))
+    if export::wants_csv(&headers) {
+        return export::source_stats(&state, id, window).await;
+    }
+    let stats = read_source_stats(&state, id, window).await?;
+    Ok(varies_by_accept(Json(stats)))
 }
 
-/// A source's stats, with the fairness of the window: what the endpoint answers, and what the dashboard
-/// draws.
+/// The source's stats, as `GET /stats/sources/{id}` answers them.
 pub(crate) async fn read_source_stats(
     state: &AppState,
     id: i64,

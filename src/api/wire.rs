@@ -11,11 +11,16 @@ use utoipa::openapi::schema::{self, AnyOfBuilder, KnownFormat, ObjectBuilder, Sc
 use utoipa::{PartialSchema, ToSchema};
 
 /// RFC 3339 in UTC with a `Z` and always six fractional digits: `2026-11-25T16:38:00.123456Z`.
+pub fn timestamp_text(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// [`timestamp_text`], for serde.
 pub fn serialize_timestamp<S: Serializer>(
     time: &DateTime<Utc>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&time.to_rfc3339_opts(SecondsFormat::Micros, true))
+    serializer.serialize_str(&timestamp_text(time))
 }
 
 pub fn serialize_optional_timestamp<S: Serializer>(

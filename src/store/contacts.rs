@@ -14,6 +14,7 @@ use super::sources::{RulesColumns, Source, WorkRules};
 use super::tallies::{self, count_key};
 use super::{Page, Result, Store};
 use super::{candidates, decisions, sources};
+use crate::domain::fairness::Window;
 use crate::domain::{
     AcceptTimeout, Availability, CapacityClaim, Chooser, Decision, Exclusion, LeadIdentity, Reach,
     Routing, Status, Strategy, Text, TimeZoneName, choose_and_claim,
@@ -170,6 +171,8 @@ pub struct ContactFilter {
     pub status: Option<Status>,
     /// `Some(true)`: only contacts without an operator; `Some(false)`: only those with one.
     pub unassigned: Option<bool>,
+    /// Only contacts created within it (`[since, until)`).
+    pub created: Window,
 }
 
 /// A change of a contact by hand.
@@ -258,6 +261,21 @@ pub async fn list(
     page: Page,
     now: DateTime<Utc>,
 ) -> Result<Vec<Contact>> {
+    let mut contacts = list_before(db, filter, None, page).await?;
+    queue::fill_positions(db, &mut contacts, now).await?;
+    Ok(contacts)
+}
+
+/// The page of contacts the filter selects among those older than `before` (all: `None`), newest first, as
+/// stored: without their place in the queue. An export reads its rows this way, a chunk at a time, each chunk
+/// starting below the last id of the one before (which an index finds at once, where an offset would make
+/// every chunk pass over all the rows before it).
+pub async fn list_before(
+    db: &mut impl Executor,
+    filter: &ContactFilter,
+    before: Option<i64>,
+    page: Page,
+) -> Result<Vec<Contact>> {
     let mut filters = Filters::default();
     filters.equals("c.lead_id", filter.lead_id);
     filters.equals("c.source_id", filter.source_id);
@@ -268,11 +286,12 @@ pub async fn list(
         Some(false) => filters.raw("c.operator_id IS NOT NULL"),
         None => {}
     }
+    filters.compare("c.created_at", ">=", filter.created.since());
+    filters.compare("c.created_at", "<", filter.created.until());
+    filters.compare("c.id", "<", before);
     let (tail, params) = filters.finish("c.id DESC", page);
     let sql = format!("{}{tail}", contact_select!());
-    let mut contacts = db.all(&sql, &params).await?;
-    queue::fill_positions(db, &mut contacts, now).await?;
-    Ok(contacts)
+    db.all(&sql, &params).await
 }
 
 /// The contact, with its place in the queue and its ETA if it waits, its source's pace read at `now` (the
@@ -657,6 +676,16 @@ impl Store {
     pub async fn list_contacts(&self, filter: &ContactFilter, page: Page) -> Result<Vec<Contact>> {
         let now = self.now();
         read!(self, |db| list(db, filter, page, now).await)
+    }
+
+    /// [`list_before`], on a read connection of its own: each chunk of an export is one read.
+    pub async fn list_contacts_before(
+        &self,
+        filter: &ContactFilter,
+        before: Option<i64>,
+        page: Page,
+    ) -> Result<Vec<Contact>> {
+        read!(self, |db| list_before(db, filter, before, page).await)
     }
 
     /// The contact, if it is within reach.

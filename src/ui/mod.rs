@@ -36,6 +36,11 @@ pub fn router() -> Router<AppState> {
         .route("/ui/me", get(pages::me::show))
         .route("/ui/contacts", get(pages::contacts::list))
         .route("/ui/contacts/{id}", get(pages::contacts::show))
+        .route("/ui/export/contacts.csv", get(pages::contacts::export))
+        .route(
+            "/ui/export/sources/{file}",
+            get(pages::contacts::export_source),
+        )
         .route("/ui/operators", get(pages::setup::operators))
         .route("/ui/sources", get(pages::setup::sources))
         .route("/ui/sources/{id}", get(pages::setup::source))

@@ -502,3 +502,49 @@ async fn next_event(stream: &mut reqwest::Response) -> String {
     }
     panic!("no event: {text}");
 }
+
+backend_test!(
+    the_dashboards_download_holds_the_rows_the_api_lists,
+    |app| {
+        let (source_id, _) = app.source_with_operator("Анна", 5).await;
+        let other = app.source("WhatsApp").await;
+        for _ in 0..3 {
+            app.contact_through(source_id).await;
+        }
+        app.contact_through(other).await;
+        let listed = app
+            .get_ok(&format!("/contacts?source_id={source_id}"))
+            .await;
+        let listed: Vec<String> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].to_string())
+            .collect();
+        let visitor = Visitor::new(&app);
+        let download = visitor
+            .get(&format!(
+                "/ui/export/contacts.csv?source_id={source_id}&status="
+            ))
+            .await;
+        assert_eq!(download.status, StatusCode::OK, "{}", download.body);
+        assert!(
+            download.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv")
+        );
+        let ids: Vec<String> = download
+            .body
+            .lines()
+            .skip(1)
+            .map(|line| line.split(',').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, listed);
+        let stats = visitor
+            .get(&format!("/ui/export/sources/{source_id}.csv"))
+            .await;
+        assert_eq!(stats.status, StatusCode::OK);
+        assert!(stats.body.lines().count() >= 2, "{}", stats.body);
+    }
+);

@@ -17,6 +17,7 @@ mod dashboard;
 mod distribution;
 mod edges;
 mod errors;
+mod export;
 mod failing_writes;
 mod fairness;
 mod history;

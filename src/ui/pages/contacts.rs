@@ -3,31 +3,116 @@
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use maud::html;
 use serde::Deserialize;
 
 use super::now::lead_label;
 use super::{decision_summary, trim_float};
 use crate::AppState;
+use crate::api::export::Rows;
 use crate::domain::Status;
+use crate::domain::fairness::Window;
 use crate::error::AppError;
 use crate::store::Page;
 use crate::store::contacts::ContactFilter;
 use crate::ui::layout::{Nav, empty, not_found, page, percent, table_head, time};
-use crate::ui::session::Viewer;
+use crate::ui::session::{Viewer, percent_encode};
 
 const CONTACTS_SHOWN: i64 = 100;
 
-/// The list's filters, as the API names them; blank fields do not filter.
+/// The list's filters, as the API names them; blank fields do not filter. `since` and `until` are the
+/// browser's `datetime-local` values, read in the viewer's time zone.
 #[derive(Debug, Deserialize, Default)]
 pub struct Filters {
     source_id: Option<String>,
     operator_id: Option<String>,
     status: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
 }
 
 fn number(field: &Option<String>) -> Option<i64> {
     field.as_deref().and_then(|v| v.trim().parse().ok())
+}
+
+impl Filters {
+    fn status(&self) -> Option<Status> {
+        self.status
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .and_then(|s| Status::parse(s).ok())
+    }
+
+    fn local_time(&self, viewer: &Viewer, field: &Option<String>) -> Option<DateTime<Utc>> {
+        let text = field.as_deref().filter(|v| !v.is_empty())?;
+        let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M").ok()?;
+        let at = viewer.tz.from_local_datetime(&local).earliest()?;
+        Some(at.with_timezone(&Utc))
+    }
+
+    fn filter(&self, viewer: &Viewer) -> ContactFilter {
+        let since = self.local_time(viewer, &self.since);
+        let until = self.local_time(viewer, &self.until);
+        ContactFilter {
+            source_id: number(&self.source_id),
+            operator_id: number(&self.operator_id),
+            status: self.status(),
+            created: Window::new(since, until).unwrap_or_default(),
+            ..ContactFilter::default()
+        }
+    }
+
+    /// The same filters, as the query of the download link.
+    fn query(&self) -> String {
+        let fields = [
+            ("source_id", &self.source_id),
+            ("operator_id", &self.operator_id),
+            ("status", &self.status),
+            ("since", &self.since),
+            ("until", &self.until),
+        ];
+        fields
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = value.as_deref().filter(|v| !v.is_empty())?;
+                Some(format!("{name}={}", percent_encode(value)))
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// `GET /ui/export/contacts.csv`: the list's contacts, every one the filters select, as the API streams them.
+pub async fn export(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(filters): Query<Filters>,
+) -> Result<Response, AppError> {
+    if !viewer.sees_the_desk() && viewer.operator_id().is_none() {
+        return Ok(crate::ui::refuse(&viewer));
+    }
+    let filter = filters.filter(&viewer);
+    let rows = Rows {
+        skip: 0,
+        limit: None,
+    };
+    crate::api::export::contacts(state.clone(), viewer.caller.reach(), filter, rows).await
+}
+
+/// `GET /ui/export/sources/{id}.csv`: the source's stats, all time.
+pub async fn export_source(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(file): Path<String>,
+) -> Result<Response, AppError> {
+    if !viewer.sees_the_desk() {
+        return Ok(crate::ui::refuse(&viewer));
+    }
+    let Some(id) = file.strip_suffix(".csv").and_then(|id| id.parse().ok()) else {
+        return Ok(not_found(&viewer));
+    };
+    crate::api::export::source_stats(&state, id, Window::default()).await
 }
 
 pub async fn list(
@@ -40,17 +125,8 @@ pub async fn list(
     }
     let t = viewer.lang.texts();
     let lang = viewer.lang;
-    let status = filters
-        .status
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .and_then(|s| Status::parse(s).ok());
-    let filter = ContactFilter {
-        source_id: number(&filters.source_id),
-        operator_id: number(&filters.operator_id),
-        status: status.clone(),
-        ..ContactFilter::default()
-    };
+    let status = filters.status();
+    let filter = filters.filter(&viewer);
     let contacts = state
         .store
         .list_contacts(
@@ -69,17 +145,7 @@ pub async fn list(
         })
         .await?;
     let operators = state.store.operators_now().await?;
-    let mut query = Vec::new();
-    if let Some(id) = filter.source_id {
-        query.push(format!("source_id={id}"));
-    }
-    if let Some(id) = filter.operator_id {
-        query.push(format!("operator_id={id}"));
-    }
-    if let Some(status) = &status {
-        query.push(format!("status={}", status.as_str()));
-    }
-    let export = format!("/ui/export/contacts.csv?{}", query.join("&"));
+    let export = format!("/ui/export/contacts.csv?{}", filters.query());
     let body = html! {
         h1 { (t.nav_contacts) }
         form.filters method="get" action="/ui/contacts" aria-label=(t.filter) {
@@ -104,6 +170,12 @@ pub async fn list(
                         option value=(code) selected[status.as_ref().is_some_and(|s| s.as_str() == code)] { (lang.code_name(code)) }
                     }
                 }
+            }
+            label { (t.from) " "
+                input type="datetime-local" name="since" value=[filters.since.as_deref()];
+            }
+            label { (t.until) " "
+                input type="datetime-local" name="until" value=[filters.until.as_deref()];
             }
             button type="submit" { (t.filter) }
             " "

@@ -271,7 +271,10 @@ fn source_block(viewer: &Viewer, view: &SourceView, now: chrono::DateTime<chrono
                 }
                 }
             }
-            p.muted { (percent_line(viewer, stats)) }
+            p.muted {
+                (percent_line(viewer, stats)) " · "
+                a href=(format!("/ui/export/sources/{}.csv", source.id)) download { (t.export_csv) }
+            }
         }
     }
 }
