@@ -361,8 +361,9 @@ impl Page {
         paths
     }
 
-    /// The console errors since the page loaded: the browser log's `SEVERE` entries (`console.error`, uncaught
-    /// exceptions, resources that failed to load), each as the browser wrote it.
+    /// The console errors since the last [`Page::goto`] (pages reached from it by a click included): the
+    /// browser log's `SEVERE` entries (`console.error`, uncaught exceptions, resources that failed to load),
+    /// each as the browser wrote it.
     pub async fn console_errors(&self) -> Vec<String> {
         self.read_log("browser").await;
         self.browser_log
@@ -374,8 +375,8 @@ impl Page {
             .collect()
     }
 
-    /// Every URL the page requested since it loaded (documents, scripts, images, fetches, event streams,
-    /// web sockets), in order.
+    /// Every URL the page requested since the last [`Page::goto`] (documents, scripts, images, fetches, event
+    /// streams, web sockets), in order.
     pub async fn requests(&self) -> Vec<String> {
         self.read_log("performance").await;
         self.performance_log
@@ -395,8 +396,8 @@ impl Page {
             .collect()
     }
 
-    /// The URLs the page requested whose host is not this machine (`127.0.0.1`, `localhost`, `[::1]`); `data:`,
-    /// `blob:` and `about:` URLs never leave it.
+    /// The URLs requested since the last [`Page::goto`] whose host is not this machine (`127.0.0.1`,
+    /// `localhost`, `[::1]`); `data:`, `blob:` and `about:` URLs never leave it.
     pub async fn requests_leaving_the_machine(&self) -> Vec<String> {
         self.requests()
             .await
@@ -646,12 +647,13 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|metadata| metadata.is_file() && metadata.permissions().mode() & 0o111 != 0)
 }
 
-/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the package, as Cargo reads it), else the one
-/// this test binary was built in (`<target>/debug/deps/browser-…`), else `target` beside Cargo.toml.
+/// Cargo's target directory: `CARGO_TARGET_DIR` when it is an absolute path, else the one this test binary was
+/// built in (`<target>/debug/deps/browser-…`), else `target` beside Cargo.toml.
 pub fn target_dir() -> PathBuf {
-    let package = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|dir| !dir.is_empty()) {
-        return package.join(dir);
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from)
+        && dir.is_absolute()
+    {
+        return dir;
     }
     std::env::current_exe()
         .ok()
@@ -659,7 +661,7 @@ pub fn target_dir() -> PathBuf {
             let deps = exe.parent()?;
             (deps.file_name()? == "deps").then(|| deps.parent()?.parent().map(Path::to_path_buf))?
         })
-        .unwrap_or_else(|| package.join("target"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
 /// Whether a requested URL goes to another machine than this one.
