@@ -173,7 +173,7 @@ impl Need {
             (_, "/healthz" | "/readyz" | "/openapi.json" | "/redoc") => Need::Nothing,
             (_, route) if route.starts_with("/docs") => Need::Nothing,
             // The dashboard signs its visitors in itself, and acts through the API with their session.
-            (_, "/") => Need::Nothing,
+            (_, "/" | "/favicon.ico") => Need::Nothing,
             (_, route) if route == "/ui" || route.starts_with("/ui/") => Need::Nothing,
             // Webhooks hold secrets and say where data goes: only admins see them.
             (_, route) if route.starts_with("/webhooks") => Need::Admin,

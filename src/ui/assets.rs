@@ -64,3 +64,8 @@ pub async fn serve(Path(file): Path<String>) -> Response {
     )
         .into_response()
 }
+
+/// The icon, where browsers look for it unasked.
+pub async fn icon() -> Response {
+    serve(Path("icon.svg".to_owned())).await
+}

@@ -92,7 +92,16 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let current = match state.store.change_marker().await {
-        Ok((history, audit)) => Marker { history, audit },
+        Ok((history, audit)) => {
+            let read = Marker { history, audit };
+            // Up to date before this stream listens, so that the watcher's next reading is no news to it.
+            state.changes.marker.send_if_modified(|marker| {
+                let moved = *marker != read;
+                *marker = read;
+                moved
+            });
+            read
+        }
         Err(_) => *state.changes.marker.borrow(),
     };
     let last_seen = headers

@@ -214,7 +214,7 @@ pub fn api_form(
     submit: &str,
 ) -> Markup {
     html! {
-        form.api class=(class) data-method=(method) data-path=(path) aria-label=(label) {
+        form class=(format!("api {class}")) data-method=(method) data-path=(path) aria-label=(label) {
             fieldset disabled[!enabled] {
                 (fields)
                 button type="submit" { (submit) }

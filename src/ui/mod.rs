@@ -54,6 +54,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/lang/{code}", get(i18n::switch))
         .route("/ui/events", get(events::stream))
         .route("/ui/assets/{file}", get(assets::serve))
+        // Browsers ask for it of every page, the docs pages too.
+        .route("/favicon.ico", get(assets::icon))
         .layer(middleware::from_fn(secure_headers))
 }
 
@@ -71,7 +73,7 @@ async fn secure_headers(request: Request, next: Next) -> Response {
         HeaderName::from_static("x-content-type-options"),
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(
         HeaderName::from_static("x-frame-options"),
         HeaderValue::from_static("DENY"),

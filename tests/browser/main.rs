@@ -7,5 +7,6 @@ mod common;
 
 mod harness;
 
+mod dashboard;
 mod docs;
 mod harness_checks;

@@ -166,6 +166,9 @@ function editing() {
   const active = document.activeElement;
   return active && content()?.contains(active) && active.matches('input, select, textarea');
 }
+// The page's markup without the ticking waits' figures.
+const stable = (html) => html.replace(/(<time[^>]*data-since[^>]*>)[^<]*/g, '$1');
+let shownShape = null;
 async function reloadOnce() {
   if (editing()) { postponed = true; return; }
   let response;
@@ -177,6 +180,11 @@ async function reloadOnce() {
   const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');
   const next = fresh.getElementById('content');
   if (!next || editing()) { postponed = postponed || Boolean(next); return; }
+  // Unchanged but for the waits the page ticks itself: nothing to swap, and nothing under the visitor's
+  // pointer is replaced.
+  const shape = stable(next.innerHTML);
+  if (shape === shownShape) return;
+  shownShape = shape;
   const kept = {};
   for (const el of content().querySelectorAll('[data-keep][id]')) kept[el.id] = [...el.childNodes];
   content().replaceChildren(...next.childNodes);
@@ -248,6 +256,7 @@ document.addEventListener('focusout', () => {
 document.addEventListener('visibilitychange', seen);
 window.addEventListener('focus', seen);
 
+shownShape = stable(content()?.innerHTML ?? '');
 readServerClock();
 tick();
 setInterval(tick, 1000);
