@@ -44,6 +44,12 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: Option<u64>,
 
+    /// Send at this many requests a second in all, each at its time (an open loop, like bots that do not wait
+    /// for one another), as far as the clients can keep up; by default each client sends as fast as it is
+    /// answered.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
     /// Clients sending at the same time, each waiting for its answer before the next request.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub concurrency: u64,
@@ -157,5 +163,12 @@ mod tests {
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("3 days").is_err());
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("{text:?}: a positive number of requests a second")),
     }
 }

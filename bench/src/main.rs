@@ -83,6 +83,7 @@ async fn bench(args: &Args) -> anyhow::Result<Summary> {
             sources,
             concurrency,
             stop,
+            None,
             "preload",
             show_progress,
         )
@@ -102,6 +103,7 @@ async fn bench(args: &Args) -> anyhow::Result<Summary> {
         sources,
         concurrency,
         args.stop(),
+        args.rate,
         args.workload.name(),
         show_progress,
     )

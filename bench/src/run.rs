@@ -96,13 +96,16 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Runs `plan` until `stop`, `concurrency` requests at a time. `label` heads the progress bar.
+/// Runs `plan` until `stop`, `concurrency` requests at a time; with a `rate`, request number n is not sent
+/// before n / rate seconds from the start. `label` heads the progress bar.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     api: &Api,
     plan: Arc<Plan>,
     sources: usize,
     concurrency: usize,
     stop: Stop,
+    rate: Option<f64>,
     label: &str,
     show_progress: bool,
 ) -> Outcome {
@@ -128,6 +131,10 @@ pub async fn run(
                     let number = next_number.fetch_add(1, Ordering::Relaxed);
                     if number >= limit || deadline.is_some_and(|d| Instant::now() >= d) {
                         break;
+                    }
+                    if let Some(rate) = rate {
+                        let due = started + Duration::from_secs_f64(number as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
                     }
                     send(&api, plan.request(number), &mut tally).await;
                     answered.fetch_add(1, Ordering::Relaxed);

@@ -442,3 +442,63 @@ async fn a_change_through_another_instance_reaches_the_page_on_postgres() {
     page.close().await;
     other.stop().await.unwrap();
 }
+
+/// A measurement rather than a check, for the README: with a server at `LEADROUTER_UI_LOAD_URL` under load
+/// (`leadrouter-bench --url … --rate 1000`), watches its open "Now" page for 30 s and prints what the page did:
+/// events heard, reloads, their durations, how late a timer runs on the page's thread, and the figures it
+/// showed at the start and the end.
+#[tokio::test]
+#[ignore = "a measurement: run with LEADROUTER_UI_LOAD_URL set while leadrouter-bench loads that server"]
+async fn the_now_page_under_load() {
+    let Ok(url) = std::env::var("LEADROUTER_UI_LOAD_URL") else {
+        return;
+    };
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let page = browser.page().await;
+    page.goto(&format!("{url}/ui/")).await;
+    page.wait_for_js("document.body.dataset.live === 'on'")
+        .await;
+    let before = page.text_of("#figure-routed-today dd").await;
+    let mut timer_lag_ms = Vec::new();
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let lag = page
+            .eval(
+                "new Promise(r => { const t = performance.now(); \
+                 setTimeout(() => r(performance.now() - t), 0); })",
+            )
+            .await;
+        timer_lag_ms.push(lag.as_f64().unwrap_or_default());
+    }
+    let after = page.text_of("#figure-routed-today dd").await;
+    let live = page.eval("window.leadrouterLive").await;
+    let mut reloads: Vec<i64> = live["reloadMs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    reloads.sort_unstable();
+    let pick = |q: f64| {
+        reloads
+            .get(((reloads.len() as f64 - 1.0) * q) as usize)
+            .copied()
+    };
+    timer_lag_ms.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        json!({
+            "seconds": 30,
+            "events": live["events"],
+            "reloads": live["reloads"],
+            "swaps": live["swaps"],
+            "reload_ms": { "p50": pick(0.5), "p90": pick(0.9), "max": reloads.last() },
+            "timer_lag_ms": { "p50": timer_lag_ms[15], "max": timer_lag_ms[29] },
+            "arrived_today": { "start": before, "end": after },
+        })
+    );
+    page.assert_clean("now-under-load").await;
+    page.close().await;
+}

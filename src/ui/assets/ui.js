@@ -166,11 +166,17 @@ function editing() {
   const active = document.activeElement;
   return active && content()?.contains(active) && active.matches('input, select, textarea');
 }
+// What the page did, for anyone measuring it (the browser tests, a person in the console).
+window.leadrouterLive = { events: 0, reloads: 0, swaps: 0, reloadMs: [] };
+const stats = window.leadrouterLive;
+
 // The page's markup without the ticking waits' figures.
 const stable = (html) => html.replace(/(<time[^>]*data-since[^>]*>)[^<]*/g, '$1');
 let shownShape = null;
 async function reloadOnce() {
   if (editing()) { postponed = true; return; }
+  const began = performance.now();
+  stats.reloads += 1;
   let response;
   try {
     response = await fetch(location.href, { credentials: 'same-origin', headers: { accept: 'text/html' } });
@@ -185,6 +191,7 @@ async function reloadOnce() {
   const shape = stable(next.innerHTML);
   if (shape === shownShape) return;
   shownShape = shape;
+  stats.swaps += 1;
   const kept = {};
   for (const el of content().querySelectorAll('[data-keep][id]')) kept[el.id] = [...el.childNodes];
   content().replaceChildren(...next.childNodes);
@@ -193,6 +200,7 @@ async function reloadOnce() {
   readServerClock();
   tick();
   announceNewContacts();
+  if (stats.reloadMs.length < 10000) stats.reloadMs.push(Math.round(performance.now() - began));
 }
 async function refresh() {
   if (refreshing) { again = true; return; }
@@ -271,7 +279,7 @@ if (live) {
     document.body.dataset.live = 'on';
     refresh();
   });
-  events.addEventListener('change', () => { refresh(); });
+  events.addEventListener('change', () => { stats.events += 1; refresh(); });
   events.addEventListener('error', () => {
     live.textContent = live.dataset.off;
     live.classList.remove('on');
