@@ -150,6 +150,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("{text:?}: a positive number of requests a second")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,12 +170,5 @@ mod tests {
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("3 days").is_err());
-    }
-}
-
-fn parse_rate(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
-        _ => Err(format!("{text:?}: a positive number of requests a second")),
     }
 }

@@ -51,6 +51,19 @@ async fn at_the_desk() -> Option<(TestApp, Desk, Page)> {
     Some((app, desk, page))
 }
 
+/// Every field has a label (or an aria-label) and every button a name: what a screen reader announces.
+async fn assert_every_control_is_labelled(page: &Page, name: &str) {
+    let unlabelled = page
+        .eval(
+            "[...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]\
+             .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') \
+             && !(el.tagName === 'BUTTON' && el.textContent.trim()))\
+             .map(el => el.outerHTML.slice(0, 120))",
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "{name}: controls without a label");
+}
+
 async fn post_contact(app: &TestApp, source_id: i64, n: i64) -> Value {
     post_contact_as(app, None, source_id, n).await
 }
@@ -117,6 +130,7 @@ async fn every_page_loads_clean_at_desktop_and_phone_width() {
     for (name, path) in pages {
         open_live(&page, &app, &path).await;
         page.assert_clean(name).await;
+        assert_every_control_is_labelled(&page, name).await;
     }
     page.close().await;
 
@@ -248,6 +262,8 @@ async fn closing_a_contact_in_the_page_frees_the_slot_for_the_one_waiting() {
     assert_eq!(given["operator_id"], json!(anna));
     let closed = admin_get(&app, &admin, &format!("/contacts/{first}")).await;
     assert_eq!(closed["status"], json!("closed"));
+    // The contact that became hers is announced in the title (and by a notification, once allowed).
+    page.wait_for_js("document.title.startsWith('(1) ')").await;
     page.screenshot("me-after-close").await;
     page.close().await;
 }
