@@ -56,6 +56,17 @@ impl Default for Changes {
     }
 }
 
+impl Changes {
+    /// Takes a reading of the marker; the streams hear of it only when it moved.
+    fn read(&self, read: Marker) {
+        self.marker.send_if_modified(|marker| {
+            let moved = *marker != read;
+            *marker = read;
+            moved
+        });
+    }
+}
+
 /// Reads the marker while any stream listens, until stopped.
 pub async fn watch(store: Store, changes: Changes, stop: CancellationToken) {
     loop {
@@ -63,14 +74,7 @@ pub async fn watch(store: Store, changes: Changes, stop: CancellationToken) {
             IDLE_LOOK_EVERY
         } else {
             match store.change_marker().await {
-                Ok((history, audit)) => {
-                    changes.marker.send_if_modified(|marker| {
-                        let read = Marker { history, audit };
-                        let moved = *marker != read;
-                        *marker = read;
-                        moved
-                    });
-                }
+                Ok((history, audit)) => changes.read(Marker { history, audit }),
                 Err(error) => {
                     tracing::warn!(%error, "could not read the dashboard's change marker")
                 }
@@ -95,11 +99,7 @@ pub async fn stream(
         Ok((history, audit)) => {
             let read = Marker { history, audit };
             // Up to date before this stream listens, so that the watcher's next reading is no news to it.
-            state.changes.marker.send_if_modified(|marker| {
-                let moved = *marker != read;
-                *marker = read;
-                moved
-            });
+            state.changes.read(read);
             read
         }
         Err(_) => *state.changes.marker.borrow(),

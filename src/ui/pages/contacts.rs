@@ -7,8 +7,7 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use maud::html;
 use serde::Deserialize;
 
-use super::now::lead_label;
-use super::{decision_summary, trim_float};
+use super::{decision_summary, lead_label, trim_float};
 use crate::AppState;
 use crate::api::export::Rows;
 use crate::domain::Status;

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
-use super::now::lead_label;
+use super::lead_label;
 use crate::AppState;
 use crate::error::AppError;
 use crate::store::Page;

@@ -62,3 +62,14 @@ pub fn day_start(viewer: &Viewer, now: DateTime<Utc>) -> DateTime<Utc> {
         .earliest()
         .map_or(now, |start| start.with_timezone(&Utc))
 }
+
+/// Who a contact is from, as a desk names them: name, else phone, email or external id.
+pub fn lead_label(contact: &crate::store::contacts::Contact) -> String {
+    let lead = &contact.lead;
+    lead.name
+        .clone()
+        .or_else(|| lead.phone.clone())
+        .or_else(|| lead.email.clone())
+        .or_else(|| lead.external_id.clone())
+        .unwrap_or_else(|| format!("lead #{}", lead.id))
+}

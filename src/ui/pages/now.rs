@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
-use super::{day_start, decision_summary, trim_float};
+use super::{day_start, decision_summary, lead_label, trim_float};
 use crate::AppState;
 use crate::api::stats::{SourceStats, read_source_stats};
 use crate::domain::fairness::Window;
@@ -17,7 +17,7 @@ use crate::store::operators::OperatorNow;
 use crate::store::sources::Source;
 use crate::ui::chart::{self, Legend, ShareRow};
 use crate::ui::layout::{
-    self, Nav, accepting_pill, api_form, elapsed, empty, figure, page, percent, table_head, time,
+    self, Nav, accepting_pill, api_form, elapsed, empty, figure, page, table_head, time,
 };
 use crate::ui::session::{Viewer, see_other};
 
@@ -146,8 +146,8 @@ fn operator_table(
                                     aria-label=(format!("{} {}", t.load, op.name)) {}
                                 " " span.load-figure { (op.active_load) " / " (op.max_load) }
                             }
-                            td { @match extra.oldest_active_at { Some(at) => (elapsed(now, at)), None => "–" } }
-                            td.assigned-today { (extra.assigned_today) }
+                            td data-label=(t.oldest_active) { @match extra.oldest_active_at { Some(at) => (elapsed(now, at)), None => "–" } }
+                            td.assigned-today data-label=(t.assigned_today) { (extra.assigned_today) }
                             td.actions {
                                 (api_form(may_change, "PATCH", &format!("/operators/{}", op.id),
                                     if op.is_active { t.deactivate } else { t.activate }, "toggle",
@@ -272,35 +272,20 @@ fn source_block(viewer: &Viewer, view: &SourceView, now: chrono::DateTime<chrono
                 }
             }
             p.muted {
-                (percent_line(viewer, stats)) " · "
+                (totals_line(viewer, stats)) " · "
                 a href=(format!("/ui/export/sources/{}.csv", source.id)) download { (t.export_csv) }
             }
         }
     }
 }
 
-/// "100 contacts, 97 assigned" under each source.
-fn percent_line(viewer: &Viewer, stats: &SourceStats) -> Markup {
+/// "Contacts, all time: 100 · unassigned: 3" under each source.
+fn totals_line(viewer: &Viewer, stats: &SourceStats) -> Markup {
     let t = viewer.lang.texts();
-    let share = if stats.total_contacts > 0 {
-        stats.assigned_contacts as f64 / stats.total_contacts as f64
-    } else {
-        0.0
-    };
     html! {
-        (t.contacts_count) " " (t.all_time) ": " (stats.total_contacts) " · " (percent(share)) " → "
-        (t.operators.to_lowercase())
+        (t.contacts_count) ", " (t.all_time) ": " (stats.total_contacts) " · "
+        (t.unassigned) ": " (stats.unassigned_contacts)
     }
-}
-
-pub fn lead_label(contact: &crate::store::contacts::Contact) -> String {
-    let lead = &contact.lead;
-    lead.name
-        .clone()
-        .or_else(|| lead.phone.clone())
-        .or_else(|| lead.email.clone())
-        .or_else(|| lead.external_id.clone())
-        .unwrap_or_else(|| format!("lead #{}", lead.id))
 }
 
 fn feed_list(viewer: &Viewer, feed: &[DecisionRecord]) -> Markup {
