@@ -37,6 +37,23 @@ pub async fn record(
     reason: &str,
     decision: &Decision,
 ) -> Result<i64> {
+    let text = record_column(decision)?;
+    let sql = "INSERT INTO routing_decisions (contact_id, source_id, at, reason, strategy, \
+         chosen_operator_id, record) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id AS value";
+    let params = params![
+        contact_id,
+        source_id,
+        at,
+        reason,
+        decision.strategy.as_str(),
+        decision.chosen_operator_id,
+        text.as_str()
+    ];
+    db.one(sql, params).await
+}
+
+/// The decision's `record` column ([`Compact`]).
+pub fn record_column(decision: &Decision) -> Result<String> {
     let compact = Compact {
         c: decision
             .candidates
@@ -50,20 +67,8 @@ pub async fn record(
             .collect(),
         d: Cow::Borrowed(&decision.detail),
     };
-    let text = serde_json::to_string(&compact)
-        .map_err(|error| AppError::Internal(anyhow::anyhow!("decision record: {error}")))?;
-    let sql = "INSERT INTO routing_decisions (contact_id, source_id, at, reason, strategy, \
-         chosen_operator_id, record) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id AS value";
-    let params = params![
-        contact_id,
-        source_id,
-        at,
-        reason,
-        decision.strategy.as_str(),
-        decision.chosen_operator_id,
-        text.as_str()
-    ];
-    db.one(sql, params).await
+    serde_json::to_string(&compact)
+        .map_err(|error| AppError::Internal(anyhow::anyhow!("decision record: {error}")))
 }
 
 /// Points the history entry to the decision that followed it: how a decision made after its entry is found.

@@ -40,12 +40,14 @@ pub mod reason {
     pub const DECLINED: &str = "declined";
 }
 
+/// The columns of a [`HistoryEntry`].
 macro_rules! history_columns {
     () => {
         "id, contact_id, at, event, from_operator_id, to_operator_id, from_status, to_status, reason, \
          api_key_id, decision_id"
     };
 }
+pub(super) use history_columns;
 
 /// One change in a contact's life: its creation, an assignment, a status change.
 #[derive(Debug, Clone)]
@@ -107,6 +109,13 @@ pub async fn record(
     snapshot: Option<&Contact>,
     now: DateTime<Utc>,
 ) -> Result<i64> {
+    let entry = insert(db, &change).await?;
+    webhooks::enqueue(db, &change, &entry, snapshot, now).await?;
+    Ok(entry.id)
+}
+
+/// Writes the history entry alone; its events are the caller's to queue.
+pub async fn insert(db: &mut impl Executor, change: &HistoryChange) -> Result<HistoryEntry> {
     let sql = concat!(
         "INSERT INTO contact_history (contact_id, at, event, from_operator_id, to_operator_id, ",
         "from_status, to_status, reason, api_key_id, decision_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -125,9 +134,7 @@ pub async fn record(
         change.api_key_id,
         change.decision_id
     ];
-    let entry: HistoryEntry = db.one(sql, params).await?;
-    webhooks::enqueue(db, &change, &entry, snapshot, now).await?;
-    Ok(entry.id)
+    db.one(sql, params).await
 }
 
 /// The page of the contact's history, if the contact is within reach as this very statement reads it: the

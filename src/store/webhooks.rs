@@ -75,7 +75,8 @@ fn event_types(change: &HistoryChange) -> &'static [&'static str] {
 }
 
 /// A webhook's id and the event types it receives.
-struct Subscription {
+/// A webhook and the events it receives, as a change's events are queued for it.
+pub struct Subscription {
     webhook_id: i64,
     events: String,
 }
@@ -99,8 +100,26 @@ pub async fn enqueue(
     snapshot: Option<&Contact>,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let subscriptions = subscriptions(db).await?;
+    enqueue_for(db, &subscriptions, change, entry, snapshot, now).await
+}
+
+/// Every webhook, with the events it receives.
+pub async fn subscriptions(db: &mut impl Executor) -> Result<Vec<Subscription>> {
     let sql = "SELECT id, events FROM webhooks ORDER BY id";
-    let subscriptions: Vec<Subscription> = db.all(sql, params![]).await?;
+    db.all(sql, params![]).await
+}
+
+/// [`enqueue`] for the subscriptions as read earlier in the transaction: a new contact reads them before it
+/// claims an operator's capacity, so that PostgreSQL's lock on the operator is held for fewer round trips.
+pub async fn enqueue_for(
+    db: &mut impl Executor,
+    subscriptions: &[Subscription],
+    change: &HistoryChange,
+    entry: &HistoryEntry,
+    snapshot: Option<&Contact>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     if subscriptions.is_empty() {
         return Ok(());
     }
