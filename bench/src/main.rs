@@ -134,6 +134,8 @@ async fn bench(args: &Args) -> anyhow::Result<Summary> {
         contacts_created: measured.contacts_created,
         contacts_per_sec: per_sec(measured.contacts_created),
         latency_ms: measured.latency_ms,
+        slowest_ms: measured.slowest_ms,
+        p999_over_p50: measured.latency_ms.tail_over_median(),
         by_kind: measured.by_kind,
         errors_by_status: measured.errors_by_status,
         server_memory,

@@ -16,10 +16,18 @@ use crate::api::Api;
 use crate::cli::Stop;
 use crate::workload::{Kind, Plan, Request};
 
+/// How many of the slowest requests a run names one by one.
+pub const SLOWEST_KEPT: usize = 5;
+
 /// Everything the workers saw.
 pub struct Tally {
-    /// Latency in microseconds of every answered request (errors included), per kind.
+    /// Latency in microseconds of every answered request (errors included), per kind: each request's own wall
+    /// time, from just before it is sent to its whole answer read. Never corrected for coordinated omission:
+    /// under --rate, a request sent late is timed from when it went, not from when it was due.
     pub latency: BTreeMap<Kind, Histogram<u64>>,
+    /// The slowest answered requests' latencies in microseconds, slowest first, exact (the histogram rounds
+    /// to three significant digits): at most [`SLOWEST_KEPT`].
+    pub slowest: Vec<u64>,
     /// Answers other than the expected 201/200 by status code, plus "connection" and "timeout".
     pub errors: BTreeMap<String, u64>,
     /// 201s per scenario source (by index).
@@ -37,6 +45,7 @@ impl Tally {
     fn new(sources: usize) -> Self {
         Self {
             latency: BTreeMap::new(),
+            slowest: Vec::with_capacity(SLOWEST_KEPT + 1),
             errors: BTreeMap::new(),
             created_per_source: vec![0; sources],
             leads_per_identity: HashMap::new(),
@@ -64,6 +73,16 @@ impl Tally {
         let micros = (elapsed.as_micros() as u64).max(1);
         let histogram = self.latency.entry(kind).or_insert_with(new_histogram);
         histogram.saturating_record(micros);
+        self.keep_if_slowest(micros);
+    }
+
+    fn keep_if_slowest(&mut self, micros: u64) {
+        if self.slowest.len() == SLOWEST_KEPT && self.slowest.last() >= Some(&micros) {
+            return;
+        }
+        let place = self.slowest.partition_point(|&kept| kept >= micros);
+        self.slowest.insert(place, micros);
+        self.slowest.truncate(SLOWEST_KEPT);
     }
 
     fn merge(&mut self, other: Tally) {
@@ -71,6 +90,9 @@ impl Tally {
             let mine = self.latency.entry(kind).or_insert_with(new_histogram);
             // Same bounds on both sides, so adding cannot fail.
             let _ = mine.add(histogram);
+        }
+        for micros in other.slowest {
+            self.keep_if_slowest(micros);
         }
         for (key, count) in other.errors {
             *self.errors.entry(key).or_default() += count;
@@ -258,5 +280,25 @@ fn update_progress(bar: &ProgressBar, stop: Stop, started: Instant, answered: u6
             bar.set_position(elapsed.as_millis() as u64);
             bar.set_message(format!("{answered} requests, {rate:.0}/s"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slowest_are_kept_slowest_first_across_workers() {
+        let mut first = Tally::new(1);
+        for micros in [30, 10, 70, 50, 20, 90, 40] {
+            first.record_latency(Kind::CreateContact, Duration::from_micros(micros));
+        }
+        assert_eq!(first.slowest, [90, 70, 50, 40, 30]);
+        let mut second = Tally::new(1);
+        for micros in [80, 35, 5] {
+            second.record_latency(Kind::SourceStats, Duration::from_micros(micros));
+        }
+        first.merge(second);
+        assert_eq!(first.slowest, [90, 80, 70, 50, 40]);
     }
 }

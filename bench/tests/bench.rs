@@ -126,12 +126,28 @@ fn assert_clean_run(report: &Value, requests: u64) {
     ] {
         assert!(report.get(key).is_some(), "no `{key}` in {report:#}");
     }
-    for key in ["p50", "p90", "p99", "max"] {
+    for key in ["p50", "p90", "p99", "p999", "max"] {
         assert!(
             report["latency_ms"][key].is_number(),
             "latency_ms.{key} in {report:#}"
         );
     }
+    // The five slowest requests, slowest first, the first of them the maximum the histogram saw (which rounds
+    // to three significant digits).
+    let slowest: Vec<f64> = report["slowest_ms"]
+        .as_array()
+        .expect("slowest_ms")
+        .iter()
+        .map(|ms| ms.as_f64().expect("a latency"))
+        .collect();
+    assert_eq!(slowest.len(), 5, "{report:#}");
+    assert!(slowest.is_sorted_by(|a, b| a >= b), "{report:#}");
+    let max = report["latency_ms"]["max"].as_f64().expect("max");
+    assert!((slowest[0] - max).abs() <= max * 0.01, "{report:#}");
+    assert!(
+        report["p999_over_p50"].as_f64().unwrap_or(0.0) >= 1.0,
+        "{report:#}"
+    );
     assert_eq!(report["requests"], requests, "{report:#}");
     assert_eq!(report["errors"], 0, "{report:#}");
     assert_eq!(
