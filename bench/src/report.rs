@@ -7,15 +7,18 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::invariants::{Check, Verdict};
-use crate::run::{Outcome, new_histogram};
+use crate::run::{Outcome, ServerTally, new_histogram};
 use crate::server::Memory;
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
     pub workload: &'static str,
-    /// The server's base URL; `local_server` when the bench started it.
+    /// The server's base URL (the first of several, which the set-up and the checks went through);
+    /// `local_server` when the bench started it.
     pub server: String,
     pub local_server: bool,
+    /// What each server was sent, in the order of --url; one entry for one server.
+    pub by_server: Vec<ServerSummary>,
     pub scenario: ScenarioSummary,
     pub concurrency: u64,
     pub elapsed_secs: f64,
@@ -52,6 +55,15 @@ pub struct ScenarioSummary {
 }
 
 #[derive(Debug, Serialize)]
+pub struct ServerSummary {
+    pub url: String,
+    /// Requests sent to it in the measured run, answered or not.
+    pub requests: u64,
+    /// Its 201s to POST /contacts/ in the measured run.
+    pub contacts_created: u64,
+}
+
+#[derive(Debug, Serialize)]
 pub struct KindSummary {
     pub requests: u64,
     pub latency_ms: Latency,
@@ -84,6 +96,8 @@ pub struct Measured {
     pub slowest_ms: Vec<f64>,
     pub by_kind: BTreeMap<&'static str, KindSummary>,
     pub errors_by_status: BTreeMap<String, u64>,
+    /// Per server, in the order of the URLs.
+    pub per_server: Vec<ServerTally>,
 }
 
 impl Measured {
@@ -110,6 +124,7 @@ impl Measured {
             slowest_ms: tally.slowest.iter().map(|&micros| ms(micros)).collect(),
             by_kind,
             errors_by_status: tally.errors.clone(),
+            per_server: tally.per_server.clone(),
         }
     }
 }
@@ -142,7 +157,10 @@ impl Summary {
         let mut out = String::new();
         let target = match self.local_server {
             true => format!("local server {} on a fresh SQLite database", self.server),
-            false => self.server.clone(),
+            false => {
+                let urls: Vec<_> = self.by_server.iter().map(|s| s.url.as_str()).collect();
+                urls.join(", ")
+            }
         };
         let s = &self.scenario;
         let _ = writeln!(
@@ -215,6 +233,18 @@ impl Summary {
             format!("{} ({})", self.errors, each.join(", "))
         };
         let _ = writeln!(out, "  errors: {errors}");
+        if self.by_server.len() > 1 {
+            for server in &self.by_server {
+                let _ = writeln!(
+                    out,
+                    "  {}: {} requests, {} contacts created ({:.0}/s)",
+                    server.url,
+                    server.requests,
+                    server.contacts_created,
+                    per_sec(server.contacts_created)
+                );
+            }
+        }
         if !self.slowest_ms.is_empty() {
             let slowest: Vec<_> = self.slowest_ms.iter().map(|&ms| millis(ms)).collect();
             let ratio = self

@@ -1,5 +1,6 @@
 //! The measured run: N workers, each sending its next request as soon as the previous one is answered, and
-//! each keeping its own tally (no locks on the hot path), merged at the end.
+//! each keeping its own tally (no locks on the hot path), merged at the end. With several servers, worker i
+//! sends to server i mod N.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
@@ -32,8 +33,19 @@ pub struct Tally {
     pub errors: BTreeMap<String, u64>,
     /// 201s per scenario source (by index).
     pub created_per_source: Vec<u64>,
+    /// Per server, in the order they were given.
+    pub per_server: Vec<ServerTally>,
     /// Returning leads: the lead ids each pool identity was answered with. One each, if all is well.
     pub leads_per_identity: HashMap<u64, BTreeSet<i64>>,
+}
+
+/// What one server was sent, and acknowledged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerTally {
+    /// Answered or not.
+    pub requests: u64,
+    /// 201s to POST /contacts/.
+    pub contacts_created: u64,
 }
 
 pub struct Outcome {
@@ -42,12 +54,13 @@ pub struct Outcome {
 }
 
 impl Tally {
-    fn new(sources: usize) -> Self {
+    fn new(sources: usize, servers: usize) -> Self {
         Self {
             latency: BTreeMap::new(),
             slowest: Vec::with_capacity(SLOWEST_KEPT + 1),
             errors: BTreeMap::new(),
             created_per_source: vec![0; sources],
+            per_server: vec![ServerTally::default(); servers],
             leads_per_identity: HashMap::new(),
         }
     }
@@ -104,6 +117,10 @@ impl Tally {
         {
             *mine += theirs;
         }
+        for (mine, theirs) in self.per_server.iter_mut().zip(other.per_server) {
+            mine.requests += theirs.requests;
+            mine.contacts_created += theirs.contacts_created;
+        }
         for (identity, leads) in other.leads_per_identity {
             self.leads_per_identity
                 .entry(identity)
@@ -118,11 +135,11 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Runs `plan` until `stop`, `concurrency` requests at a time; with a `rate`, request number n is not sent
-/// before n / rate seconds from the start. `label` heads the progress bar.
+/// Runs `plan` until `stop`, `concurrency` requests at a time, worker i sending to `servers[i % N]`; with a
+/// `rate`, request number n is not sent before n / rate seconds from the start. `label` heads the progress bar.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
-    api: &Api,
+    servers: &[Api],
     plan: Arc<Plan>,
     sources: usize,
     concurrency: usize,
@@ -144,11 +161,13 @@ pub async fn run(
     };
 
     let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (api, plan) = (api.clone(), plan.clone());
+        .map(|worker| {
+            let server = worker % servers.len();
+            let (api, plan) = (servers[server].clone(), plan.clone());
             let (next_number, answered) = (next_number.clone(), answered.clone());
+            let server_count = servers.len();
             tokio::spawn(async move {
-                let mut tally = Tally::new(sources);
+                let mut tally = Tally::new(sources, server_count);
                 loop {
                     let number = next_number.fetch_add(1, Ordering::Relaxed);
                     if number >= limit || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -158,7 +177,7 @@ pub async fn run(
                         let due = started + Duration::from_secs_f64(number as f64 / rate);
                         tokio::time::sleep_until(due.into()).await;
                     }
-                    send(&api, plan.request(number), &mut tally).await;
+                    send(&api, server, plan.request(number), &mut tally).await;
                     answered.fetch_add(1, Ordering::Relaxed);
                 }
                 tally
@@ -177,7 +196,7 @@ pub async fn run(
         })
     };
 
-    let mut tally = Tally::new(sources);
+    let mut tally = Tally::new(sources, servers.len());
     for worker in workers {
         tally.merge(worker.await.expect("a bench worker panicked"));
     }
@@ -192,7 +211,9 @@ struct CreatedContact {
     lead_id: i64,
 }
 
-async fn send(api: &Api, request: Request, tally: &mut Tally) {
+/// Sends the request to `api`, server number `server`, and tallies its answer.
+async fn send(api: &Api, server: usize, request: Request, tally: &mut Tally) {
+    tally.per_server[server].requests += 1;
     let kind = request.kind();
     let started = Instant::now();
     let (sent, expected) = match &request {
@@ -234,6 +255,7 @@ async fn send(api: &Api, request: Request, tally: &mut Tally) {
     } = request
     {
         tally.created_per_source[source] += 1;
+        tally.per_server[server].contacts_created += 1;
         if let Some(identity) = pool_identity {
             // Only returning leads pay for decoding the answer.
             let lead = serde_json::from_slice::<CreatedContact>(&body).map_or(-1, |c| c.lead_id);
@@ -289,12 +311,12 @@ mod tests {
 
     #[test]
     fn the_slowest_are_kept_slowest_first_across_workers() {
-        let mut first = Tally::new(1);
+        let mut first = Tally::new(1, 1);
         for micros in [30, 10, 70, 50, 20, 90, 40] {
             first.record_latency(Kind::CreateContact, Duration::from_micros(micros));
         }
         assert_eq!(first.slowest, [90, 70, 50, 40, 30]);
-        let mut second = Tally::new(1);
+        let mut second = Tally::new(1, 1);
         for micros in [80, 35, 5] {
             second.record_latency(Kind::SourceStats, Duration::from_micros(micros));
         }

@@ -7,10 +7,12 @@
 //! this test builds it first when it is missing or older than the server's sources, so that it never loads a
 //! stale server.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -109,6 +111,75 @@ fn bench(args: &[&str]) -> Value {
             String::from_utf8_lossy(&output.stdout)
         )
     })
+}
+
+/// A `leadrouter` of the test's own on a temporary SQLite database, for the runs that load servers by --url;
+/// killed when dropped.
+struct RunningServer {
+    child: Child,
+    port: u16,
+    // After `child`: the database outlives the process.
+    _dir: tempfile::TempDir,
+}
+
+impl RunningServer {
+    fn start() -> Self {
+        ensure_server_binary();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // Another process may take the port before the server binds it: rare enough not to retry.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(server_binary())
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("bench.db").display()),
+            )
+            .env("LEADROUTER_BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting leadrouter");
+        let server = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        server.wait_until_healthy();
+        server
+    }
+
+    fn wait_until_healthy(&self) {
+        let started = Instant::now();
+        while !self.healthy() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "leadrouter on port {} did not answer /healthz",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn healthy(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        let mut answer = String::new();
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_to_string(&mut answer).is_ok()
+            && answer.starts_with("HTTP/1.1 200")
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn assert_clean_run(report: &Value, requests: u64) {
@@ -245,4 +316,39 @@ fn returning_leads_keep_one_lead_each_and_respect_max_load() {
         verdict_of(&report, "shares follow the weights"),
         ["skipped", "skipped"]
     );
+}
+
+#[test]
+fn clients_are_spread_over_every_url() {
+    let server = RunningServer::start();
+    // Two names of one server: as far as the bench can tell, two instances on one database.
+    let urls = [
+        format!("http://127.0.0.1:{}", server.port),
+        format!("http://localhost:{}", server.port),
+    ];
+    let report = bench(&[
+        "--url",
+        &urls.join(","),
+        "--requests",
+        "200",
+        "--concurrency",
+        "4",
+    ]);
+    assert_eq!(report["local_server"], false, "{report:#}");
+    assert_eq!(report["server"], urls[0].as_str(), "{report:#}");
+    assert_eq!(report["errors"], 0, "{report:#}");
+    assert_eq!(report["contacts_created"], 200, "{report:#}");
+    let by_server = report["by_server"].as_array().expect("by_server");
+    assert_eq!(by_server.len(), 2, "{report:#}");
+    let mut created = 0;
+    for (server, url) in by_server.iter().zip(&urls) {
+        assert_eq!(server["url"], url.as_str(), "{report:#}");
+        let contacts = server["contacts_created"].as_u64().unwrap_or(0);
+        assert!(contacts > 0, "no contact through {url}: {report:#}");
+        created += contacts;
+    }
+    assert_eq!(created, 200, "{report:#}");
+    // The checks went through the first URL and saw every contact, whichever name it was sent to.
+    assert_eq!(report["invariants"]["passed"], true, "{report:#}");
+    assert_eq!(verdict_of(&report, "counts add up"), ["passed", "passed"]);
 }
