@@ -65,6 +65,13 @@ pub struct Args {
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub lead_pool: u64,
 
+    /// After the measured run, measure raw SQLite's best rate for the same write (a new lead's contact, every
+    /// statement the server runs for it) in a fresh database on the same disk, with the server's schema and
+    /// pragmas and as many contacts a commit as clients (at most 256, the server's batch), and report
+    /// leadrouter's contacts/s as a ratio to it. Only with the server the bench starts, and new-leads.
+    #[arg(long, conflicts_with = "url")]
+    pub raw_sqlite: bool,
+
     /// Print one JSON object on stdout instead of the summary table.
     #[arg(long)]
     pub json: bool,

@@ -1,11 +1,13 @@
 //! leadrouter-bench: a load generator and invariant checker for leadrouter, over HTTP.
 //!
 //! set up a scenario (scenario.rs) → preload history → the measured run (run.rs, driven by workload.rs) →
-//! read the server's memory → check the invariants (invariants.rs) → print the summary (report.rs).
+//! read the server's memory → check the invariants (invariants.rs) → with --raw-sqlite, raw SQLite's rate for
+//! the same write (raw_sqlite.rs) → print the summary (report.rs).
 
 mod api;
 mod cli;
 mod invariants;
+mod raw_sqlite;
 mod report;
 mod run;
 mod scenario;
@@ -62,6 +64,12 @@ async fn main() -> ExitCode {
 async fn bench(args: &Args) -> anyhow::Result<Summary> {
     let weights = args.operator_weights()?;
     let concurrency = args.concurrency as usize;
+    if args.raw_sqlite && args.workload != Workload::NewLeads {
+        anyhow::bail!(
+            "--raw-sqlite measures a new lead's write, so it needs --workload new-leads, not {}",
+            args.workload.name()
+        );
+    }
     if args.url.len() > concurrency {
         anyhow::bail!(
             "{} --url but --concurrency {concurrency}: every server needs a client",
@@ -122,6 +130,19 @@ async fn bench(args: &Args) -> anyhow::Result<Summary> {
 
     let measured = Measured::of(&outcome);
     let per_sec = |count: u64| count as f64 / measured.elapsed_secs.max(1e-9);
+    let raw_sqlite = match &local {
+        Some(server) if args.raw_sqlite => {
+            let same_scenario = raw_sqlite::Scenario {
+                sources,
+                weights: weights.clone(),
+                max_load: args.max_load,
+                preload: args.preload,
+            };
+            let batch_size = raw_sqlite::batch_size(concurrency);
+            Some(raw_sqlite::measure(server.dir(), same_scenario, batch_size, args.stop()).await?)
+        }
+        _ => None,
+    };
     let contacts_per_sec = per_sec(measured.contacts_created);
     Ok(Summary {
         workload: args.workload.name(),
@@ -157,6 +178,8 @@ async fn bench(args: &Args) -> anyhow::Result<Summary> {
         by_kind: measured.by_kind,
         errors_by_status: measured.errors_by_status,
         server_memory,
+        ratio_to_raw_sqlite: raw_sqlite.map(|raw| contacts_per_sec / raw.contacts_per_sec),
+        raw_sqlite,
         invariants: Invariants {
             passed: invariants::all_passed(&checks),
             checks,

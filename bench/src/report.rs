@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::invariants::{Check, Verdict};
+use crate::raw_sqlite::RawSqlite;
 use crate::run::{Outcome, ServerTally, new_histogram};
 use crate::server::Memory;
 
@@ -41,6 +42,10 @@ pub struct Summary {
     pub errors_by_status: BTreeMap<String, u64>,
     /// Only when the bench started the server: /proc can be read for a local process only.
     pub server_memory: Option<Memory>,
+    /// --raw-sqlite: raw SQLite's best rate for the same write, on the same disk, measured after the run.
+    pub raw_sqlite: Option<RawSqlite>,
+    /// --raw-sqlite: `contacts_per_sec` over raw SQLite's.
+    pub ratio_to_raw_sqlite: Option<f64>,
     pub invariants: Invariants,
 }
 
@@ -258,6 +263,18 @@ impl Summary {
                 "  server memory: {:.1} MiB resident at the end, {:.1} MiB at most",
                 memory.rss_kib as f64 / 1024.0,
                 memory.peak_rss_kib as f64 / 1024.0
+            );
+        }
+        if let (Some(raw), Some(ratio)) = (self.raw_sqlite, self.ratio_to_raw_sqlite) {
+            let _ = writeln!(
+                out,
+                "  raw SQLite, same write, schema and disk, {} contact{} a commit: {:.0} contacts/s \
+                 ({} in {:.2} s); leadrouter at {ratio:.2} of it",
+                raw.batch_size,
+                if raw.batch_size == 1 { "" } else { "s" },
+                raw.contacts_per_sec,
+                raw.contacts,
+                raw.elapsed_secs,
             );
         }
         let _ = writeln!(out, "\ninvariants:");

@@ -352,3 +352,53 @@ fn clients_are_spread_over_every_url() {
     assert_eq!(report["invariants"]["passed"], true, "{report:#}");
     assert_eq!(verdict_of(&report, "counts add up"), ["passed", "passed"]);
 }
+
+#[test]
+fn raw_sqlite_runs_the_same_number_of_contacts_and_gives_the_ratio() {
+    let report = bench(&["--requests", "300", "--concurrency", "8", "--raw-sqlite"]);
+    assert_clean_run(&report, 300);
+    let raw = &report["raw_sqlite"];
+    assert_eq!(raw["contacts"], 300, "{report:#}");
+    // As many contacts a commit as clients, as the server's group commit takes at best.
+    assert_eq!(raw["batch_size"], 8, "{report:#}");
+    assert!(
+        raw["elapsed_secs"].as_f64().unwrap_or(0.0) > 0.0,
+        "{report:#}"
+    );
+    let raw_rate = raw["contacts_per_sec"].as_f64().unwrap_or(0.0);
+    assert!(raw_rate > 0.0, "{report:#}");
+    let ratio = report["ratio_to_raw_sqlite"].as_f64().expect("a ratio");
+    let rate = report["contacts_per_sec"]
+        .as_f64()
+        .expect("contacts_per_sec");
+    assert!(
+        (ratio - rate / raw_rate).abs() <= ratio * 1e-9,
+        "{report:#}"
+    );
+}
+
+#[test]
+fn raw_sqlite_needs_the_local_server_and_new_leads() {
+    // Refused on the command line, before any server is reached.
+    let output = Command::new(env!("CARGO_BIN_EXE_leadrouter-bench"))
+        .args([
+            "--raw-sqlite",
+            "--url",
+            "http://127.0.0.1:9",
+            "--requests",
+            "1",
+        ])
+        .output()
+        .expect("running leadrouter-bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--url"), "{stderr}");
+    // It measures a new lead's write, so other workloads are refused before a server is started.
+    let output = Command::new(env!("CARGO_BIN_EXE_leadrouter-bench"))
+        .args(["--raw-sqlite", "--workload", "mixed", "--requests", "1"])
+        .output()
+        .expect("running leadrouter-bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("new-leads"), "{stderr}");
+}
