@@ -4,8 +4,10 @@
 //!
 //! What is kept of the server: its schema (every migration), its writer's pragmas, the statements of a new
 //! lead's write on a `weighted_random` source without webhooks as the server words them (src/store/contacts.rs
-//! `route_new` and the functions it calls), each run from the statement cache, and the server's group commit
-//! at its best: every waiting client's write in one transaction. What is left out, since this is SQLite's best
+//! `route_new` and the functions it calls), each run from the statement cache, the server's group commit at
+//! its best (every waiting client's write in one transaction), and its checkpoints: PASSIVE, on a connection
+//! and thread of their own, at most every 100 ms after commits (src/store/writer.rs `Checkpointer`), so that
+//! the loop writes the database file as much as the server does. What is left out, since this is SQLite's best
 //! and not another leadrouter: HTTP, JSON and the hand-over to the writer thread; the decoding of every column
 //! the server reads (the loop reads what the draw needs); and the savepoint the server's writer opens around
 //! each write so that one that fails rolls back alone (nothing in this loop fails).
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{SecondsFormat, SubsecRound, Utc};
 use rand::Rng;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::cli::Stop;
@@ -67,9 +69,17 @@ const MIGRATIONS: [(&str, &str); 10] = [
     ),
 ];
 
-/// The pragmas of the server's writer connection (src/store/writer.rs `open`).
+/// The pragmas of the server's writer connection (src/store/writer.rs `open`); with automatic checkpoints
+/// off, the [`Checkpointer`] checkpoints.
 const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;";
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY; \
+     PRAGMA wal_autocheckpoint = 0;";
+
+/// The pragmas of the server's checkpointer connection.
+const CHECKPOINTER_PRAGMAS: &str = "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;";
+
+/// The least time between two checkpoints, as the server's.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The most writes the server's writer takes into one transaction by default (LEADROUTER_WRITE_BATCH_MAX).
 const SERVER_BATCH_MAX: usize = 256;
@@ -80,7 +90,7 @@ const LONGEST: Duration = Duration::from_secs(60);
 
 /// The source, its linked operators and whether its queue has contacts waiting, in one query: the server's
 /// routing read (src/store/candidates.rs `routing_view`).
-const ROUTING_READ: &str = "SELECT s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, \
+const ROUTING_READ: &str = "SELECT ROW_NUMBER() OVER (ORDER BY w.operator_id) = 1 AS first_row, s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, \
      s.sticky_hours, s.accept_timeout_secs, s.strategy, \
      CASE WHEN s.strategy = 'smooth_weighted' THEN s.strategy_round END AS strategy_round, \
      CASE WHEN s.strategy = 'least_loaded' THEN o.last_assigned_at END AS last_assigned_at, \
@@ -191,30 +201,46 @@ fn run(
     let mut db = open(database)?;
     migrate(&mut db)?;
     let source_ids = set_up(&mut db, scenario).context("setting up the raw scenario")?;
-    let mut writer = ContactWriter {
-        db: &db,
-        source_ids: &source_ids,
-        batch_size,
-        rng: rand::rng(),
-    };
-    writer
-        .write("raw-preload", scenario.preload, None, cancelled)
-        .context("the raw SQLite preload")?;
-    let (contacts, deadline) = match stop {
-        Stop::AfterRequests(contacts) => (contacts.min(MOST_CONTACTS), Instant::now() + LONGEST),
-        Stop::After(duration) => (u64::MAX, Instant::now() + duration),
-    };
-    let started = Instant::now();
-    let written = writer
-        .write("raw", contacts, Some(deadline), cancelled)
-        .context("the raw SQLite loop")?;
-    let elapsed_secs = started.elapsed().as_secs_f64();
-    Ok(RawSqlite {
-        contacts_per_sec: written as f64 / elapsed_secs.max(1e-9),
-        batch_size,
-        contacts: written,
-        elapsed_secs,
+    // True at first: the schema and the scenario are in the WAL.
+    let wal_grew = AtomicBool::new(true);
+    let writing_done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let checkpointer =
+            scope.spawn(|| checkpoint_while_writing(database, &wal_grew, &writing_done));
+        let mut writer = ContactWriter {
+            db: &db,
+            source_ids: &source_ids,
+            batch_size,
+            rng: rand::rng(),
+            wal_grew: &wal_grew,
+        };
+        let measured = writer.preload_then_measure(scenario.preload, stop, cancelled);
+        writing_done.store(true, Ordering::Relaxed);
+        let checkpointed = checkpointer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the raw SQLite checkpointer panicked"))?;
+        checkpointed.context("checkpointing the raw SQLite WAL")?;
+        measured
     })
+}
+
+/// Checkpoints the WAL as the server's checkpointer does: PASSIVE, on a connection and thread of its own, at
+/// most every [`CHECKPOINT_INTERVAL`], and only when commits were made since the last one.
+fn checkpoint_while_writing(
+    database: &Path,
+    wal_grew: &AtomicBool,
+    writing_done: &AtomicBool,
+) -> rusqlite::Result<()> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let db = Connection::open_with_flags(database, flags)?;
+    db.execute_batch(CHECKPOINTER_PRAGMAS)?;
+    while !writing_done.load(Ordering::Relaxed) {
+        if wal_grew.swap(false, Ordering::Relaxed) {
+            db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
+        std::thread::sleep(CHECKPOINT_INTERVAL);
+    }
+    Ok(())
 }
 
 /// A fresh database file, opened as the server's writer opens its own.
@@ -272,9 +298,39 @@ struct ContactWriter<'a, R> {
     source_ids: &'a [i64],
     batch_size: usize,
     rng: R,
+    /// Set after each commit, for the checkpointer.
+    wal_grew: &'a AtomicBool,
 }
 
 impl<R: Rng> ContactWriter<'_, R> {
+    /// The preload, not measured, then the measured loop for as long as `stop` says.
+    fn preload_then_measure(
+        &mut self,
+        preload: u64,
+        stop: Stop,
+        cancelled: &AtomicBool,
+    ) -> anyhow::Result<RawSqlite> {
+        self.write("raw-preload", preload, None, cancelled)
+            .context("the raw SQLite preload")?;
+        let (contacts, deadline) = match stop {
+            Stop::AfterRequests(contacts) => {
+                (contacts.min(MOST_CONTACTS), Instant::now() + LONGEST)
+            }
+            Stop::After(duration) => (u64::MAX, Instant::now() + duration),
+        };
+        let started = Instant::now();
+        let written = self
+            .write("raw", contacts, Some(deadline), cancelled)
+            .context("the raw SQLite loop")?;
+        let elapsed_secs = started.elapsed().as_secs_f64();
+        Ok(RawSqlite {
+            contacts_per_sec: written as f64 / elapsed_secs.max(1e-9),
+            batch_size: self.batch_size,
+            contacts: written,
+            elapsed_secs,
+        })
+    }
+
     /// Writes up to `contacts` new leads' contacts, round robin over the sources, `batch_size` to a
     /// transaction, until `deadline` if any (checked between transactions); returns how many it wrote.
     /// `prefix` keeps the leads' external ids apart from another call's.
@@ -297,6 +353,7 @@ impl<R: Rng> ContactWriter<'_, R> {
                 self.write_contact(source_id, &format!("{prefix}-{number}"), number)?;
             }
             self.db.execute_batch("COMMIT")?;
+            self.wal_grew.store(true, Ordering::Relaxed);
             written += batch;
         }
         Ok(written)
