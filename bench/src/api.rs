@@ -28,6 +28,14 @@ impl Api {
         })
     }
 
+    /// The same client (and connection pool) for another server.
+    pub fn for_server(&self, base: &str) -> Self {
+        Self {
+            client: self.client.clone(),
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -8,13 +8,16 @@ use clap::{Parser, ValueEnum};
 /// concurrency, reports throughput and latency, then checks the service's invariants through its API.
 ///
 /// Without --url it starts the `leadrouter` binary found next to its own executable on a temporary SQLite
-/// database, and stops it at the end. The exit status is non-zero when an invariant is broken.
+/// database, and stops it at the end. With several --url (instances on one database) the clients are spread
+/// over them. The exit status is non-zero when an invariant is broken.
 #[derive(Debug, Parser)]
 #[command(name = "leadrouter-bench", version)]
 pub struct Args {
-    /// A running server to load (e.g. http://127.0.0.1:8000); by default a fresh local one is started.
-    #[arg(long)]
-    pub url: Option<String>,
+    /// A running server to load (e.g. http://127.0.0.1:8000); by default a fresh local one is started. Given
+    /// more than once (or comma separated), instances that share one database: client i sends to URL i mod N,
+    /// and the set-up and the checks go through the first.
+    #[arg(long, value_delimiter = ',')]
+    pub url: Vec<String>,
 
     /// Sources (bots) the contacts are spread over, round robin.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=10_000))]
@@ -61,6 +64,13 @@ pub struct Args {
     /// returning-leads: how many distinct leads keep coming back.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub lead_pool: u64,
+
+    /// After the measured run, measure raw SQLite's best rate for the same write (a new lead's contact, every
+    /// statement the server runs for it) in a fresh database on the same disk, with the server's schema and
+    /// pragmas and as many contacts a commit as clients (at most 256, the server's batch), and report
+    /// leadrouter's contacts/s as a ratio to it. Only with the server the bench starts, and new-leads.
+    #[arg(long, conflicts_with = "url")]
+    pub raw_sqlite: bool,
 
     /// Print one JSON object on stdout instead of the summary table.
     #[arg(long)]

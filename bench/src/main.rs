@@ -1,11 +1,13 @@
 //! leadrouter-bench: a load generator and invariant checker for leadrouter, over HTTP.
 //!
 //! set up a scenario (scenario.rs) → preload history → the measured run (run.rs, driven by workload.rs) →
-//! read the server's memory → check the invariants (invariants.rs) → print the summary (report.rs).
+//! read the server's memory → check the invariants (invariants.rs) → with --raw-sqlite, raw SQLite's rate for
+//! the same write (raw_sqlite.rs) → print the summary (report.rs).
 
 mod api;
 mod cli;
 mod invariants;
+mod raw_sqlite;
 mod report;
 mod run;
 mod scenario;
@@ -19,7 +21,7 @@ use clap::Parser;
 
 use api::Api;
 use cli::{Args, Stop, Workload};
-use report::{Invariants, Measured, ScenarioSummary, Summary};
+use report::{Invariants, Measured, ScenarioSummary, ServerSummary, Summary};
 use scenario::Scenario;
 use server::LocalServer;
 use workload::Plan;
@@ -62,14 +64,28 @@ async fn main() -> ExitCode {
 async fn bench(args: &Args) -> anyhow::Result<Summary> {
     let weights = args.operator_weights()?;
     let concurrency = args.concurrency as usize;
-    let (base, local) = match &args.url {
-        Some(url) => (url.clone(), None),
-        None => {
+    if args.raw_sqlite && args.workload != Workload::NewLeads {
+        anyhow::bail!(
+            "--raw-sqlite measures a new lead's write, so it needs --workload new-leads, not {}",
+            args.workload.name()
+        );
+    }
+    if args.url.len() > concurrency {
+        anyhow::bail!(
+            "{} --url but --concurrency {concurrency}: every server needs a client",
+            args.url.len()
+        );
+    }
+    let (urls, local) = match args.url.as_slice() {
+        [] => {
             let server = LocalServer::start().await?;
-            (server.url.clone(), Some(server))
+            (vec![server.url.clone()], Some(server))
         }
+        urls => (urls.to_vec(), None),
     };
-    let api = Api::new(&base, concurrency)?;
+    // One client and its connection pool for all of them; the set-up and the checks use the first.
+    let api = Api::new(&urls[0], concurrency)?;
+    let servers: Vec<Api> = urls.iter().map(|url| api.for_server(url)).collect();
     let scenario = Scenario::create(&api, args.sources, &weights, args.max_load).await?;
     let sources = scenario.source_ids.len();
     let show_progress = !args.quiet;
@@ -78,7 +94,7 @@ async fn bench(args: &Args) -> anyhow::Result<Summary> {
         let plan = Arc::new(Plan::preload(&scenario));
         let stop = Stop::AfterRequests(args.preload);
         let outcome = run::run(
-            &api,
+            &servers,
             plan,
             sources,
             concurrency,
@@ -98,7 +114,7 @@ async fn bench(args: &Args) -> anyhow::Result<Summary> {
 
     let plan = Arc::new(Plan::new(args.workload, args.lead_pool, &scenario));
     let outcome = run::run(
-        &api,
+        &servers,
         plan,
         sources,
         concurrency,
@@ -114,10 +130,33 @@ async fn bench(args: &Args) -> anyhow::Result<Summary> {
 
     let measured = Measured::of(&outcome);
     let per_sec = |count: u64| count as f64 / measured.elapsed_secs.max(1e-9);
+    let raw_sqlite = match &local {
+        Some(server) if args.raw_sqlite => {
+            let same_scenario = raw_sqlite::Scenario {
+                sources,
+                weights: weights.clone(),
+                max_load: args.max_load,
+                preload: args.preload,
+            };
+            let batch_size = raw_sqlite::batch_size(concurrency);
+            Some(raw_sqlite::measure(server.dir(), same_scenario, batch_size, args.stop()).await?)
+        }
+        _ => None,
+    };
+    let contacts_per_sec = per_sec(measured.contacts_created);
     Ok(Summary {
         workload: args.workload.name(),
-        server: base,
         local_server: local.is_some(),
+        by_server: urls
+            .iter()
+            .zip(&measured.per_server)
+            .map(|(url, tally)| ServerSummary {
+                url: url.clone(),
+                requests: tally.requests,
+                contacts_created: tally.contacts_created,
+            })
+            .collect(),
+        server: urls[0].clone(),
         scenario: ScenarioSummary {
             sources,
             operators: weights.len(),
@@ -132,11 +171,15 @@ async fn bench(args: &Args) -> anyhow::Result<Summary> {
         errors: measured.errors,
         throughput_per_sec: per_sec(measured.requests),
         contacts_created: measured.contacts_created,
-        contacts_per_sec: per_sec(measured.contacts_created),
+        contacts_per_sec,
         latency_ms: measured.latency_ms,
+        slowest_ms: measured.slowest_ms,
+        p999_over_p50: measured.latency_ms.tail_over_median(),
         by_kind: measured.by_kind,
         errors_by_status: measured.errors_by_status,
         server_memory,
+        ratio_to_raw_sqlite: raw_sqlite.map(|raw| contacts_per_sec / raw.contacts_per_sec),
+        raw_sqlite,
         invariants: Invariants {
             passed: invariants::all_passed(&checks),
             checks,

@@ -1,5 +1,6 @@
 //! The measured run: N workers, each sending its next request as soon as the previous one is answered, and
-//! each keeping its own tally (no locks on the hot path), merged at the end.
+//! each keeping its own tally (no locks on the hot path), merged at the end. With several servers, worker i
+//! sends to server i mod N.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::IsTerminal;
@@ -16,16 +17,35 @@ use crate::api::Api;
 use crate::cli::Stop;
 use crate::workload::{Kind, Plan, Request};
 
+/// How many of the slowest requests a run names one by one.
+pub const SLOWEST_KEPT: usize = 5;
+
 /// Everything the workers saw.
 pub struct Tally {
-    /// Latency in microseconds of every answered request (errors included), per kind.
+    /// Latency in microseconds of every answered request (errors included), per kind: each request's own wall
+    /// time, from just before it is sent to its whole answer read. Never corrected for coordinated omission:
+    /// under --rate, a request sent late is timed from when it went, not from when it was due.
     pub latency: BTreeMap<Kind, Histogram<u64>>,
+    /// The slowest answered requests' latencies in microseconds, slowest first, exact (the histogram rounds
+    /// to three significant digits): at most [`SLOWEST_KEPT`].
+    pub slowest: Vec<u64>,
     /// Answers other than the expected 201/200 by status code, plus "connection" and "timeout".
     pub errors: BTreeMap<String, u64>,
     /// 201s per scenario source (by index).
     pub created_per_source: Vec<u64>,
+    /// Per server, in the order they were given.
+    pub per_server: Vec<ServerTally>,
     /// Returning leads: the lead ids each pool identity was answered with. One each, if all is well.
     pub leads_per_identity: HashMap<u64, BTreeSet<i64>>,
+}
+
+/// What one server was sent, and acknowledged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerTally {
+    /// Answered or not.
+    pub requests: u64,
+    /// 201s to POST /contacts/.
+    pub contacts_created: u64,
 }
 
 pub struct Outcome {
@@ -34,11 +54,13 @@ pub struct Outcome {
 }
 
 impl Tally {
-    fn new(sources: usize) -> Self {
+    fn new(sources: usize, servers: usize) -> Self {
         Self {
             latency: BTreeMap::new(),
+            slowest: Vec::with_capacity(SLOWEST_KEPT + 1),
             errors: BTreeMap::new(),
             created_per_source: vec![0; sources],
+            per_server: vec![ServerTally::default(); servers],
             leads_per_identity: HashMap::new(),
         }
     }
@@ -64,6 +86,16 @@ impl Tally {
         let micros = (elapsed.as_micros() as u64).max(1);
         let histogram = self.latency.entry(kind).or_insert_with(new_histogram);
         histogram.saturating_record(micros);
+        self.keep_if_slowest(micros);
+    }
+
+    fn keep_if_slowest(&mut self, micros: u64) {
+        if self.slowest.len() == SLOWEST_KEPT && self.slowest.last() >= Some(&micros) {
+            return;
+        }
+        let place = self.slowest.partition_point(|&kept| kept >= micros);
+        self.slowest.insert(place, micros);
+        self.slowest.truncate(SLOWEST_KEPT);
     }
 
     fn merge(&mut self, other: Tally) {
@@ -71,6 +103,9 @@ impl Tally {
             let mine = self.latency.entry(kind).or_insert_with(new_histogram);
             // Same bounds on both sides, so adding cannot fail.
             let _ = mine.add(histogram);
+        }
+        for micros in other.slowest {
+            self.keep_if_slowest(micros);
         }
         for (key, count) in other.errors {
             *self.errors.entry(key).or_default() += count;
@@ -81,6 +116,10 @@ impl Tally {
             .zip(other.created_per_source)
         {
             *mine += theirs;
+        }
+        for (mine, theirs) in self.per_server.iter_mut().zip(other.per_server) {
+            mine.requests += theirs.requests;
+            mine.contacts_created += theirs.contacts_created;
         }
         for (identity, leads) in other.leads_per_identity {
             self.leads_per_identity
@@ -96,11 +135,11 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Runs `plan` until `stop`, `concurrency` requests at a time; with a `rate`, request number n is not sent
-/// before n / rate seconds from the start. `label` heads the progress bar.
+/// Runs `plan` until `stop`, `concurrency` requests at a time, worker i sending to `servers[i % N]`; with a
+/// `rate`, request number n is not sent before n / rate seconds from the start. `label` heads the progress bar.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
-    api: &Api,
+    servers: &[Api],
     plan: Arc<Plan>,
     sources: usize,
     concurrency: usize,
@@ -122,11 +161,13 @@ pub async fn run(
     };
 
     let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (api, plan) = (api.clone(), plan.clone());
+        .map(|worker| {
+            let server = worker % servers.len();
+            let (api, plan) = (servers[server].clone(), plan.clone());
             let (next_number, answered) = (next_number.clone(), answered.clone());
+            let server_count = servers.len();
             tokio::spawn(async move {
-                let mut tally = Tally::new(sources);
+                let mut tally = Tally::new(sources, server_count);
                 loop {
                     let number = next_number.fetch_add(1, Ordering::Relaxed);
                     if number >= limit || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -136,7 +177,7 @@ pub async fn run(
                         let due = started + Duration::from_secs_f64(number as f64 / rate);
                         tokio::time::sleep_until(due.into()).await;
                     }
-                    send(&api, plan.request(number), &mut tally).await;
+                    send(&api, server, plan.request(number), &mut tally).await;
                     answered.fetch_add(1, Ordering::Relaxed);
                 }
                 tally
@@ -155,7 +196,7 @@ pub async fn run(
         })
     };
 
-    let mut tally = Tally::new(sources);
+    let mut tally = Tally::new(sources, servers.len());
     for worker in workers {
         tally.merge(worker.await.expect("a bench worker panicked"));
     }
@@ -170,7 +211,9 @@ struct CreatedContact {
     lead_id: i64,
 }
 
-async fn send(api: &Api, request: Request, tally: &mut Tally) {
+/// Sends the request to `api`, server number `server`, and tallies its answer.
+async fn send(api: &Api, server: usize, request: Request, tally: &mut Tally) {
+    tally.per_server[server].requests += 1;
     let kind = request.kind();
     let started = Instant::now();
     let (sent, expected) = match &request {
@@ -212,6 +255,7 @@ async fn send(api: &Api, request: Request, tally: &mut Tally) {
     } = request
     {
         tally.created_per_source[source] += 1;
+        tally.per_server[server].contacts_created += 1;
         if let Some(identity) = pool_identity {
             // Only returning leads pay for decoding the answer.
             let lead = serde_json::from_slice::<CreatedContact>(&body).map_or(-1, |c| c.lead_id);
@@ -258,5 +302,25 @@ fn update_progress(bar: &ProgressBar, stop: Stop, started: Instant, answered: u6
             bar.set_position(elapsed.as_millis() as u64);
             bar.set_message(format!("{answered} requests, {rate:.0}/s"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slowest_are_kept_slowest_first_across_workers() {
+        let mut first = Tally::new(1, 1);
+        for micros in [30, 10, 70, 50, 20, 90, 40] {
+            first.record_latency(Kind::CreateContact, Duration::from_micros(micros));
+        }
+        assert_eq!(first.slowest, [90, 70, 50, 40, 30]);
+        let mut second = Tally::new(1, 1);
+        for micros in [80, 35, 5] {
+            second.record_latency(Kind::SourceStats, Duration::from_micros(micros));
+        }
+        first.merge(second);
+        assert_eq!(first.slowest, [90, 80, 70, 50, 40]);
     }
 }

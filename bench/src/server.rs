@@ -18,7 +18,7 @@ pub struct LocalServer {
     pub url: String,
     log: PathBuf,
     // Declared last so the database outlives the process using it (fields drop in order, after `drop`).
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// The server's resident memory, from /proc/<pid>/status.
@@ -55,10 +55,15 @@ impl LocalServer {
             child,
             url: format!("http://{address}"),
             log,
-            _dir: dir,
+            dir,
         };
         server.wait_until_ready().await?;
         Ok(server)
+    }
+
+    /// The temporary directory of its database: where --raw-sqlite puts its own, on the same disk.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn pid(&self) -> u32 {

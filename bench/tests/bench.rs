@@ -7,10 +7,12 @@
 //! this test builds it first when it is missing or older than the server's sources, so that it never loads a
 //! stale server.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -111,6 +113,75 @@ fn bench(args: &[&str]) -> Value {
     })
 }
 
+/// A `leadrouter` of the test's own on a temporary SQLite database, for the runs that load servers by --url;
+/// killed when dropped.
+struct RunningServer {
+    child: Child,
+    port: u16,
+    // After `child`: the database outlives the process.
+    _dir: tempfile::TempDir,
+}
+
+impl RunningServer {
+    fn start() -> Self {
+        ensure_server_binary();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // Another process may take the port before the server binds it: rare enough not to retry.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(server_binary())
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("bench.db").display()),
+            )
+            .env("LEADROUTER_BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting leadrouter");
+        let server = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        server.wait_until_healthy();
+        server
+    }
+
+    fn wait_until_healthy(&self) {
+        let started = Instant::now();
+        while !self.healthy() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "leadrouter on port {} did not answer /healthz",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn healthy(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        let mut answer = String::new();
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_to_string(&mut answer).is_ok()
+            && answer.starts_with("HTTP/1.1 200")
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn assert_clean_run(report: &Value, requests: u64) {
     for key in [
         "workload",
@@ -126,12 +197,28 @@ fn assert_clean_run(report: &Value, requests: u64) {
     ] {
         assert!(report.get(key).is_some(), "no `{key}` in {report:#}");
     }
-    for key in ["p50", "p90", "p99", "max"] {
+    for key in ["p50", "p90", "p99", "p999", "max"] {
         assert!(
             report["latency_ms"][key].is_number(),
             "latency_ms.{key} in {report:#}"
         );
     }
+    // The five slowest requests, slowest first, the first of them the maximum the histogram saw (which rounds
+    // to three significant digits).
+    let slowest: Vec<f64> = report["slowest_ms"]
+        .as_array()
+        .expect("slowest_ms")
+        .iter()
+        .map(|ms| ms.as_f64().expect("a latency"))
+        .collect();
+    assert_eq!(slowest.len(), 5, "{report:#}");
+    assert!(slowest.is_sorted_by(|a, b| a >= b), "{report:#}");
+    let max = report["latency_ms"]["max"].as_f64().expect("max");
+    assert!((slowest[0] - max).abs() <= max * 0.01, "{report:#}");
+    assert!(
+        report["p999_over_p50"].as_f64().unwrap_or(0.0) >= 1.0,
+        "{report:#}"
+    );
     assert_eq!(report["requests"], requests, "{report:#}");
     assert_eq!(report["errors"], 0, "{report:#}");
     assert_eq!(
@@ -229,4 +316,89 @@ fn returning_leads_keep_one_lead_each_and_respect_max_load() {
         verdict_of(&report, "shares follow the weights"),
         ["skipped", "skipped"]
     );
+}
+
+#[test]
+fn clients_are_spread_over_every_url() {
+    let server = RunningServer::start();
+    // Two names of one server: as far as the bench can tell, two instances on one database.
+    let urls = [
+        format!("http://127.0.0.1:{}", server.port),
+        format!("http://localhost:{}", server.port),
+    ];
+    let report = bench(&[
+        "--url",
+        &urls.join(","),
+        "--requests",
+        "200",
+        "--concurrency",
+        "4",
+    ]);
+    assert_eq!(report["local_server"], false, "{report:#}");
+    assert_eq!(report["server"], urls[0].as_str(), "{report:#}");
+    assert_eq!(report["errors"], 0, "{report:#}");
+    assert_eq!(report["contacts_created"], 200, "{report:#}");
+    let by_server = report["by_server"].as_array().expect("by_server");
+    assert_eq!(by_server.len(), 2, "{report:#}");
+    let mut created = 0;
+    for (server, url) in by_server.iter().zip(&urls) {
+        assert_eq!(server["url"], url.as_str(), "{report:#}");
+        let contacts = server["contacts_created"].as_u64().unwrap_or(0);
+        assert!(contacts > 0, "no contact through {url}: {report:#}");
+        created += contacts;
+    }
+    assert_eq!(created, 200, "{report:#}");
+    // The checks went through the first URL and saw every contact, whichever name it was sent to.
+    assert_eq!(report["invariants"]["passed"], true, "{report:#}");
+    assert_eq!(verdict_of(&report, "counts add up"), ["passed", "passed"]);
+}
+
+#[test]
+fn raw_sqlite_runs_the_same_number_of_contacts_and_gives_the_ratio() {
+    let report = bench(&["--requests", "300", "--concurrency", "8", "--raw-sqlite"]);
+    assert_clean_run(&report, 300);
+    let raw = &report["raw_sqlite"];
+    assert_eq!(raw["contacts"], 300, "{report:#}");
+    // As many contacts a commit as clients, as the server's group commit takes at best.
+    assert_eq!(raw["batch_size"], 8, "{report:#}");
+    assert!(
+        raw["elapsed_secs"].as_f64().unwrap_or(0.0) > 0.0,
+        "{report:#}"
+    );
+    let raw_rate = raw["contacts_per_sec"].as_f64().unwrap_or(0.0);
+    assert!(raw_rate > 0.0, "{report:#}");
+    let ratio = report["ratio_to_raw_sqlite"].as_f64().expect("a ratio");
+    let rate = report["contacts_per_sec"]
+        .as_f64()
+        .expect("contacts_per_sec");
+    assert!(
+        (ratio - rate / raw_rate).abs() <= ratio * 1e-9,
+        "{report:#}"
+    );
+}
+
+#[test]
+fn raw_sqlite_needs_the_local_server_and_new_leads() {
+    // Refused on the command line, before any server is reached.
+    let output = Command::new(env!("CARGO_BIN_EXE_leadrouter-bench"))
+        .args([
+            "--raw-sqlite",
+            "--url",
+            "http://127.0.0.1:9",
+            "--requests",
+            "1",
+        ])
+        .output()
+        .expect("running leadrouter-bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--url"), "{stderr}");
+    // It measures a new lead's write, so other workloads are refused before a server is started.
+    let output = Command::new(env!("CARGO_BIN_EXE_leadrouter-bench"))
+        .args(["--raw-sqlite", "--workload", "mixed", "--requests", "1"])
+        .output()
+        .expect("running leadrouter-bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("new-leads"), "{stderr}");
 }
