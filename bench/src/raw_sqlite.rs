@@ -5,9 +5,9 @@
 //! What is kept of the server: its schema (every migration), its writer's pragmas, the statements of a new
 //! lead's write on a `weighted_random` source without webhooks as the server words them (src/store/contacts.rs
 //! `route_new` and the functions it calls), each run from the statement cache, the server's group commit at
-//! its best (every waiting client's write in one transaction), and its checkpoints: PASSIVE, on a connection
-//! and thread of their own, at most every 100 ms after commits (src/store/writer.rs `Checkpointer`), so that
-//! the loop writes the database file as much as the server does. What is left out, since this is SQLite's best
+//! its best (every waiting client's write in one transaction). Checkpoints are SQLite's own automatic ones
+//! (every 1,000 WAL pages, in the commit that passes them): raw SQLite as it comes, where the server
+//! checkpoints on a thread of its own. What is left out, since this is SQLite's best
 //! and not another leadrouter: HTTP, JSON and the hand-over to the writer thread; the decoding of every column
 //! the server reads (the loop reads what the draw needs); and the savepoint the server's writer opens around
 //! each write so that one that fails rolls back alone (nothing in this loop fails).
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{SecondsFormat, SubsecRound, Utc};
 use rand::Rng;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::cli::Stop;
@@ -69,17 +69,10 @@ const MIGRATIONS: [(&str, &str); 10] = [
     ),
 ];
 
-/// The pragmas of the server's writer connection (src/store/writer.rs `open`); with automatic checkpoints
-/// off, the [`Checkpointer`] checkpoints.
+/// The pragmas of the server's writer connection (src/store/writer.rs `open`), but for its checkpoints: here
+/// SQLite's automatic ones.
 const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY; \
-     PRAGMA wal_autocheckpoint = 0;";
-
-/// The pragmas of the server's checkpointer connection.
-const CHECKPOINTER_PRAGMAS: &str = "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;";
-
-/// The least time between two checkpoints, as the server's.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;";
 
 /// The most writes the server's writer takes into one transaction by default (LEADROUTER_WRITE_BATCH_MAX).
 const SERVER_BATCH_MAX: usize = 256;
@@ -201,46 +194,13 @@ fn run(
     let mut db = open(database)?;
     migrate(&mut db)?;
     let source_ids = set_up(&mut db, scenario).context("setting up the raw scenario")?;
-    // True at first: the schema and the scenario are in the WAL.
-    let wal_grew = AtomicBool::new(true);
-    let writing_done = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let checkpointer =
-            scope.spawn(|| checkpoint_while_writing(database, &wal_grew, &writing_done));
-        let mut writer = ContactWriter {
-            db: &db,
-            source_ids: &source_ids,
-            batch_size,
-            rng: rand::rng(),
-            wal_grew: &wal_grew,
-        };
-        let measured = writer.preload_then_measure(scenario.preload, stop, cancelled);
-        writing_done.store(true, Ordering::Relaxed);
-        let checkpointed = checkpointer
-            .join()
-            .map_err(|_| anyhow::anyhow!("the raw SQLite checkpointer panicked"))?;
-        checkpointed.context("checkpointing the raw SQLite WAL")?;
-        measured
-    })
-}
-
-/// Checkpoints the WAL as the server's checkpointer does: PASSIVE, on a connection and thread of its own, at
-/// most every [`CHECKPOINT_INTERVAL`], and only when commits were made since the last one.
-fn checkpoint_while_writing(
-    database: &Path,
-    wal_grew: &AtomicBool,
-    writing_done: &AtomicBool,
-) -> rusqlite::Result<()> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let db = Connection::open_with_flags(database, flags)?;
-    db.execute_batch(CHECKPOINTER_PRAGMAS)?;
-    while !writing_done.load(Ordering::Relaxed) {
-        if wal_grew.swap(false, Ordering::Relaxed) {
-            db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        }
-        std::thread::sleep(CHECKPOINT_INTERVAL);
-    }
-    Ok(())
+    let mut writer = ContactWriter {
+        db: &db,
+        source_ids: &source_ids,
+        batch_size,
+        rng: rand::rng(),
+    };
+    writer.preload_then_measure(scenario.preload, stop, cancelled)
 }
 
 /// A fresh database file, opened as the server's writer opens its own.
@@ -298,8 +258,6 @@ struct ContactWriter<'a, R> {
     source_ids: &'a [i64],
     batch_size: usize,
     rng: R,
-    /// Set after each commit, for the checkpointer.
-    wal_grew: &'a AtomicBool,
 }
 
 impl<R: Rng> ContactWriter<'_, R> {
@@ -353,7 +311,6 @@ impl<R: Rng> ContactWriter<'_, R> {
                 self.write_contact(source_id, &format!("{prefix}-{number}"), number)?;
             }
             self.db.execute_batch("COMMIT")?;
-            self.wal_grew.store(true, Ordering::Relaxed);
             written += batch;
         }
         Ok(written)

@@ -2,18 +2,8 @@
 //! for the write lock, one thread owns the write connection and takes the writes waiting for it in batches: one
 //! transaction and one durable commit per batch (group commit), a savepoint per write so that a write that
 //! fails — refused for the client's reasons (404, 409), or failed in the database (500) — is rolled back alone
-//! and leaves the rest of the batch to commit. A write is answered only after the commit that holds it is on
-//! disk; should the commit itself fail, its waiters are answered 503 and nothing of it remains.
-//!
-//! The disk is synced by a thread of its own ([`Syncer`]), so that the writer runs the next batch while the
-//! last one is being synced: the writer commits with `synchronous = NORMAL` (in WAL mode: the commit is
-//! written to the WAL, not synced), and the syncer `fsync`s the WAL after one or more commits, then answers
-//! their writes. A write is answered exactly as under `synchronous = FULL`: once its commit, and every commit
-//! before it, is durable. What differs is what readers see: a commit is visible to reads from the moment it
-//! is written, about one `fsync` before it is durable (a power cut in that moment loses it, while its write
-//! has not been answered yet). Every write's answer — a delivery claimed for a webhook included — waits for
-//! a sync that covers everything committed before it, so nothing leaves the server on the strength of a
-//! commit that is not on disk.
+//! and leaves the rest of the batch to commit. A write is answered only after the commit that holds it; should
+//! the commit itself fail, its waiters are answered 503 and nothing of it remains.
 //!
 //! The thread runs the batch's writes one after the other, synchronously: a request task hands its write
 //! over once and is woken once, whatever the number of statements the write runs.
@@ -24,7 +14,7 @@
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -36,19 +26,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::AppError;
 use rusqlite::{Connection, OpenFlags};
 
-/// Sends the write's answer once the fate of its batch is known.
-type Reply = Box<dyn FnOnce(Fate) + Send>;
-
-/// What became of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fate {
-    /// Committed and synced to disk.
-    Durable,
-    /// Rolled back: nothing of it remains.
-    NotCommitted,
-    /// Committed, but syncing the WAL failed: whether it survives a power cut is unknown.
-    SyncFailed,
-}
+/// Sends the write's answer once the fate of its batch is known (`true`: committed).
+type Reply = Box<dyn FnOnce(bool) + Send>;
 
 /// Whether a write went through, and how to answer it.
 struct Ran {
@@ -144,16 +123,11 @@ impl WriterHandle {
             stopped: AtomicBool::new(false),
         });
         let stops = StopsOnDrop(health.clone());
-        let syncer = Syncer::start(path, health.clone())?;
         std::thread::Builder::new()
             .name("sqlite-writer".to_owned())
             .spawn(move || {
                 let stops = stops;
-                let helpers = Helpers {
-                    syncer,
-                    checkpointer,
-                };
-                run(connection, receiver, batch_max, &stops.0, helpers)
+                run(connection, receiver, batch_max, &stops.0, checkpointer)
             })?;
         Ok(Self {
             sender,
@@ -201,18 +175,11 @@ impl WriterHandle {
                 Ok(_) => Outcome::Done,
                 Err(_) => Outcome::Undone,
             };
-            let reply: Reply = Box::new(move |fate| {
-                // A success is reported only once durable; a refusal or failure is true either way. Dropping
-                // the answer tells the waiter it was not committed.
-                let answered = match (fate, result) {
-                    (_, Err(error)) => Err(error),
-                    (Fate::Durable, Ok(value)) => Ok(value),
-                    (Fate::NotCommitted, Ok(_)) => return,
-                    (Fate::SyncFailed, Ok(_)) => Err(AppError::Internal(anyhow::anyhow!(
-                        "the write was committed, but syncing it to disk failed"
-                    ))),
-                };
-                let _ = answer.send(answered);
+            let reply: Reply = Box::new(move |committed| {
+                // A success is reported only once committed; a refusal or failure is true either way.
+                if committed || result.is_err() {
+                    let _ = answer.send(result);
+                }
             });
             Ran { outcome, reply }
         });
@@ -232,8 +199,8 @@ impl WriterHandle {
     }
 }
 
-/// Opens the database file (which must exist, with its schema) for writing: WAL, its commits written but
-/// not synced (the [`Syncer`] syncs them before they are answered).
+/// Opens the database file (which must exist, with its schema) for writing: WAL, and every commit synced to
+/// disk before it is acknowledged.
 fn open(path: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open_with_flags(
         path,
@@ -247,7 +214,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     //
     // `wal_autocheckpoint = 0`: the [`Checkpointer`] checkpoints instead.
     connection.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
          PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;",
     )?;
     connection.set_prepared_statement_cache_capacity(128);
@@ -263,7 +230,7 @@ fn run(
     mut receiver: mpsc::Receiver<Message>,
     batch_max: usize,
     health: &Health,
-    helpers: Helpers,
+    checkpointer: Checkpointer,
 ) {
     let mut jobs = Vec::with_capacity(batch_max);
     while let Some(first) = receiver.blocking_recv() {
@@ -280,38 +247,31 @@ fn run(
         }
         if !jobs.is_empty() {
             health.batch_begins();
-            let (committed, replies) = run_batch(&mut tx, jobs.drain(..));
+            let committed = run_batch(&mut tx, jobs.drain(..));
             health.batch_ends(committed);
             if committed {
-                helpers.syncer.sync_then_answer(replies);
-                helpers.checkpointer.wal_grew();
-                if helpers.checkpointer.restart_wanted() {
-                    finish_checkpoint(&tx, &helpers.checkpointer);
-                }
-            } else {
-                for reply in replies {
-                    reply(Fate::NotCommitted);
+                checkpointer.wal_grew();
+                if checkpointer.restart_wanted() {
+                    finish_checkpoint(&tx, &checkpointer);
                 }
             }
         }
         if let Some(done) = stop {
             receiver.close();
-            // The syncer answers the last batches; then the writer's connection, closing last, checkpoints
-            // the WAL.
-            drop(helpers);
-            drop(tx);
+            drop(checkpointer);
+            drop(tx); // closes the connection, checkpointing the WAL
             let _ = done.send(());
             return;
         }
     }
 }
 
-/// Whether the batch committed, and its writes' replies.
-fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) -> (bool, Vec<Reply>) {
+/// Whether the batch committed.
+fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) -> bool {
     let batch_size = jobs.len();
     if let Err(error) = tx.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(%error, batch_size, "could not begin a write transaction");
-        return (false, Vec::new()); // dropping the jobs answers their writers 503
+        return false; // dropping the jobs answers their writers 503
     }
     let mut replies = Vec::with_capacity(batch_size);
     let mut failed = false;
@@ -349,7 +309,10 @@ fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) -> (
     if !committed && let Err(error) = tx.execute_batch("ROLLBACK") {
         tracing::warn!(%error, "rollback after a failed batch failed");
     }
-    (committed, replies)
+    for reply in replies {
+        reply(committed);
+    }
+    committed
 }
 
 /// Runs a statement of the batch's own from the statement cache: `execute_batch` would parse it anew for every
@@ -366,99 +329,6 @@ fn commit(tx: &Connection) -> bool {
             false
         }
     }
-}
-
-/// The threads that serve the writer, stopped (each finishing its work) when dropped: the syncer first.
-struct Helpers {
-    syncer: Syncer,
-    checkpointer: Checkpointer,
-}
-
-/// Syncs the WAL to disk after commits, on a thread of its own, and only then answers their writes. Commits
-/// that arrive while a sync is under way share the next one.
-struct Syncer {
-    commits: Option<std::sync::mpsc::Sender<Vec<Reply>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Syncer {
-    fn start(database: &Path, health: Arc<Health>) -> anyhow::Result<Self> {
-        let mut wal = database.as_os_str().to_owned();
-        wal.push("-wal");
-        let wal = PathBuf::from(wal);
-        let (commits, received) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("sqlite-syncer".to_owned())
-            .spawn(move || sync_while_committed(&wal, &received, &health))?;
-        Ok(Self {
-            commits: Some(commits),
-            thread: Some(thread),
-        })
-    }
-
-    fn sync_then_answer(&self, replies: Vec<Reply>) {
-        if let Some(commits) = &self.commits
-            && let Err(std::sync::mpsc::SendError(replies)) = commits.send(replies)
-        {
-            // The syncer is gone (it panicked): nobody can vouch for these commits.
-            tracing::error!("the WAL syncer is gone; a committed batch is answered unsynced");
-            for reply in replies {
-                reply(Fate::SyncFailed);
-            }
-        }
-    }
-}
-
-/// Answers every commit sent before, once synced.
-impl Drop for Syncer {
-    fn drop(&mut self) {
-        self.commits.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn sync_while_committed(
-    wal: &Path,
-    commits: &std::sync::mpsc::Receiver<Vec<Reply>>,
-    health: &Health,
-) {
-    // The WAL's directory entry must be durable too, once: SQLite, which syncs the directory when it first
-    // syncs a new WAL under `synchronous = FULL`, never syncs the WAL here.
-    let mut directory_synced = false;
-    while let Ok(first) = commits.recv() {
-        let mut replies = first;
-        while let Ok(more) = commits.try_recv() {
-            replies.extend(more);
-        }
-        let synced = sync(wal, &mut directory_synced);
-        let fate = match synced {
-            Ok(()) => Fate::Durable,
-            Err(error) => {
-                tracing::error!(%error, "syncing the WAL failed");
-                health.last_commit_failed.store(true, Ordering::Relaxed);
-                Fate::SyncFailed
-            }
-        };
-        for reply in replies {
-            reply(fate);
-        }
-    }
-}
-
-/// `fsync`s the WAL (opened anew each time, so that it is the file SQLite writes now), and once its directory.
-fn sync(wal: &Path, directory_synced: &mut bool) -> std::io::Result<()> {
-    std::fs::File::open(wal)?.sync_all()?;
-    if !*directory_synced {
-        let directory = match wal.parent() {
-            Some(directory) if !directory.as_os_str().is_empty() => directory,
-            _ => Path::new("."),
-        };
-        std::fs::File::open(directory)?.sync_all()?;
-        *directory_synced = true;
-    }
-    Ok(())
 }
 
 /// Checkpoints, on the writer's own connection between two batches, what the checkpointer could not copy
