@@ -6,8 +6,7 @@
 //! lead's write on a `weighted_random` source without webhooks as the server words them (src/store/contacts.rs
 //! `route_new` and the functions it calls), each run from the statement cache, the server's group commit at
 //! its best (every waiting client's write in one transaction). Checkpoints are SQLite's own automatic ones
-//! (every 1,000 WAL pages, in the commit that passes them): raw SQLite as it comes, where the server
-//! checkpoints on a thread of its own. What is left out, since this is SQLite's best
+//! (every 1,000 WAL pages, in the commit that passes them), as the server's writer's. What is left out, since this is SQLite's best
 //! and not another leadrouter: HTTP, JSON and the hand-over to the writer thread; the decoding of every column
 //! the server reads (the loop reads what the draw needs); and the savepoint the server's writer opens around
 //! each write so that one that fails rolls back alone (nothing in this loop fails).

@@ -116,30 +116,30 @@ pub struct RoutingView {
     pub has_waiting: bool,
 }
 
-/// One row of [`routing_view`]'s query: the source (on the first row only), and one linked operator if it
-/// has any.
+/// One row of [`routing_view`]'s query: the source, and one linked operator if it has any.
 struct SourceRow {
-    source: Option<(Source, Round, bool)>,
+    source: Source,
+    round: Round,
+    has_waiting: bool,
     linked: Option<WithTimeOff>,
 }
 
 impl Record for SourceRow {
     fn decode(row: &Row<'_>) -> Result<Self> {
-        // In the order of the columns, which makes finding each by name cheap. The source's columns repeat on
-        // every row, and decoding them once per linked operator was a twentieth of the writer's time.
-        let source = match row.get::<bool>("first_row")? {
-            true => Some((
-                Source::decode(row)?,
-                super::sources::round_column(row)?,
-                row.get("has_waiting")?,
-            )),
-            false => None,
-        };
+        // In the order of the columns, which makes finding each by name cheap.
+        let source = Source::decode(row)?;
+        let round = super::sources::round_column(row)?;
+        let has_waiting = row.get("has_waiting")?;
         let linked = match row.get::<Option<i64>>("operator_id")? {
             Some(_) => Some(WithTimeOff::decode(row)?),
             None => None,
         };
-        Ok(SourceRow { source, linked })
+        Ok(SourceRow {
+            source,
+            round,
+            has_waiting,
+            linked,
+        })
     }
 }
 
@@ -151,8 +151,7 @@ pub async fn routing_view(
     now: DateTime<Utc>,
 ) -> Result<Option<RoutingView>> {
     let sql = concat!(
-        "SELECT ROW_NUMBER() OVER (ORDER BY w.operator_id) = 1 AS first_row, ",
-        "s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, s.sticky_hours, ",
+        "SELECT s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, s.sticky_hours, ",
         "s.accept_timeout_secs, s.strategy, ",
         // What only one strategy uses is read only for it: the write path decodes each column once per
         // linked operator.
@@ -165,11 +164,12 @@ pub async fn routing_view(
         "LEFT JOIN operators o ON o.id = w.operator_id ",
         "WHERE s.id = $1 AND s.deleted_at IS NULL ORDER BY w.operator_id"
     );
-    let mut rows: Vec<SourceRow> = db.all(sql, params![id]).await?;
-    let Some((source, round, has_waiting)) = rows.first_mut().and_then(|row| row.source.take())
-    else {
+    let rows: Vec<SourceRow> = db.all(sql, params![id]).await?;
+    let Some(first) = rows.first() else {
         return Ok(None);
     };
+    let (source, has_waiting) = (first.source.clone(), first.has_waiting);
+    let round = first.round.clone();
     let linked = rows.into_iter().filter_map(|row| row.linked).collect();
     Ok(Some(RoutingView {
         field: field_with_time_off(db, id, linked, now).await?,

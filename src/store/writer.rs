@@ -7,18 +7,13 @@
 //!
 //! The thread runs the batch's writes one after the other, synchronously: a request task hands its write
 //! over once and is woken once, whatever the number of statements the write runs.
-//!
-//! The WAL is checkpointed by a thread of its own ([`Checkpointer`]), never by the writer: SQLite's automatic
-//! checkpoint runs inside the commit that passes 1,000 WAL pages, and holds every write of that batch while
-//! it copies pages into the database file and syncs it.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -113,7 +108,6 @@ impl WriterHandle {
     /// Opens the write connection on the database file (which must have its schema) and starts the thread.
     pub fn start(path: &Path, batch_max: usize, queue_timeout: Duration) -> anyhow::Result<Self> {
         let connection = open(path)?;
-        let checkpointer = Checkpointer::start(path)?;
         let batch_max = batch_max.max(1);
         let (sender, receiver) = mpsc::channel(batch_max * QUEUED_BATCHES);
         let health = Arc::new(Health {
@@ -127,7 +121,7 @@ impl WriterHandle {
             .name("sqlite-writer".to_owned())
             .spawn(move || {
                 let stops = stops;
-                run(connection, receiver, batch_max, &stops.0, checkpointer)
+                run(connection, receiver, batch_max, &stops.0)
             })?;
         Ok(Self {
             sender,
@@ -211,11 +205,9 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     // changes about 16 since the decision records: a file created, written and deleted per contact (strace:
     // 1.7 writes of 13 KiB each per contact), the cause of the 0.71 throughput ratio at one client in issue
     // 13's A/B. The journal holds only the pages one write changes.
-    //
-    // `wal_autocheckpoint = 0`: the [`Checkpointer`] checkpoints instead.
     connection.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;",
+         PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;",
     )?;
     connection.set_prepared_statement_cache_capacity(128);
     Ok(connection)
@@ -230,7 +222,6 @@ fn run(
     mut receiver: mpsc::Receiver<Message>,
     batch_max: usize,
     health: &Health,
-    checkpointer: Checkpointer,
 ) {
     let mut jobs = Vec::with_capacity(batch_max);
     while let Some(first) = receiver.blocking_recv() {
@@ -249,16 +240,9 @@ fn run(
             health.batch_begins();
             let committed = run_batch(&mut tx, jobs.drain(..));
             health.batch_ends(committed);
-            if committed {
-                checkpointer.wal_grew();
-                if checkpointer.restart_wanted() {
-                    finish_checkpoint(&tx, &checkpointer);
-                }
-            }
         }
         if let Some(done) = stop {
             receiver.close();
-            drop(checkpointer);
             drop(tx); // closes the connection, checkpointing the WAL
             let _ = done.send(());
             return;
@@ -327,145 +311,6 @@ fn commit(tx: &Connection) -> bool {
         Err(error) => {
             tracing::error!(%error, "committing a write batch failed");
             false
-        }
-    }
-}
-
-/// Checkpoints, on the writer's own connection between two batches, what the checkpointer could not copy
-/// while the writer was appending: little, since it has copied the rest. Once all of the WAL is in the
-/// database file, the next batch starts the WAL over (unless a reader still reads an old snapshot from it;
-/// then the checkpointer asks again).
-fn finish_checkpoint(tx: &Connection, checkpointer: &Checkpointer) {
-    let finished = tx.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-        Ok(row.get::<_, i64>(1)? == row.get::<_, i64>(2)?)
-    });
-    match finished {
-        Ok(true) => checkpointer.signal.lock().restart_wanted = false,
-        Ok(false) => {}
-        Err(error) => tracing::warn!(%error, "finishing the WAL's checkpoint failed"),
-    }
-}
-
-/// Checkpoints the WAL on its own connection and thread, a little after commits, so that the WAL stays short
-/// (SQLite starts it over from the beginning once it is all checkpointed) without the writer ever waiting
-/// for a checkpoint. A PASSIVE checkpoint takes no lock that the writer or the readers need: it copies what
-/// no reader still needs from the WAL and leaves the rest for the next one.
-struct Checkpointer {
-    signal: Arc<CheckpointSignal>,
-    thread: Option<JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct CheckpointSignal {
-    state: Mutex<CheckpointState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct CheckpointState {
-    /// Commits made since the last checkpoint began.
-    wal_grew: bool,
-    stop: bool,
-    /// The WAL has grown past [`RESTART_AFTER_FRAMES`]: the writer should finish the checkpoint between two
-    /// batches, so that its next batch starts the WAL over.
-    restart_wanted: bool,
-}
-
-/// A WAL this long (4 KiB pages: 16 MiB) is started over. SQLite starts the WAL over only when a write begins
-/// with every frame checkpointed, which a checkpoint running beside a busy writer never achieves: the writer
-/// appends while it copies. Without this the WAL grew by 8 KiB a contact, to 900 MiB in 20,000.
-const RESTART_AFTER_FRAMES: i64 = 4_096;
-
-/// The least time between two checkpoints: each one syncs the database file, and fewer, larger ones copy a
-/// page changed by many commits once.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
-
-impl Checkpointer {
-    fn start(path: &Path) -> anyhow::Result<Self> {
-        let connection = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        // The same durability as the writer's: the checkpoint syncs the WAL before it copies from it, and the
-        // database file before the WAL may start over.
-        connection.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")?;
-        let signal = Arc::new(CheckpointSignal::default());
-        let thread = std::thread::Builder::new()
-            .name("sqlite-checkpointer".to_owned())
-            .spawn({
-                let signal = signal.clone();
-                move || checkpoint_while_needed(&connection, &signal)
-            })?;
-        Ok(Self {
-            signal,
-            thread: Some(thread),
-        })
-    }
-
-    fn restart_wanted(&self) -> bool {
-        self.signal.lock().restart_wanted
-    }
-
-    fn wal_grew(&self) {
-        let mut state = self.signal.lock();
-        if !state.wal_grew {
-            state.wal_grew = true;
-            self.signal.changed.notify_one();
-        }
-    }
-}
-
-/// Waits for the checkpoint under way, if any; the writer's connection, closing after, checkpoints the rest.
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        self.signal.lock().stop = true;
-        self.signal.changed.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl CheckpointSignal {
-    fn lock(&self) -> std::sync::MutexGuard<'_, CheckpointState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-fn checkpoint_while_needed(connection: &Connection, signal: &CheckpointSignal) {
-    loop {
-        {
-            let mut state = signal.lock();
-            while !state.wal_grew && !state.stop {
-                state = signal
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-            if state.stop {
-                return;
-            }
-            state.wal_grew = false;
-        }
-        // (busy, frames in the WAL, frames checkpointed): a failure is only logged, as the next commit tries
-        // again and the WAL meanwhile only grows.
-        let checkpointed = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-        });
-        let mut state = signal.lock();
-        match checkpointed {
-            Ok((frames, copied)) => {
-                tracing::trace!(frames, copied, "WAL checkpointed");
-                state.restart_wanted = frames > RESTART_AFTER_FRAMES;
-            }
-            Err(error) => tracing::warn!(%error, "checkpointing the WAL failed"),
-        }
-        let (state, _) = signal
-            .changed
-            .wait_timeout_while(state, CHECKPOINT_INTERVAL, |state| !state.stop)
-            .unwrap_or_else(PoisonError::into_inner);
-        if state.stop {
-            return;
         }
     }
 }
