@@ -546,7 +546,7 @@ async fn route_new(
         queue_position,
         eta_seconds,
     };
-    let change = arrival.history_change(id, entry.decision_id.unwrap_or_default());
+    let change = arrival.history_change(id, entry.decision_id);
     webhooks::enqueue_for(db, &subscriptions, &change, &entry, Some(&contact), now).await?;
     Ok((contact, drained))
 }
@@ -569,7 +569,7 @@ struct Arrival<'a> {
 
 impl Arrival<'_> {
     /// The contact's first history entry.
-    fn history_change(&self, contact_id: i64, decision_id: i64) -> HistoryChange {
+    fn history_change(&self, contact_id: i64, decision_id: Option<i64>) -> HistoryChange {
         HistoryChange {
             contact_id,
             at: self.created_at,
@@ -580,7 +580,7 @@ impl Arrival<'_> {
             to_status: Status::active(),
             reason: self.reason,
             api_key_id: self.created_by_key_id,
-            decision_id: Some(decision_id),
+            decision_id,
         }
     }
 }
@@ -635,7 +635,7 @@ async fn record_arrival(db: &mut impl Executor, arrival: &Arrival<'_>) -> Result
             .await?;
             let key = count_key(arrival.operator_id);
             let counted = tallies::count(db, arrival.source_id, key, Status::ACTIVE, 1).await?;
-            let entry = history::insert(db, &arrival.history_change(id, decision_id)).await?;
+            let entry = history::insert(db, &arrival.history_change(id, Some(decision_id))).await?;
             Ok(Arrived { entry, counted })
         }
         Dialect::Postgres => {

@@ -376,6 +376,11 @@ pub async fn delete(
 }
 
 impl Store {
+    /// Every operator's name, by id ([`names`]).
+    pub async fn operator_names(&self) -> Result<BTreeMap<i64, String>> {
+        read!(self, |db| names(db).await)
+    }
+
     pub async fn create_operator(&self, new: NewOperator, actor: Actor) -> Result<OperatorNow> {
         let operator = transaction!(self, |db| create(db, &new, actor).await)?;
         self.signals.presence.notify_one();

@@ -75,7 +75,6 @@ fn event_types(change: &HistoryChange) -> &'static [&'static str] {
 }
 
 /// A webhook's id and the event types it receives.
-/// A webhook and the events it receives, as a change's events are queued for it.
 pub struct Subscription {
     webhook_id: i64,
     events: String,

@@ -226,6 +226,13 @@ pub async fn show(
     };
     let decisions = state.store.contact_decisions(id, reach, all).await?;
     let history = state.store.contact_history(id, reach, all).await?;
+    let operator_names = state.store.operator_names().await?;
+    let operator_label = |id: i64| {
+        operator_names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("#{id}"))
+    };
     let title = format!("{} #{id}", t.contact);
     let body = html! {
         h1 { (title) }
@@ -282,7 +289,7 @@ pub async fn show(
                 @for h in &history {
                     li {
                         (time(&viewer, h.at)) " · " (h.event) " · " (lang.code_name(&h.reason))
-                        @if let Some(to) = h.to_operator_id { " → #" (to) }
+                        @if let Some(to) = h.to_operator_id { " → " (operator_label(to)) }
                         " · " (lang.code_name(h.to_status.as_str()))
                     }
                 }
