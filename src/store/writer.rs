@@ -1,9 +1,9 @@
 //! SQLite's single writer. SQLite lets one connection write at a time, so rather than have request tasks queue
 //! for the write lock, one thread owns the write connection and takes the writes waiting for it in batches: one
-//! transaction and one durable commit per batch (group commit), a savepoint per write so that a write that
-//! fails — refused for the client's reasons (404, 409), or failed in the database (500) — is rolled back alone
-//! and leaves the rest of the batch to commit. A write is answered only after the commit that holds it; should
-//! the commit itself fail, its waiters are answered 503 and nothing of it remains.
+//! transaction and one durable commit per batch (group commit), and a savepoint per write after the first, so
+//! that a write that fails — refused for the client's reasons (404, 409), or failed in the database (500) — is
+//! rolled back alone and leaves the rest of the batch to commit. A write is answered only after the commit that
+//! holds it; should the commit itself fail, its waiters are answered 503 and nothing of it remains.
 //!
 //! The thread runs the batch's writes one after the other, synchronously: a request task hands its write
 //! over once and is woken once, whatever the number of statements the write runs.
@@ -250,17 +250,29 @@ fn run(
     }
 }
 
-/// Whether the batch committed.
+/// Whether the batch committed (vacuously, when every write in it was undone).
+///
+/// A write runs in a savepoint only when the transaction already holds another write: the first one needs
+/// none, since rolling back the whole transaction undoes it alone. At one client every batch is one write, and
+/// its savepoint (two statements, and a copy of every page it changes into the savepoint journal) was pure
+/// cost. The transaction begins with the first write, and again after a first write is undone.
 fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) -> bool {
     let batch_size = jobs.len();
-    if let Err(error) = tx.execute_batch("BEGIN IMMEDIATE") {
-        tracing::error!(%error, batch_size, "could not begin a write transaction");
-        return false; // dropping the jobs answers their writers 503
-    }
     let mut replies = Vec::with_capacity(batch_size);
     let mut failed = false;
+    // Whether a transaction is open, and whether it holds a write that went through.
+    let mut open = false;
+    let mut holds_writes = false;
     for job in jobs {
-        if let Err(error) = run_cached(tx, "SAVEPOINT write") {
+        if !open {
+            if let Err(error) = tx.execute_batch("BEGIN IMMEDIATE") {
+                tracing::error!(%error, batch_size, "could not begin a write transaction");
+                failed = true;
+                break; // dropping the jobs left answers their writers 503
+            }
+            open = true;
+        }
+        if holds_writes && let Err(error) = run_cached(tx, "SAVEPOINT write") {
             tracing::error!(%error, "could not open a savepoint");
             failed = true;
             break;
@@ -277,20 +289,36 @@ fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) -> b
                 Outcome::Undone
             }
         };
-        let closed = match outcome {
-            Outcome::Done => run_cached(tx, "RELEASE write"),
-            Outcome::Undone => {
+        let closed = match (outcome, holds_writes) {
+            (Outcome::Done, true) => run_cached(tx, "RELEASE write"),
+            (Outcome::Undone, true) => {
                 run_cached(tx, "ROLLBACK TO write").and_then(|()| run_cached(tx, "RELEASE write"))
+            }
+            (Outcome::Done, false) => {
+                holds_writes = true;
+                Ok(())
+            }
+            (Outcome::Undone, false) => {
+                open = false;
+                // SQLite may have rolled back the transaction itself (a full disk, an I/O error).
+                if tx.is_autocommit() {
+                    Ok(())
+                } else {
+                    tx.execute_batch("ROLLBACK")
+                }
             }
         };
         if let Err(error) = closed {
-            tracing::error!(%error, "could not close a savepoint");
+            tracing::error!(%error, "could not close a write's savepoint or transaction");
             failed = true;
             break;
         }
     }
-    let committed = !failed && commit(tx);
-    if !committed && let Err(error) = tx.execute_batch("ROLLBACK") {
+    let committed = !failed && (!open || commit(tx));
+    if !committed
+        && !tx.is_autocommit()
+        && let Err(error) = tx.execute_batch("ROLLBACK")
+    {
         tracing::warn!(%error, "rollback after a failed batch failed");
     }
     for reply in replies {

@@ -37,29 +37,40 @@ async fn install_fault(app: &TestApp) {
     }
 }
 
+/// Posts `count` contacts to the source, `concurrency` at a time, those that `faulty` picks with
+/// [`FAULTY_MESSAGE`]; answers each number with its status and body.
+async fn post_contacts(
+    app: &TestApp,
+    source: i64,
+    count: usize,
+    concurrency: usize,
+    faulty: impl Fn(usize) -> bool,
+) -> Vec<(usize, StatusCode, serde_json::Value)> {
+    stream::iter(0..count)
+        .map(|n| {
+            let message = if faulty(n) {
+                FAULTY_MESSAGE.to_owned()
+            } else {
+                format!("hello {n}")
+            };
+            async move {
+                let body = json!({ "source_id": source, "lead_external_id": format!("lead-{n}"), "message": message });
+                let (status, answer) = app.post("/contacts/", body).await;
+                (n, status, answer)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
 backend_test!(a_failing_write_fails_alone_and_its_batch_commits, |app| {
     let (source, operator) = app.source_with_operator("Ann", 1000).await;
     install_fault(&app).await;
 
     // 200 contacts at 64 at a time: the SQLite writer takes them in batches, the faulty one among the rest.
     let faulty = 100;
-    let answers: Vec<(usize, StatusCode, serde_json::Value)> = stream::iter(0..200)
-        .map(|n| {
-            let app = &app;
-            async move {
-                let message = if n == faulty {
-                    FAULTY_MESSAGE.to_owned()
-                } else {
-                    format!("hello {n}")
-                };
-                let body = json!({ "source_id": source, "lead_external_id": format!("lead-{n}"), "message": message });
-                let (status, answer) = app.post("/contacts/", body).await;
-                (n, status, answer)
-            }
-        })
-        .buffer_unordered(64)
-        .collect()
-        .await;
+    let answers = post_contacts(&app, source, 200, 64, |n| n == faulty).await;
 
     for (n, status, answer) in &answers {
         if *n == faulty {
@@ -128,6 +139,35 @@ backend_test!(
             app.sql_number("SELECT COUNT(*) FROM contacts").await,
             Some(1)
         );
+    }
+);
+
+// Every other write fails: on SQLite many batches begin with one, which runs without a savepoint and is undone
+// by rolling back the whole transaction, and the writes after it in the batch begin a new one.
+backend_test!(
+    failing_writes_first_in_their_batch_take_nothing_else_with_them,
+    |app| {
+        let (source, operator) = app.source_with_operator("Ann", 1000).await;
+        install_fault(&app).await;
+        let answers = post_contacts(&app, source, 128, 32, |n| n % 2 == 0).await;
+        for (n, status, answer) in &answers {
+            let expected = if n % 2 == 0 {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::CREATED
+            };
+            assert_eq!(*status, expected, "contact {n}: {answer}");
+        }
+        for (table, rows) in [("contacts", 64), ("contact_history", 64), ("leads", 64)] {
+            let count = app
+                .sql_number(&format!("SELECT COUNT(*) FROM {table}"))
+                .await;
+            assert_eq!(count, Some(rows), "{table}");
+        }
+        let load = format!("SELECT active_load FROM operators WHERE id = {operator}");
+        assert_eq!(app.sql_number(&load).await, Some(64));
+        let stats = app.get_ok(&format!("/stats/sources/{source}")).await;
+        assert_eq!(stats["total_contacts"], 64, "{stats}");
     }
 );
 
