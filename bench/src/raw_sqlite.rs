@@ -82,18 +82,23 @@ const LONGEST: Duration = Duration::from_secs(60);
 
 /// The source, its linked operators and whether its queue has contacts waiting, in one query: the server's
 /// routing read (src/store/candidates.rs `routing_view`).
-const ROUTING_READ: &str = "SELECT ROW_NUMBER() OVER (ORDER BY w.operator_id) = 1 AS first_row, s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, \
+const ROUTING_READ: &str = "SELECT s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, \
      s.sticky_hours, s.accept_timeout_secs, s.strategy, \
      CASE WHEN s.strategy = 'smooth_weighted' THEN s.strategy_round END AS strategy_round, \
-     CASE WHEN s.strategy = 'least_loaded' THEN o.last_assigned_at END AS last_assigned_at, \
      EXISTS (SELECT 1 FROM contacts c WHERE c.source_id = s.id AND c.operator_id IS NULL AND status = 'active') \
      AS has_waiting, \
+     NULL AS operator_id, NULL AS weight, NULL AS is_active, NULL AS max_load, NULL AS active_load, \
+     NULL AS availability, NULL AS away_until, NULL AS timezone, NULL AS schedule, \
+     NULL AS has_time_off, NULL AS last_assigned_at \
+     FROM sources s WHERE s.id = ?1 AND s.deleted_at IS NULL \
+     UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
      w.operator_id, w.weight, o.is_active, o.max_load, o.active_load, \
      o.availability, o.away_until, o.timezone, o.schedule, \
-     EXISTS (SELECT 1 FROM operator_time_off t WHERE t.operator_id = o.id) AS has_time_off \
-     FROM sources s LEFT JOIN source_operator_weights w ON w.source_id = s.id \
-     LEFT JOIN operators o ON o.id = w.operator_id \
-     WHERE s.id = ?1 AND s.deleted_at IS NULL ORDER BY w.operator_id";
+     EXISTS (SELECT 1 FROM operator_time_off t WHERE t.operator_id = o.id) AS has_time_off, \
+     CASE WHEN s.strategy = 'least_loaded' THEN o.last_assigned_at END \
+     FROM sources s JOIN source_operator_weights w ON w.source_id = s.id \
+     JOIN operators o ON o.id = w.operator_id \
+     WHERE s.id = ?1 AND s.deleted_at IS NULL";
 
 /// The leads holding any of the identifiers (src/store/leads.rs `resolve`).
 const LEAD_HOLDERS: &str = "SELECT id, external_id, phone, email, name, created_at FROM leads \
