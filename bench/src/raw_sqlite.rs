@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::cli::Stop;
 
 /// The server's SQLite migrations in order, as compiled into it; a test checks that none is missing.
-const MIGRATIONS: [(&str, &str); 10] = [
+const MIGRATIONS: [(&str, &str); 11] = [
     (
         "0001_schema.sql",
         include_str!("../../migrations/sqlite/0001_schema.sql"),
@@ -65,6 +65,10 @@ const MIGRATIONS: [(&str, &str); 10] = [
     (
         "0010_dashboard.sql",
         include_str!("../../migrations/sqlite/0010_dashboard.sql"),
+    ),
+    (
+        "0011_partial_lead_identities.sql",
+        include_str!("../../migrations/sqlite/0011_partial_lead_identities.sql"),
     ),
 ];
 

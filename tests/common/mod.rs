@@ -83,6 +83,33 @@ macro_rules! backend_test {
     };
 }
 
+/// A test that fills its database before any server starts on it (an upgrade from an older schema, say):
+/// `$body` gets a fresh, empty [`TestDatabase`] of each backend, and starts the server itself.
+#[allow(unused_macros)] // the integration tests' only
+macro_rules! database_test {
+    ($name:ident, |$database:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($database: common::TestDatabase) $body
+
+            #[tokio::test]
+            async fn sqlite() {
+                run(common::TestDatabase::new(common::Backend::Sqlite).await.unwrap()).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                match common::TestDatabase::new(common::Backend::Postgres).await {
+                    Some(database) => run(database).await,
+                    None => common::postgres_not_configured(),
+                }
+            }
+        }
+    };
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -189,6 +216,38 @@ impl TestDatabase {
         self.postgres_schema.is_some()
     }
 
+    /// Applies the migrations numbered below `version` (e.g. "0008"), as a database made by an earlier
+    /// leadrouter would have them, so that a test can fill it and then start a server that upgrades it.
+    pub async fn migrate_before(&self, version: &str) {
+        let dialect = if self.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dialect);
+        let earlier = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&all).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.as_str() < version {
+                std::fs::copy(&path, earlier.path().join(name)).unwrap();
+            }
+        }
+        let migrator = sqlx::migrate::Migrator::new(earlier.path()).await.unwrap();
+        if self.is_postgres() {
+            let mut connection = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            migrator.run(&mut connection).await.unwrap();
+        } else {
+            let options: sqlx::sqlite::SqliteConnectOptions = self.url.parse().unwrap();
+            let mut connection = sqlx::ConnectOptions::connect(&options.create_if_missing(true))
+                .await
+                .unwrap();
+            migrator.run(&mut connection).await.unwrap();
+        }
+    }
+
     /// Runs one SQL statement on the database directly, behind the server's back (no trigger of the server's
     /// fires).
     pub async fn execute_sql(&self, statement: &str) {
@@ -197,6 +256,17 @@ impl TestDatabase {
                 .execute(&mut connection)
                 .await
                 .unwrap_or_else(|error| panic!("{statement}: {error}"));
+        })
+    }
+
+    /// [`Self::execute_sql`] for a statement that may be refused: the database's error, as text.
+    pub async fn try_execute_sql(&self, statement: &str) -> Result<(), String> {
+        on_connection!(self, |connection| {
+            sqlx::query(statement)
+                .execute(&mut connection)
+                .await
+                .map(drop)
+                .map_err(|error| error.to_string())
         })
     }
 
@@ -396,6 +466,10 @@ impl TestApp {
     /// Runs one SQL statement on the app's database directly, behind the server's back.
     pub async fn execute_sql(&self, statement: &str) {
         self.database.execute_sql(statement).await
+    }
+
+    pub async fn try_execute_sql(&self, statement: &str) -> Result<(), String> {
+        self.database.try_execute_sql(statement).await
     }
 
     /// The first column of the first row a query on the app's database gives, if any, behind the server's back.

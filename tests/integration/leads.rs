@@ -370,3 +370,52 @@ backend_test!(leads_are_listed_newest_first_with_skip_and_limit, |app| {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
     }
 });
+
+database_test!(
+    upgrading_keeps_the_leads_their_contacts_and_their_uniqueness,
+    |database| {
+        // As 0010 left a database: the identity columns were UNIQUE constraints over NULLs too.
+        database.migrate_before("0011").await;
+        for statement in [
+            "INSERT INTO sources (name, created_at) VALUES ('bot', '2026-01-01T00:00:00Z')",
+            "INSERT INTO leads (external_id, created_at) VALUES ('tg-1', '2026-01-01T00:00:00Z')",
+            "INSERT INTO leads (phone, name, created_at) VALUES ('+79001234567', 'Ann', '2026-01-01T00:00:00Z')",
+            "INSERT INTO contacts (lead_id, source_id, status, created_at) \
+         VALUES (1, 1, 'closed', '2026-01-01T00:00:00Z')",
+            "INSERT INTO contacts (lead_id, source_id, status, created_at) \
+         VALUES (2, 1, 'closed', '2026-01-01T00:00:00Z')",
+        ] {
+            database.execute_sql(statement).await;
+        }
+
+        let app = TestApp::spawn_on(database).await;
+        let lead = app.get_ok("/leads/2").await;
+        assert_eq!(lead["lead"]["name"], "Ann", "{lead}");
+        assert_eq!(lead["contacts"].as_array().map(Vec::len), Some(1), "{lead}");
+        if !app.database.is_postgres() {
+            let broken = "SELECT COUNT(*) FROM pragma_foreign_key_check";
+            assert_eq!(app.sql_number(broken).await, Some(0));
+        }
+        // The old leads are found by their identifiers, and the new ones join them.
+        let source = 1;
+        let again = lead_of(&app, source, json!({ "lead_external_id": "tg-1" })).await;
+        assert_eq!(again["id"], 1, "{again}");
+        let by_phone = lead_of(&app, source, json!({ "lead_phone": "+7 900 123-45-67" })).await;
+        assert_eq!(by_phone["id"], 2, "{by_phone}");
+        let new = lead_of(&app, source, json!({ "lead_email": "new@example.com" })).await;
+        assert_eq!(new["id"], 3, "{new}");
+        assert_eq!(lead_count(&app).await, 3);
+        // Still one lead per value, and any number without one.
+        for column in ["external_id", "phone", "email"] {
+            let value = format!("'{column}-taken'");
+            let twice = format!(
+                "INSERT INTO leads ({column}, created_at) VALUES ({value}, '2026-01-02T00:00:00Z'), \
+             ({value}, '2026-01-02T00:00:00Z')"
+            );
+            assert!(app.try_execute_sql(&twice).await.is_err(), "{column} twice");
+        }
+        let without = "INSERT INTO leads (created_at) VALUES ('2026-01-02T00:00:00Z'), \
+         ('2026-01-02T00:00:00Z')";
+        assert!(app.try_execute_sql(without).await.is_ok());
+    }
+);

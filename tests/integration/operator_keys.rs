@@ -9,7 +9,6 @@ use common::{
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::{ConnectOptions, Connection};
 
 /// Asserts the status, and a detail that contains `needle`.
 fn assert_refused(answer: &(StatusCode, Value), status: StatusCode, needle: &str, what: &str) {
@@ -452,45 +451,10 @@ backend_test!(
     }
 );
 
-/// Applies the migrations before 0008 (which made operator keys) to the test database, as a database made by
-/// an earlier leadrouter would have them.
-async fn migrate_before_operator_keys(database: &common::TestDatabase) {
-    let dialect = if database.is_postgres() {
-        "postgres"
-    } else {
-        "sqlite"
-    };
-    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(dialect);
-    let earlier = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(&all).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        if name.as_str() < "0008" {
-            std::fs::copy(&path, earlier.path().join(name)).unwrap();
-        }
-    }
-    let migrator = sqlx::migrate::Migrator::new(earlier.path()).await.unwrap();
-    if database.is_postgres() {
-        let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
-        migrator.run(&mut connection).await.unwrap();
-    } else {
-        let options: sqlx::sqlite::SqliteConnectOptions = database.url.parse().unwrap();
-        let mut connection = options.create_if_missing(true).connect().await.unwrap();
-        migrator.run(&mut connection).await.unwrap();
-    }
-}
-
-/// Both halves by hand: the database must be made before any server starts on it.
-mod upgrading_keeps_the_keys_and_the_contacts_that_name_them {
-    use super::*;
-
-    async fn run(backend: common::Backend) {
-        let Some(database) = common::TestDatabase::new(backend).await else {
-            return common::postgres_not_configured();
-        };
-        migrate_before_operator_keys(&database).await;
+database_test!(
+    upgrading_keeps_the_keys_and_the_contacts_that_name_them,
+    |database| {
+        database.migrate_before("0008").await;
         let token = "lr_from_before_operator_keys";
         let hash = leadrouter::domain::access::token_hash(token);
         for statement in [
@@ -499,10 +463,10 @@ mod upgrading_keeps_the_keys_and_the_contacts_that_name_them {
             "INSERT INTO leads (created_at) VALUES ('2026-01-01T00:00:00Z')".to_owned(),
             format!(
                 "INSERT INTO api_keys (name, scope, token_hash, created_at) \
-                 VALUES ('bot', 'ingest', '{hash}', '2026-01-01T00:00:00Z')"
+             VALUES ('bot', 'ingest', '{hash}', '2026-01-01T00:00:00Z')"
             ),
             "INSERT INTO contacts (lead_id, source_id, status, created_at, created_by_key_id) \
-             VALUES (1, 1, 'closed', '2026-01-01T00:00:00Z', 1)"
+         VALUES (1, 1, 'closed', '2026-01-01T00:00:00Z', 1)"
                 .to_owned(),
         ] {
             database.execute_sql(&statement).await;
@@ -527,17 +491,7 @@ mod upgrading_keeps_the_keys_and_the_contacts_that_name_them {
         let (id, _) = create_key_with_id(&app, "read", "dashboard");
         assert_eq!(id, 2);
     }
-
-    #[tokio::test]
-    async fn sqlite() {
-        run(common::Backend::Sqlite).await
-    }
-
-    #[tokio::test]
-    async fn postgres() {
-        run(common::Backend::Postgres).await
-    }
-}
+);
 
 backend_test!(
     an_operator_key_accepts_and_declines_only_its_own_contacts,
