@@ -469,16 +469,15 @@ impl Draw {
     /// The decision's `record` column as the server writes it: `c` the candidates as
     /// `[operator_id, weight, load, max_load, probability]`, `x` the excluded as `[operator_id, why]`, `d` what
     /// the draw used.
+    /// The server's record of a weighted random draw: the candidates without their probabilities, which the
+    /// weights imply (src/store/decisions.rs `Compact`).
     fn record(&self, candidates: &[Candidate], excluded: &[i64]) -> String {
-        let c: Vec<_> = candidates
+        let k: Vec<_> = candidates
             .iter()
-            .map(|c| {
-                let probability = c.weight / self.total_weight;
-                (c.operator_id, c.weight, c.load, c.max_load, probability)
-            })
+            .map(|c| (c.operator_id, c.weight, c.load, c.max_load))
             .collect();
         let d = serde_json::json!({ "random": self.random, "total_weight": self.total_weight });
-        compact_record(&c, excluded, &d)
+        compact_record(&k, excluded, &d)
     }
 }
 
@@ -488,19 +487,20 @@ fn nobody_record(excluded: &[i64]) -> String {
 }
 
 fn compact_record(
-    candidates: &[(i64, f64, i64, i64, f64)],
+    candidates: &[(i64, f64, i64, i64)],
     excluded: &[i64],
     detail: &serde_json::Value,
 ) -> String {
     #[derive(Serialize)]
     struct Compact<'a> {
-        c: &'a [(i64, f64, i64, i64, f64)],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        k: &'a [(i64, f64, i64, i64)],
         x: Vec<(i64, &'static str)>,
         d: &'a serde_json::Value,
     }
     let x = excluded.iter().map(|&id| (id, "full")).collect();
     let compact = Compact {
-        c: candidates,
+        k: candidates,
         x,
         d: detail,
     };
@@ -591,7 +591,7 @@ mod tests {
             .query_row(sql, [], |row| row.get(0))
             .expect("a decision");
         let record: serde_json::Value = serde_json::from_str(&record).expect("JSON");
-        assert_eq!(record["c"].as_array().map(Vec::len), Some(2), "{record}");
+        assert_eq!(record["k"].as_array().map(Vec::len), Some(2), "{record}");
         assert_eq!(record["d"]["total_weight"], 4.0, "{record}");
     }
 

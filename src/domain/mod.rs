@@ -26,7 +26,9 @@ pub use routing::{
     CapacityClaim, Chooser, LinkedOperator, RandomSource, Routing, candidates, choose_and_claim,
     evaluate, random_generator,
 };
-pub use strategy::{Candidate, Decision, Excluded, Exclusion, Field, Round, Strategy};
+pub use strategy::{
+    Candidate, Decision, Excluded, Exclusion, Field, Round, Strategy, weighted_shares,
+};
 pub use values::*;
 pub use webhooks::{DeliveryState, MAX_URL_CHARS, WebhookUrl};
 pub use work_rules::{AcceptTimeout, StickyHours, UnavailablePolicy};

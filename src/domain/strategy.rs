@@ -272,6 +272,22 @@ pub(super) fn usable(weight: f64) -> f64 {
     }
 }
 
+/// The chance each of the weights has in a weighted random draw, in their order: its share of the usable
+/// weight, or, should there be none, certainty for the first (see [`usable`]).
+pub fn weighted_shares(weights: impl Iterator<Item = f64> + Clone) -> Vec<f64> {
+    let total: f64 = weights.clone().map(usable).sum();
+    weights
+        .enumerate()
+        .map(|(i, weight)| {
+            if total > 0.0 {
+                usable(weight) / total
+            } else {
+                f64::from(u8::from(i == 0))
+            }
+        })
+        .collect()
+}
+
 fn weighted_random<R: Rng + ?Sized>(candidates: &[Candidate], rng: &mut R) -> Choice {
     let total: f64 = candidates.iter().map(|c| usable(c.weight)).sum();
     // One draw per choice, whatever the number of candidates: a seeded source repeats its choices.
@@ -286,19 +302,9 @@ fn weighted_random<R: Rng + ?Sized>(candidates: &[Candidate], rng: &mut R) -> Ch
             break;
         }
     }
-    let probabilities = candidates
-        .iter()
-        .map(|c| {
-            if total > 0.0 {
-                usable(c.weight) / total
-            } else {
-                f64::from(u8::from(c.operator_id == candidates[0].operator_id))
-            }
-        })
-        .collect();
     Choice {
         operator_id: candidates[index].operator_id,
-        probabilities,
+        probabilities: weighted_shares(candidates.iter().map(|c| c.weight)),
         detail: json!({ "random": random, "total_weight": total }),
         next_round: None,
     }

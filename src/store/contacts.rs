@@ -655,7 +655,7 @@ async fn record_arrival(db: &mut impl Executor, arrival: &Arrival<'_>) -> Result
                 history::history_columns!(),
                 ") SELECT entry.*, counted.contacts AS counted FROM entry, counted"
             );
-            let record = decisions::record_column(arrival.decision)?;
+            let record = decisions::record_column(arrival.decision, arrival.reason)?;
             let rest = params![
                 arrival.decided_at,
                 arrival.reason,

@@ -12,20 +12,67 @@ use serde_json::Value;
 use super::executor::{Executor, Record, Row, params};
 use super::{Page, Result, Store, contacts, operators};
 use crate::domain::fairness::{Assignment, Window};
-use crate::domain::{Candidate, Decision, Exclusion, Reach, Strategy};
+use crate::domain::{Candidate, Decision, Exclusion, Reach, Strategy, weighted_shares};
 use crate::error::AppError;
 
-/// An attempt's `record` column: `c` the candidates as `[operator_id, weight, load, max_load, probability]`,
-/// `x` the excluded as `[operator_id, why]`, `d` what the strategy used.
+/// An attempt's `record` column: `k` the candidates as `[operator_id, weight, load, max_load]`, each with the
+/// probability the decision's strategy implies ([`implied_probabilities`]); `c` the candidates as
+/// `[operator_id, weight, load, max_load, probability]`, for a decision whose probabilities are not those (and
+/// in every record written before `k`); `x` the excluded as `[operator_id, why]`; `d` what the strategy used.
+/// The probabilities were two fifths of a record's bytes, and the records the most of every new contact's.
 /// Written from borrowed parts (no copy of the detail on the write path), read back owned.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Compact<'a> {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    k: Vec<(i64, f64, i64, i64)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     c: Vec<(i64, f64, i64, i64, f64)>,
     #[serde(default)]
     x: Vec<(i64, Cow<'a, str>)>,
     #[serde(default)]
     d: Cow<'a, Value>,
+}
+
+impl Compact<'_> {
+    /// The candidates as `[operator_id, weight, load, max_load, probability]`, however they were written.
+    fn candidates(&self, row: &DecisionRow) -> Result<Vec<(i64, f64, i64, i64, f64)>> {
+        if self.k.is_empty() {
+            return Ok(self.c.clone());
+        }
+        let implied = implied_probabilities(
+            row.strategy()?,
+            &row.reason,
+            row.chosen_operator_id,
+            self.k
+                .iter()
+                .map(|&(operator_id, weight, ..)| (operator_id, weight)),
+        );
+        Ok(self
+            .k
+            .iter()
+            .zip(implied)
+            .map(|(&(operator_id, weight, load, max_load), p)| {
+                (operator_id, weight, load, max_load, p)
+            })
+            .collect())
+    }
+}
+
+/// The probabilities a decision's candidates had, as its strategy gives them: their shares of the weights for
+/// a weighted random draw, certainty for the one chosen otherwise (a deterministic strategy, or a returning
+/// lead given back to their operator, whatever the strategy).
+fn implied_probabilities(
+    strategy: Strategy,
+    reason: &str,
+    chosen_operator_id: Option<i64>,
+    candidates: impl Iterator<Item = (i64, f64)> + Clone,
+) -> Vec<f64> {
+    if strategy == Strategy::WeightedRandom && reason != super::history::reason::STICKY {
+        return weighted_shares(candidates.map(|(_, weight)| weight));
+    }
+    candidates
+        .map(|(operator_id, _)| f64::from(u8::from(Some(operator_id) == chosen_operator_id)))
+        .collect()
 }
 
 /// Writes the decision, and returns its id for the history entry it makes (or, with [`attach`], follows).
@@ -37,7 +84,7 @@ pub async fn record(
     reason: &str,
     decision: &Decision,
 ) -> Result<i64> {
-    let text = record_column(decision)?;
+    let text = record_column(decision, reason)?;
     let sql = "INSERT INTO routing_decisions (contact_id, source_id, at, reason, strategy, \
          chosen_operator_id, record) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id AS value";
     let params = params![
@@ -52,14 +99,40 @@ pub async fn record(
     db.one(sql, params).await
 }
 
-/// The decision's `record` column ([`Compact`]).
-pub fn record_column(decision: &Decision) -> Result<String> {
+/// The decision's `record` column ([`Compact`]), for an attempt made for `reason`.
+pub fn record_column(decision: &Decision, reason: &str) -> Result<String> {
+    let weights = decision
+        .candidates
+        .iter()
+        .map(|(c, _)| (c.operator_id, c.weight));
+    let implied = implied_probabilities(
+        decision.strategy,
+        reason,
+        decision.chosen_operator_id,
+        weights,
+    );
+    let as_implied = implied
+        .iter()
+        .zip(&decision.candidates)
+        .all(|(implied, (_, probability))| implied.to_bits() == probability.to_bits());
+    let (mut k, mut c) = (Vec::new(), Vec::new());
+    for &(candidate, probability) in &decision.candidates {
+        let Candidate {
+            operator_id,
+            weight,
+            load,
+            max_load,
+            ..
+        } = candidate;
+        if as_implied {
+            k.push((operator_id, weight, load, max_load));
+        } else {
+            c.push((operator_id, weight, load, max_load, probability));
+        }
+    }
     let compact = Compact {
-        c: decision
-            .candidates
-            .iter()
-            .map(|(c, probability)| (c.operator_id, c.weight, c.load, c.max_load, *probability))
-            .collect(),
+        k,
+        c,
         x: decision
             .excluded
             .iter()
@@ -233,10 +306,10 @@ async fn named(db: &mut impl Executor, rows: Vec<DecisionRow>) -> Result<Vec<Dec
                 strategy: row.strategy()?,
                 chosen_operator_id: row.chosen_operator_id,
                 candidates: compact
-                    .c
-                    .iter()
+                    .candidates(row)?
+                    .into_iter()
                     .map(
-                        |&(operator_id, weight, load, max_load, probability)| ConsideredOperator {
+                        |(operator_id, weight, load, max_load, probability)| ConsideredOperator {
                             operator_id,
                             operator_name: name_of(operator_id),
                             weight,
@@ -274,9 +347,9 @@ pub async fn strategy_assignments(
                 chosen_operator_id,
                 candidates: row
                     .compact()?
-                    .c
-                    .iter()
-                    .map(|&(operator_id, weight, load, max_load, _)| Candidate {
+                    .candidates(row)?
+                    .into_iter()
+                    .map(|(operator_id, weight, load, max_load, _)| Candidate {
                         operator_id,
                         weight,
                         load,
@@ -350,7 +423,120 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
     use super::*;
+    use crate::domain::strategy::choose;
+    use crate::domain::{Field, Round};
+    use crate::store::history::reason;
+
+    fn field(weights: &[f64]) -> Field {
+        Field {
+            candidates: weights
+                .iter()
+                .enumerate()
+                .map(|(i, &weight)| Candidate {
+                    operator_id: i as i64 + 1,
+                    weight,
+                    load: i as i64,
+                    max_load: 10,
+                    last_assigned_at: None,
+                })
+                .collect(),
+            excluded: Vec::new(),
+        }
+    }
+
+    /// The decision's record written, then read back as a row of the table would be.
+    fn written_and_read(
+        decision: &Decision,
+        reason: &str,
+    ) -> (Value, Vec<(i64, f64, i64, i64, f64)>) {
+        let record = record_column(decision, reason).unwrap();
+        let row = DecisionRow {
+            id: 1,
+            contact_id: 1,
+            source_id: 1,
+            at: Utc::now(),
+            reason: reason.to_owned(),
+            strategy: decision.strategy.as_str().to_owned(),
+            chosen_operator_id: decision.chosen_operator_id,
+            record: record.clone(),
+        };
+        let candidates = row.compact().unwrap().candidates(&row).unwrap();
+        (serde_json::from_str(&record).unwrap(), candidates)
+    }
+
+    fn as_decided(decision: &Decision) -> Vec<(i64, f64, i64, i64, f64)> {
+        decision
+            .candidates
+            .iter()
+            .map(|(c, p)| (c.operator_id, c.weight, c.load, c.max_load, *p))
+            .collect()
+    }
+
+    #[test]
+    fn every_strategys_probabilities_are_left_out_and_read_back_exactly() {
+        let field = field(&[1.0, 2.0, 3.0, 4.0, 0.7]);
+        let mut rng = StdRng::seed_from_u64(7);
+        for strategy in [
+            Strategy::WeightedRandom,
+            Strategy::SmoothWeighted,
+            Strategy::LeastLoaded,
+        ] {
+            let choice = choose(strategy, &field.candidates, &Round::default(), &mut rng).unwrap();
+            let decision = Decision::chosen(strategy, &field, &choice);
+            for why in [reason::CREATION, reason::QUEUE] {
+                let (record, read) = written_and_read(&decision, why);
+                assert!(record.get("c").is_none(), "{strategy:?}: {record}");
+                assert_eq!(record["k"].as_array().map(Vec::len), Some(5), "{record}");
+                assert_eq!(read, as_decided(&decision), "{strategy:?} for {why}");
+            }
+            let sticky = Decision::sticky(strategy, &field, 3, 24);
+            let (record, read) = written_and_read(&sticky, reason::STICKY);
+            assert!(record.get("c").is_none(), "{record}");
+            assert_eq!(read, as_decided(&sticky), "{strategy:?}, sticky");
+        }
+    }
+
+    #[test]
+    fn probabilities_other_than_the_strategys_are_kept() {
+        let field = field(&[1.0, 3.0]);
+        let mut rng = StdRng::seed_from_u64(7);
+        let choice = choose(
+            Strategy::WeightedRandom,
+            &field.candidates,
+            &Round::default(),
+            &mut rng,
+        );
+        let mut decision = Decision::chosen(Strategy::WeightedRandom, &field, &choice.unwrap());
+        decision.candidates[0].1 = 0.5;
+        decision.candidates[1].1 = 0.5;
+        let (record, read) = written_and_read(&decision, reason::CREATION);
+        assert!(record.get("k").is_none(), "{record}");
+        assert_eq!(read, as_decided(&decision));
+    }
+
+    #[test]
+    fn a_record_written_with_every_probability_reads_as_before() {
+        let row = DecisionRow {
+            id: 1,
+            contact_id: 1,
+            source_id: 1,
+            at: Utc::now(),
+            reason: reason::CREATION.to_owned(),
+            strategy: "weighted_random".to_owned(),
+            chosen_operator_id: Some(2),
+            record: r#"{"c":[[1,1.0,0,10,0.25],[2,3.0,4,10,0.75]],"x":[[3,"full"]],"d":{"random":2.5,"total_weight":4.0}}"#.to_owned(),
+        };
+        let compact = row.compact().unwrap();
+        assert_eq!(
+            compact.candidates(&row).unwrap(),
+            vec![(1, 1.0, 0, 10, 0.25), (2, 3.0, 4, 10, 0.75)]
+        );
+        assert_eq!(compact.x.len(), 1);
+    }
 
     #[test]
     fn an_eta_is_the_position_over_the_pace_rounded_up() {
