@@ -91,6 +91,9 @@ pub enum Workload {
     Mixed,
     /// Only the two stats endpoints, in turn: what a dashboard polls. Use with --preload for history.
     Stats,
+    /// Only GET /healthz, which touches no database: the floor of an HTTP round trip between the bench and
+    /// the server on this machine, to set a write's latency against.
+    Health,
 }
 
 /// When the measured run ends.
@@ -133,6 +136,7 @@ impl Workload {
             Workload::ReturningLeads => "returning-leads",
             Workload::Mixed => "mixed",
             Workload::Stats => "stats",
+            Workload::Health => "health",
         }
     }
 }

@@ -15,6 +15,7 @@ pub enum Kind {
     SourceStats,
     OperatorStats,
     RecentContacts,
+    Health,
 }
 
 impl Kind {
@@ -24,6 +25,7 @@ impl Kind {
             Kind::SourceStats => "GET /stats/sources/{id}",
             Kind::OperatorStats => "GET /operators/{id}/stats",
             Kind::RecentContacts => "GET /contacts/?limit=20",
+            Kind::Health => "GET /healthz",
         }
     }
 }
@@ -104,6 +106,10 @@ impl Plan {
             Workload::Mixed => self.new_lead(number - number / 5),
             // The reads' rotation without its contact list: source stats and operator stats in turn.
             Workload::Stats => self.read(number / 2 * 3 + number % 2),
+            Workload::Health => Request::Get {
+                kind: Kind::Health,
+                path: "/healthz".to_owned(),
+            },
         }
     }
 
