@@ -21,12 +21,15 @@ use crate::error::AppError;
 /// in every record written before `k`); `x` the excluded as `[operator_id, why]`; `d` what the strategy used.
 /// The probabilities were two fifths of a record's bytes, and the records the most of every new contact's.
 /// Written from borrowed parts (no copy of the detail on the write path), read back owned.
+/// A candidate as a record holds it: `[operator_id, weight, load, max_load, probability]`.
+type RecordedCandidate = (i64, f64, i64, i64, f64);
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Compact<'a> {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     k: Vec<(i64, f64, i64, i64)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    c: Vec<(i64, f64, i64, i64, f64)>,
+    c: Vec<RecordedCandidate>,
     #[serde(default)]
     x: Vec<(i64, Cow<'a, str>)>,
     #[serde(default)]
@@ -35,7 +38,7 @@ struct Compact<'a> {
 
 impl Compact<'_> {
     /// The candidates as `[operator_id, weight, load, max_load, probability]`, however they were written.
-    fn candidates(&self, row: &DecisionRow) -> Result<Vec<(i64, f64, i64, i64, f64)>> {
+    fn candidates(&self, row: &DecisionRow) -> Result<Vec<RecordedCandidate>> {
         if self.k.is_empty() {
             return Ok(self.c.clone());
         }
@@ -449,10 +452,7 @@ mod tests {
     }
 
     /// The decision's record written, then read back as a row of the table would be.
-    fn written_and_read(
-        decision: &Decision,
-        reason: &str,
-    ) -> (Value, Vec<(i64, f64, i64, i64, f64)>) {
+    fn written_and_read(decision: &Decision, reason: &str) -> (Value, Vec<RecordedCandidate>) {
         let record = record_column(decision, reason).unwrap();
         let row = DecisionRow {
             id: 1,
@@ -468,7 +468,7 @@ mod tests {
         (serde_json::from_str(&record).unwrap(), candidates)
     }
 
-    fn as_decided(decision: &Decision) -> Vec<(i64, f64, i64, i64, f64)> {
+    fn as_decided(decision: &Decision) -> Vec<RecordedCandidate> {
         decision
             .candidates
             .iter()
