@@ -287,6 +287,28 @@ fn mixed_workload_runs_clean_and_keeps_the_invariants() {
 }
 
 #[test]
+fn the_health_workload_sends_only_healthz_and_creates_nothing() {
+    let report = bench(&[
+        "--requests",
+        "200",
+        "--concurrency",
+        "2",
+        "--workload",
+        "health",
+    ]);
+    assert_clean_run(&report, 200);
+    assert_eq!(report["workload"], "health");
+    assert_eq!(report["contacts_created"], 0, "{report:#}");
+    let kinds: Vec<&String> = report["by_kind"]
+        .as_object()
+        .expect("by_kind")
+        .keys()
+        .collect();
+    assert_eq!(kinds, ["GET /healthz"], "{report:#}");
+    assert_eq!(report["by_kind"]["GET /healthz"]["requests"], 200);
+}
+
+#[test]
 fn returning_leads_keep_one_lead_each_and_respect_max_load() {
     // 4 operators × max_load 10 = 40 slots for 200 contacts: capacity runs out, so max_load is tested.
     let report = bench(&[
