@@ -100,6 +100,21 @@ impl Lang {
             ("active", true) => "в работе",
             ("closed", false) => "closed",
             ("closed", true) => "закрыт",
+            ("manual", false) => "by hand",
+            ("manual", true) => "вручную",
+            ("operator_deleted", false) => "operator deleted",
+            ("operator_deleted", true) => "оператор удалён",
+            // History events.
+            ("created", false) => "created",
+            ("created", true) => "создан",
+            ("assigned", false) => "assigned",
+            ("assigned", true) => "назначен",
+            ("unassigned", false) => "unassigned",
+            ("unassigned", true) => "снят с оператора",
+            ("status_changed", false) => "status changed",
+            ("status_changed", true) => "статус изменён",
+            ("accepted", false) => "accepted",
+            ("accepted", true) => "принят",
             _ => code,
         }
     }
@@ -566,5 +581,29 @@ mod tests {
         assert_eq!(preferred("de-DE,en;q=0.7,ru;q=0.5"), Some(Lang::En));
         assert_eq!(preferred("en;q=0.4,ru;q=0.6"), Some(Lang::Ru));
         assert_eq!(preferred("de"), None);
+    }
+
+    #[test]
+    fn every_history_event_and_reason_has_a_russian_name() {
+        use crate::store::history::{entry, reason};
+        let codes = [
+            entry::CREATED,
+            entry::ASSIGNED,
+            entry::UNASSIGNED,
+            entry::STATUS_CHANGED,
+            entry::ACCEPTED,
+            reason::CREATION,
+            reason::QUEUE,
+            reason::MANUAL,
+            reason::OPERATOR_DELETED,
+            reason::OPERATOR_UNAVAILABLE,
+            reason::STICKY,
+            reason::ACCEPT_TIMEOUT,
+            reason::DECLINED,
+        ];
+        for code in codes {
+            assert_ne!(Lang::Ru.code_name(code), code, "{code}");
+            assert!(!Lang::En.code_name(code).contains('_'), "{code}");
+        }
     }
 }

@@ -437,6 +437,38 @@ backend_test!(the_language_follows_the_browser_then_the_switch, |app| {
     assert!(english.body.contains("<html lang=\"en\">") && english.body.contains(">Now<"));
 });
 
+backend_test!(a_contacts_history_is_told_in_the_pages_language, |app| {
+    let (source, _) = app.source_with_operator("Анна", 5).await;
+    let contact = app.contact_through(source).await;
+    app.patch_ok(
+        &format!("/contacts/{}", contact["id"]),
+        json!({ "status": "closed" }),
+    )
+    .await;
+    let visitor = Visitor::new(&app);
+    let request = visitor
+        .client
+        .get(app.url(&format!("/ui/contacts/{}", contact["id"])))
+        .header("accept-language", "ru");
+    let page = visitor.send(request).await;
+    let history = &page.body[page.body.find("history-title").expect("the history")..];
+    for russian in [
+        "создан",
+        "новый контакт",
+        "статус изменён",
+        "вручную",
+        "закрыт",
+    ] {
+        assert!(history.contains(russian), "{russian} in {history}");
+    }
+    for code in ["created", "status_changed", "manual"] {
+        assert!(
+            !history.contains(&format!(" {code} ")),
+            "{code} in {history}"
+        );
+    }
+});
+
 backend_test!(the_event_stream_tells_of_changes_and_resumes, |app| {
     let source_id = app.source("Telegram").await;
     let client = reqwest::Client::new();

@@ -288,7 +288,7 @@ pub async fn show(
             ol.history {
                 @for h in &history {
                     li {
-                        (time(&viewer, h.at)) " · " (h.event) " · " (lang.code_name(&h.reason))
+                        (time(&viewer, h.at)) " · " (lang.code_name(&h.event)) " · " (lang.code_name(&h.reason))
                         @if let Some(to) = h.to_operator_id { " → " (operator_label(to)) }
                         " · " (lang.code_name(h.to_status.as_str()))
                     }
