@@ -12,7 +12,7 @@ use crate::common::{
     Backend, TestApp, call_with_key_ok, create_key_with_id, create_operator_key, poll_until,
     start_server,
 };
-use crate::harness::{Browser, Page};
+use crate::harness::{Browser, Page, Viewport};
 
 /// A desk: a source with two operators (Анна, weight 3, two slots; Борис, weight 1, one slot) and four
 /// contacts, so that one waits.
@@ -131,6 +131,9 @@ async fn every_page_loads_clean_at_desktop_and_phone_width() {
         open_live(&page, &app, &path).await;
         page.assert_clean(name).await;
         assert_every_control_is_labelled(&page, name).await;
+        if matches!(name, "contacts" | "operators") {
+            assert_nothing_scrolls_sideways_on_a_phone(&page, name).await;
+        }
     }
     page.close().await;
 
@@ -145,6 +148,20 @@ async fn every_page_loads_clean_at_desktop_and_phone_width() {
         .await;
     page.assert_clean("me").await;
     page.close().await;
+}
+
+/// At phone width the list pages' tables become a card per row: neither the page nor a table scrolls
+/// sideways.
+async fn assert_nothing_scrolls_sideways_on_a_phone(page: &Page, name: &str) {
+    page.set_viewport(Viewport::PHONE).await;
+    let overflowing = page
+        .eval(
+            "[document.documentElement, ...document.querySelectorAll('.table-wrap')]\
+             .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.className || e.tagName)",
+        )
+        .await;
+    page.set_viewport(Viewport::DESKTOP).await;
+    assert_eq!(overflowing, json!([]), "{name} at phone width");
 }
 
 #[tokio::test]

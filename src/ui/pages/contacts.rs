@@ -189,11 +189,11 @@ pub async fn list(
                     @for c in &contacts {
                         tr data-contact-id=(c.id) {
                             th scope="row" { a href=(format!("/ui/contacts/{}", c.id)) { (c.id) } }
-                            td { (lead_label(c)) }
-                            td { (c.source.name) }
-                            td { @match &c.operator { Some(o) => (o.name), None => span.muted { (t.unassigned) } } }
-                            td { (lang.code_name(c.status.as_str())) }
-                            td { (time(&viewer, c.created_at)) }
+                            td data-label=(t.lead) { (lead_label(c)) }
+                            td data-label=(t.source) { (c.source.name) }
+                            td data-label=(t.operator) { @match &c.operator { Some(o) => (o.name), None => span.muted { (t.unassigned) } } }
+                            td data-label=(t.status) { (lang.code_name(c.status.as_str())) }
+                            td data-label=(t.created) { (time(&viewer, c.created_at)) }
                         }
                     }
                 }
