@@ -160,6 +160,19 @@ pub struct Config {
     )]
     pub write_batch_max: usize,
 
+    /// SQLite only: microseconds the writer watches for the next write after a batch before it sleeps. With
+    /// few clients the next write comes within a round trip, and waking a sleeping thread costs more than
+    /// the write's statements; the watch costs at most this much of one core after each batch, and nothing
+    /// while no writes come. 0 sleeps at once.
+    #[arg(
+        long,
+        env = "LEADROUTER_WRITER_WATCH_MICROS",
+        default_value_t = 400,
+        value_parser = clap::value_parser!(u64).range(0..=10_000),
+        global = true
+    )]
+    pub writer_watch_micros: u64,
+
     /// How often every source's queue is swept for waiting contacts that could be assigned (a safety net: the
     /// changes that free capacity drain the queues themselves). 0 turns the sweep off.
     #[arg(
@@ -259,6 +272,10 @@ impl Config {
         let mut config = Cli::parse_from(["leadrouter"]).config;
         config.database_url = database_url.into();
         config
+    }
+
+    pub fn writer_watch(&self) -> Duration {
+        Duration::from_micros(self.writer_watch_micros)
     }
 
     pub fn db_acquire_timeout(&self) -> Duration {

@@ -16,7 +16,7 @@ use sqlx::{ConnectOptions, Connection as _, Postgres, Transaction};
 
 use super::api_keys::KeyConnections;
 use super::executor::Dialect;
-use super::writer::WriterHandle;
+use super::writer::{WriterHandle, WriterSettings};
 use crate::config::Config;
 use crate::error::AppError;
 
@@ -194,8 +194,11 @@ impl Backend {
                 migrating.close().await?;
                 let writer = WriterHandle::start(
                     options.get_filename(),
-                    config.write_batch_max,
-                    config.db_acquire_timeout(),
+                    WriterSettings {
+                        batch_max: config.write_batch_max,
+                        queue_timeout: config.db_acquire_timeout(),
+                        watch: config.writer_watch(),
+                    },
                 )?;
                 let keys = KeyConnections::open(options.get_filename())?;
                 let readers = SqlitePoolOptions::new()

@@ -50,6 +50,17 @@ pub type WriteFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T, AppError>> +
 /// How many batches' worth of writes may wait for the writer before new ones are turned away.
 const QUEUED_BATCHES: usize = 16;
 
+/// How the writer batches and waits.
+#[derive(Debug, Clone, Copy)]
+pub struct WriterSettings {
+    /// The most writes one transaction takes.
+    pub batch_max: usize,
+    /// How long a write may wait for room in the queue before it is answered 503.
+    pub queue_timeout: Duration,
+    /// How long the writer watches for the next write after a batch before it sleeps ([`next_message`]).
+    pub watch: Duration,
+}
+
 /// The handle through which request tasks send writes to the writer thread.
 #[derive(Clone)]
 pub struct WriterHandle {
@@ -106,7 +117,12 @@ impl Drop for StopsOnDrop {
 
 impl WriterHandle {
     /// Opens the write connection on the database file (which must have its schema) and starts the thread.
-    pub fn start(path: &Path, batch_max: usize, queue_timeout: Duration) -> anyhow::Result<Self> {
+    pub fn start(path: &Path, settings: WriterSettings) -> anyhow::Result<Self> {
+        let WriterSettings {
+            batch_max,
+            queue_timeout,
+            watch,
+        } = settings;
         let connection = open(path)?;
         let batch_max = batch_max.max(1);
         let (sender, receiver) = mpsc::channel(batch_max * QUEUED_BATCHES);
@@ -121,7 +137,7 @@ impl WriterHandle {
             .name("sqlite-writer".to_owned())
             .spawn(move || {
                 let stops = stops;
-                run(connection, receiver, batch_max, &stops.0)
+                run(connection, receiver, batch_max, watch, &stops.0)
             })?;
         Ok(Self {
             sender,
@@ -221,10 +237,11 @@ fn run(
     mut tx: Connection,
     mut receiver: mpsc::Receiver<Message>,
     batch_max: usize,
+    watch: Duration,
     health: &Health,
 ) {
     let mut jobs = Vec::with_capacity(batch_max);
-    while let Some(first) = next_message(&mut receiver) {
+    while let Some(first) = next_message(&mut receiver, watch) {
         let mut stop = None;
         let mut message = Some(first);
         while let Some(next) = message.take() {
@@ -250,20 +267,18 @@ fn run(
     }
 }
 
-/// How long the writer watches for the next write before it sleeps. A thread asleep is woken through the
-/// kernel, which on a virtual machine took longer than the write's own statements; with few clients the next
-/// write arrives within a round trip of the last answer, and is taken at once.
-const WATCH_BEFORE_SLEEP: Duration = Duration::from_micros(400);
-
-/// The next message, once there is one; `None` once every handle is gone.
-fn next_message(receiver: &mut mpsc::Receiver<Message>) -> Option<Message> {
+/// The next message, once there is one; `None` once every handle is gone. For `watch` after the last batch
+/// the thread looks for it without sleeping: a thread asleep is woken through the kernel, which on a virtual
+/// machine took longer than a write's own statements, and with few clients the next write arrives within a
+/// round trip of the last answer. It yields its core meanwhile to any thread that wants it.
+fn next_message(receiver: &mut mpsc::Receiver<Message>, watch: Duration) -> Option<Message> {
     let started = Instant::now();
     loop {
         match receiver.try_recv() {
             Ok(message) => return Some(message),
             Err(mpsc::error::TryRecvError::Disconnected) => return None,
-            Err(mpsc::error::TryRecvError::Empty) if started.elapsed() < WATCH_BEFORE_SLEEP => {
-                std::hint::spin_loop();
+            Err(mpsc::error::TryRecvError::Empty) if started.elapsed() < watch => {
+                std::thread::yield_now();
             }
             Err(mpsc::error::TryRecvError::Empty) => return receiver.blocking_recv(),
         }
@@ -314,6 +329,13 @@ fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) -> b
             (Outcome::Undone, true) => {
                 run_cached(tx, "ROLLBACK TO write").and_then(|()| run_cached(tx, "RELEASE write"))
             }
+            // A write that went through while SQLite rolled the transaction back itself (a full disk, an I/O
+            // error it did not report) is not in it: the batch fails rather than commit the writes after it alone.
+            (Outcome::Done, false) if tx.is_autocommit() => {
+                tracing::error!("the transaction ended under a write that went through");
+                failed = true;
+                break;
+            }
             (Outcome::Done, false) => {
                 holds_writes = true;
                 Ok(())
@@ -360,5 +382,110 @@ fn commit(tx: &Connection) -> bool {
             tracing::error!(%error, "committing a write batch failed");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// What each write of a batch was told: `Some(committed)` once its batch's fate was known.
+    type Told = Arc<Mutex<Vec<(usize, bool)>>>;
+
+    /// A write that inserts `n` into `t` and then says `outcome`, having run `then` (which may break the
+    /// transaction) in between.
+    fn write(n: usize, outcome: Outcome, then: &'static str, told: &Told) -> Job {
+        let told = told.clone();
+        Box::new(move |tx: &mut Connection| {
+            tx.execute("INSERT INTO t (n) VALUES (?1)", [n as i64])
+                .unwrap();
+            if !then.is_empty() {
+                let _ = tx.execute_batch(then);
+            }
+            let reply: Reply = Box::new(move |committed| told.lock().unwrap().push((n, committed)));
+            Ran { outcome, reply }
+        })
+    }
+
+    fn database() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("writer.db");
+        let setup = Connection::open(&path).unwrap();
+        setup
+            .execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .unwrap();
+        drop(setup);
+        let connection = open(&path).unwrap();
+        (dir, connection)
+    }
+
+    fn stored(tx: &Connection) -> Vec<i64> {
+        let mut statement = tx.prepare("SELECT n FROM t ORDER BY n").unwrap();
+        statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn undone_writes_take_nothing_else_with_them_first_or_not() {
+        let (_dir, mut tx) = database();
+        let told = Told::default();
+        let jobs = vec![
+            write(1, Outcome::Undone, "", &told),
+            write(2, Outcome::Done, "", &told),
+            write(3, Outcome::Undone, "", &told),
+            write(4, Outcome::Done, "", &told),
+        ];
+        assert!(run_batch(&mut tx, jobs.into_iter()));
+        assert_eq!(stored(&tx), [2, 4]);
+        assert!(tx.is_autocommit(), "no transaction left open");
+        let told = told.lock().unwrap().clone();
+        assert_eq!(told, [(1, true), (2, true), (3, true), (4, true)]);
+    }
+
+    #[test]
+    fn a_batch_of_undone_writes_commits_nothing_and_leaves_no_transaction() {
+        let (_dir, mut tx) = database();
+        let told = Told::default();
+        let jobs = vec![
+            write(1, Outcome::Undone, "", &told),
+            write(2, Outcome::Undone, "", &told),
+        ];
+        assert!(run_batch(&mut tx, jobs.into_iter()));
+        assert_eq!(stored(&tx), Vec::<i64>::new());
+        assert!(tx.is_autocommit());
+    }
+
+    #[test]
+    fn a_first_write_whose_transaction_sqlite_ended_fails_the_batch() {
+        // The write "went through", but the transaction under it is gone: the writes after it must not be
+        // committed on their own and acknowledged.
+        let (_dir, mut tx) = database();
+        let told = Told::default();
+        let jobs = vec![
+            write(1, Outcome::Done, "ROLLBACK", &told),
+            write(2, Outcome::Done, "", &told),
+        ];
+        assert!(!run_batch(&mut tx, jobs.into_iter()));
+        assert_eq!(stored(&tx), Vec::<i64>::new());
+        assert!(tx.is_autocommit());
+        assert_eq!(told.lock().unwrap().clone(), [(1, false)]);
+    }
+
+    #[test]
+    fn a_first_write_undone_after_sqlite_ended_its_transaction_leaves_the_rest_to_commit() {
+        let (_dir, mut tx) = database();
+        let told = Told::default();
+        let jobs = vec![
+            write(1, Outcome::Undone, "ROLLBACK", &told),
+            write(2, Outcome::Done, "", &told),
+        ];
+        assert!(run_batch(&mut tx, jobs.into_iter()));
+        assert_eq!(stored(&tx), [2]);
+        assert!(tx.is_autocommit());
     }
 }

@@ -1,5 +1,6 @@
-//! A write that fails in the database fails alone: on SQLite the writer rolls back only its savepoint and
-//! commits the rest of the batch; on PostgreSQL the error is not mistaken for a conflict worth retrying.
+//! A write that fails in the database fails alone: on SQLite the writer rolls back only its savepoint (or,
+//! for the first write of a batch, which has none, the transaction that holds nothing else yet) and commits
+//! the rest of the batch; on PostgreSQL the error is not mistaken for a conflict worth retrying.
 //! Both answer it 500, and every other write sent alongside it is committed and answered 201. The fault is a
 //! real database error, raised by a trigger the test installs behind the server's back.
 
