@@ -466,11 +466,9 @@ impl Draw {
         }
     }
 
-    /// The decision's `record` column as the server writes it: `c` the candidates as
-    /// `[operator_id, weight, load, max_load, probability]`, `x` the excluded as `[operator_id, why]`, `d` what
-    /// the draw used.
-    /// The server's record of a weighted random draw: the candidates without their probabilities, which the
-    /// weights imply (src/store/decisions.rs `Compact`).
+    /// The decision's `record` column as the server writes it for a weighted random draw: `k` the candidates
+    /// as `[operator_id, weight, load, max_load]`, without their probabilities, which the weights imply; `x`
+    /// the excluded as `[operator_id, why]`; `d` what the draw used (src/store/decisions.rs `Compact`).
     fn record(&self, candidates: &[Candidate], excluded: &[i64]) -> String {
         let k: Vec<_> = candidates
             .iter()

@@ -15,15 +15,15 @@ use crate::domain::fairness::{Assignment, Window};
 use crate::domain::{Candidate, Decision, Exclusion, Reach, Strategy, weighted_shares};
 use crate::error::AppError;
 
+/// A candidate as a record holds it: `[operator_id, weight, load, max_load, probability]`.
+type RecordedCandidate = (i64, f64, i64, i64, f64);
+
 /// An attempt's `record` column: `k` the candidates as `[operator_id, weight, load, max_load]`, each with the
 /// probability the decision's strategy implies ([`implied_probabilities`]); `c` the candidates as
 /// `[operator_id, weight, load, max_load, probability]`, for a decision whose probabilities are not those (and
 /// in every record written before `k`); `x` the excluded as `[operator_id, why]`; `d` what the strategy used.
 /// The probabilities were two fifths of a record's bytes, and the records the most of every new contact's.
 /// Written from borrowed parts (no copy of the detail on the write path), read back owned.
-/// A candidate as a record holds it: `[operator_id, weight, load, max_load, probability]`.
-type RecordedCandidate = (i64, f64, i64, i64, f64);
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Compact<'a> {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

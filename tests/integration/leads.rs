@@ -417,5 +417,22 @@ database_test!(
         let without = "INSERT INTO leads (created_at) VALUES ('2026-01-02T00:00:00Z'), \
          ('2026-01-02T00:00:00Z')";
         assert!(app.try_execute_sql(without).await.is_ok());
+        // And it is partial indexes that say so, not the constraints of before, which indexed every NULL too.
+        let (partial, constraints) = if app.database.is_postgres() {
+            (
+                "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() \
+                 AND tablename = 'leads' AND indexdef LIKE '%UNIQUE%WHERE%IS NOT NULL%'",
+                "SELECT COUNT(*) FROM pg_constraint WHERE conrelid = 'leads'::regclass AND contype = 'u'",
+            )
+        } else {
+            (
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'leads' \
+                 AND sql LIKE '%UNIQUE%WHERE%IS NOT NULL%'",
+                "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'leads' \
+                 AND name LIKE 'sqlite_autoindex%'",
+            )
+        };
+        assert_eq!(app.sql_number(partial).await, Some(3));
+        assert_eq!(app.sql_number(constraints).await, Some(0));
     }
 );
