@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::cli::Stop;
 
 /// The server's SQLite migrations in order, as compiled into it; a test checks that none is missing.
-const MIGRATIONS: [(&str, &str); 12] = [
+const MIGRATIONS: [(&str, &str); 11] = [
     (
         "0001_schema.sql",
         include_str!("../../migrations/sqlite/0001_schema.sql"),
@@ -70,10 +70,6 @@ const MIGRATIONS: [(&str, &str); 12] = [
         "0011_partial_lead_identities.sql",
         include_str!("../../migrations/sqlite/0011_partial_lead_identities.sql"),
     ),
-    (
-        "0012_webhook_generation.sql",
-        include_str!("../../migrations/sqlite/0012_webhook_generation.sql"),
-    ),
 ];
 
 /// The pragmas of the server's writer connection (src/store/writer.rs `open`), but for its checkpoints: here
@@ -94,12 +90,12 @@ const ROUTING_READ: &str = "SELECT s.id, s.name, s.description, s.created_at, s.
      s.sticky_hours, s.accept_timeout_secs, s.strategy, \
      CASE WHEN s.strategy = 'smooth_weighted' THEN s.strategy_round END AS strategy_round, \
      EXISTS (SELECT 1 FROM contacts c WHERE c.source_id = s.id AND c.operator_id IS NULL AND status = 'active') \
-     AS has_waiting, (SELECT generation FROM webhook_generation) AS webhooks_generation, \
+     AS has_waiting, \
      NULL AS operator_id, NULL AS weight, NULL AS is_active, NULL AS max_load, NULL AS active_load, \
      NULL AS availability, NULL AS away_until, NULL AS timezone, NULL AS schedule, \
      NULL AS has_time_off, NULL AS last_assigned_at \
      FROM sources s WHERE s.id = ?1 AND s.deleted_at IS NULL \
-     UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+     UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
      w.operator_id, w.weight, o.is_active, o.max_load, o.active_load, \
      o.availability, o.away_until, o.timezone, o.schedule, \
      EXISTS (SELECT 1 FROM operator_time_off t WHERE t.operator_id = o.id) AS has_time_off, \
@@ -140,6 +136,9 @@ const INSERT_HISTORY: &str = "INSERT INTO contact_history (contact_id, at, event
      VALUES (?1, ?2, 'created', NULL, ?3, NULL, 'active', 'creation', NULL, ?4) \
      RETURNING id, contact_id, at, event, from_operator_id, to_operator_id, from_status, to_status, reason, \
      api_key_id, decision_id";
+
+/// src/store/webhooks.rs `enqueue`: who receives the change's events (nobody, here).
+const SUBSCRIPTIONS: &str = "SELECT id, events FROM webhooks ORDER BY id";
 
 /// What the loop measured.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -396,6 +395,9 @@ impl<R: Rng> ContactWriter<'_, R> {
             .query_row(params![contact_id, now, operator_id, decision_id], |row| {
                 row.get::<_, i64>(0)
             })?;
+        let mut subscriptions = db.prepare_cached(SUBSCRIPTIONS)?;
+        let mut receivers = subscriptions.query([])?;
+        while receivers.next()?.is_some() {}
         Ok(())
     }
 }

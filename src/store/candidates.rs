@@ -114,8 +114,6 @@ pub struct RoutingView {
     pub field: Field,
     pub round: Round,
     pub has_waiting: bool,
-    /// The webhooks' generation ([`super::webhooks::SubscriptionCache`]).
-    pub webhooks_generation: i64,
 }
 
 /// One row of [`routing_view`]'s query: the source, or one of its linked operators.
@@ -124,7 +122,6 @@ enum RoutingRow {
         source: Source,
         round: Round,
         has_waiting: bool,
-        webhooks_generation: i64,
     },
     Linked(WithTimeOff),
 }
@@ -138,13 +135,12 @@ impl Record for RoutingRow {
             source: Source::decode(row)?,
             round: super::sources::round_column(row)?,
             has_waiting: row.get("has_waiting")?,
-            webhooks_generation: row.get("webhooks_generation")?,
         })
     }
 }
 
 /// [`RoutingView`] of the source, or `None` when there is no live source of that id: the source, its
-/// operators, its queue and the webhooks' generation in one query, where they were four — a new contact's one read before it writes.
+/// operators and its queue in one query, where they were three — a new contact's one read before it writes.
 /// The source comes in a row of its own, the operators in the rows after it, each with the source's columns
 /// NULL: a join would repeat the source in every operator's row, and decoding it once per row (its strings,
 /// its timestamp, its rules) was a tenth of the writer's time at 64 clients.
@@ -160,12 +156,12 @@ pub async fn routing_view(
         "CASE WHEN s.strategy = 'smooth_weighted' THEN s.strategy_round END AS strategy_round, ",
         "EXISTS (SELECT 1 FROM contacts c WHERE c.source_id = s.id AND c.",
         waiting_condition!(),
-        ") AS has_waiting, (SELECT generation FROM webhook_generation) AS webhooks_generation, ",
+        ") AS has_waiting, ",
         "NULL AS operator_id, NULL AS weight, NULL AS is_active, NULL AS max_load, NULL AS active_load, ",
         "NULL AS availability, NULL AS away_until, NULL AS timezone, NULL AS schedule, ",
         "NULL AS has_time_off, NULL AS last_assigned_at ",
         "FROM sources s WHERE s.id = $1 AND s.deleted_at IS NULL ",
-        "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ",
+        "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ",
         linked_columns!(),
         ", CASE WHEN s.strategy = 'least_loaded' THEN o.last_assigned_at END ",
         "FROM sources s JOIN source_operator_weights w ON w.source_id = s.id ",
@@ -181,12 +177,11 @@ pub async fn routing_view(
                 source,
                 round,
                 has_waiting,
-                webhooks_generation,
-            } => view = Some((source, round, has_waiting, webhooks_generation)),
+            } => view = Some((source, round, has_waiting)),
             RoutingRow::Linked(operator) => linked.push(operator),
         }
     }
-    let Some((source, round, has_waiting, webhooks_generation)) = view else {
+    let Some((source, round, has_waiting)) = view else {
         return Ok(None);
     };
     // A compound query's rows come in no promised order; the field is in operator order.
@@ -196,7 +191,6 @@ pub async fn routing_view(
         source,
         round,
         has_waiting,
-        webhooks_generation,
     }))
 }
 

@@ -383,7 +383,6 @@ pub async fn unassign_all_of(
 pub async fn create(
     db: &mut impl Executor,
     routing: &Routing,
-    subscriptions: &webhooks::SubscriptionCache,
     new: &NewContact,
 ) -> Result<CreatedContact> {
     let now = super::now();
@@ -416,7 +415,7 @@ pub async fn create(
             db.execute(sql, params![&key.client, &key.key]).await?;
         }
     }
-    let (contact, drained) = route_new(db, routing, subscriptions, new, now).await?;
+    let (contact, drained) = route_new(db, routing, new, now).await?;
     if let Some(key) = &new.idempotency {
         // A plain INSERT, not an upsert: two requests racing with one key must collide here, so that one of
         // them is rolled back (and, tried again, replays the other's answer).
@@ -437,7 +436,6 @@ pub async fn create(
 async fn route_new(
     db: &mut impl Executor,
     routing: &Routing,
-    subscriptions: &webhooks::SubscriptionCache,
     new: &NewContact,
     created_at: DateTime<Utc>,
 ) -> Result<(Contact, Drained)> {
@@ -446,7 +444,6 @@ async fn route_new(
         mut field,
         mut round,
         has_waiting,
-        webhooks_generation,
     } = candidates::routing_view(db, new.source_id, routing.clock.now())
         .await?
         .ok_or_else(|| AppError::not_found("Source"))?;
@@ -467,7 +464,7 @@ async fn route_new(
     }
     let now = routing.clock.now();
     // Read before any claim: on PostgreSQL the claim locks the operator's row until the commit.
-    let subscriptions = subscriptions.at(db, webhooks_generation).await?;
+    let subscriptions = webhooks::subscriptions(db).await?;
     let mut claimer = operators::Claimer { db: &mut *db, now };
     let mut why = reason::CREATION;
     let mut operator = None;
@@ -778,8 +775,7 @@ pub async fn purge_idempotency_keys(db: &mut impl Executor, now: DateTime<Utc>) 
 impl Store {
     pub async fn create_contact(&self, new: NewContact) -> Result<CreatedContact> {
         let routing = self.routing.clone();
-        let subscriptions = self.subscriptions.clone();
-        let created = transaction!(self, |db| create(db, &routing, &subscriptions, &new).await)?;
+        let created = transaction!(self, |db| create(db, &routing, &new).await)?;
         if !created.replayed {
             self.changed(&created.drained).await;
         }

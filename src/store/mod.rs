@@ -78,8 +78,6 @@ pub struct Store {
     routing: Routing,
     /// How long the audit trail is kept; `None`: forever.
     audit_retention: Option<TimeDelta>,
-    /// The webhook subscriptions new contacts reuse while the webhooks stay as they were.
-    subscriptions: Arc<webhooks::SubscriptionCache>,
 }
 
 /// How the store tells this instance's background work that there is something for it.
@@ -112,7 +110,6 @@ impl Store {
                 clock,
             },
             audit_retention: config.audit_retention(),
-            subscriptions: Arc::default(),
         };
         let webhooks_exist = store.webhooks_exist().await?;
         store

@@ -1,8 +1,6 @@
 //! Webhooks and their outbox: the receivers an admin registers, and the events a change queues for them in
 //! its own transaction. Sending is [`super::deliveries`]' and the sender's ([`crate::webhooks`]).
 
-use std::sync::{Arc, Mutex};
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
@@ -103,34 +101,6 @@ pub async fn enqueue(
 ) -> Result<()> {
     let subscriptions = subscriptions(db).await?;
     enqueue_for(db, &subscriptions, change, entry, snapshot, now).await
-}
-
-/// The webhook subscriptions as last read, with the webhooks' generation they were read at
-/// (`webhook_generation`, which triggers move on with every change to the webhooks): a new contact reads the
-/// generation with its routing read, and reads the subscriptions again only when it moved.
-#[derive(Default)]
-pub struct SubscriptionCache(Mutex<Option<(i64, Arc<[Subscription]>)>>);
-
-impl SubscriptionCache {
-    /// The subscriptions as of `generation`, read in the caller's transaction after `generation` was, so
-    /// that they are at least as new as it says: kept for the next contact that reads the same generation.
-    pub async fn at(&self, db: &mut impl Executor, generation: i64) -> Result<Arc<[Subscription]>> {
-        if let Some((cached, subscriptions)) = &*self.lock()
-            && *cached == generation
-        {
-            return Ok(subscriptions.clone());
-        }
-        let read: Arc<[Subscription]> = subscriptions(db).await?.into();
-        *self.lock() = Some((generation, read.clone()));
-        Ok(read)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(i64, Arc<[Subscription]>)>> {
-        // A panic while holding it leaves nothing half-written: the value is replaced whole.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
 /// Every webhook, with the events it receives.

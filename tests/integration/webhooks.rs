@@ -1267,51 +1267,6 @@ backend_test!(a_deleted_webhook_gets_nothing_more, |app| {
     );
 });
 
-// New contacts reuse the subscriptions they last read while the webhooks stay as they were: a webhook created
-// or deleted after contacts came is seen by the next contact all the same.
-backend_test!(
-    a_webhook_created_or_deleted_between_contacts_is_seen_by_the_next,
-    |app| {
-        let source = app.source("bot").await;
-        let created = |webhook: i64| {
-            let app = &app;
-            async move {
-                deliveries(app, webhook)
-                    .await
-                    .iter()
-                    .filter(|d| d["event_type"] == "contact.created")
-                    .count()
-            }
-        };
-        app.contact(json!({ "source_id": source })).await;
-        let first = create_webhook(&app, "http://127.0.0.1:9/a", &["contact.created"], None).await;
-        let first = id_of(&first);
-        app.contact(json!({ "source_id": source })).await;
-        assert_eq!(
-            created(first).await,
-            1,
-            "the contact after the first webhook"
-        );
-        let second = create_webhook(&app, "http://127.0.0.1:9/b", &["contact.created"], None).await;
-        let second = id_of(&second);
-        app.contact(json!({ "source_id": source })).await;
-        assert_eq!(created(first).await, 2);
-        assert_eq!(
-            created(second).await,
-            1,
-            "the contact after the second webhook"
-        );
-        let (status, body) = app.delete(&format!("/webhooks/{second}")).await;
-        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-        // A contact after the deletion is delivered to the first alone: one the deleted webhook still
-        // received would fail its delivery's reference to it.
-        app.contact(json!({ "source_id": source })).await;
-        assert_eq!(created(first).await, 3);
-        let events = "SELECT COUNT(*) FROM webhook_events WHERE type = 'contact.created'";
-        assert_eq!(app.sql_number(events).await, Some(3));
-    }
-);
-
 backend_test!(a_redirect_is_not_followed, |app| {
     let elsewhere = Receiver::start(0).await;
     let redirecting = Receiver::start(0).await;
