@@ -409,83 +409,84 @@ mod tests {
         })
     }
 
-    fn database() -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("writer.db");
-        let setup = Connection::open(&path).unwrap();
-        setup
-            .execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
-            .unwrap();
-        drop(setup);
-        let connection = open(&path).unwrap();
-        (dir, connection)
+    /// What a batch did: whether it committed, the rows it left, what each write was told, and whether a
+    /// transaction was left open.
+    struct BatchRun {
+        committed: bool,
+        stored: Vec<i64>,
+        told: Vec<(usize, bool)>,
+        left_open: bool,
     }
 
-    fn stored(tx: &Connection) -> Vec<i64> {
-        let mut statement = tx.prepare("SELECT n FROM t ORDER BY n").unwrap();
-        statement
+    /// Runs one batch of writes, each `(n, outcome, then)` as [`write`] makes it, on a fresh database.
+    fn run_writes(writes: &[(usize, Outcome, &'static str)]) -> BatchRun {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("writer.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .unwrap();
+        let mut tx = open(&path).unwrap();
+        let told = Told::default();
+        let jobs: Vec<Job> = writes
+            .iter()
+            .map(|&(n, outcome, then)| write(n, outcome, then, &told))
+            .collect();
+        let committed = run_batch(&mut tx, jobs.into_iter());
+        let stored = tx
+            .prepare("SELECT n FROM t ORDER BY n")
+            .unwrap()
             .query_map([], |row| row.get(0))
             .unwrap()
             .map(Result::unwrap)
-            .collect()
+            .collect();
+        let told = told.lock().unwrap().clone();
+        BatchRun {
+            committed,
+            stored,
+            told,
+            left_open: !tx.is_autocommit(),
+        }
     }
 
     #[test]
     fn undone_writes_take_nothing_else_with_them_first_or_not() {
-        let (_dir, mut tx) = database();
-        let told = Told::default();
-        let jobs = vec![
-            write(1, Outcome::Undone, "", &told),
-            write(2, Outcome::Done, "", &told),
-            write(3, Outcome::Undone, "", &told),
-            write(4, Outcome::Done, "", &told),
-        ];
-        assert!(run_batch(&mut tx, jobs.into_iter()));
-        assert_eq!(stored(&tx), [2, 4]);
-        assert!(tx.is_autocommit(), "no transaction left open");
-        let told = told.lock().unwrap().clone();
-        assert_eq!(told, [(1, true), (2, true), (3, true), (4, true)]);
+        let run = run_writes(&[
+            (1, Outcome::Undone, ""),
+            (2, Outcome::Done, ""),
+            (3, Outcome::Undone, ""),
+            (4, Outcome::Done, ""),
+        ]);
+        assert!(run.committed);
+        assert_eq!(run.stored, [2, 4]);
+        assert!(!run.left_open, "no transaction left open");
+        assert_eq!(run.told, [(1, true), (2, true), (3, true), (4, true)]);
     }
 
     #[test]
     fn a_batch_of_undone_writes_commits_nothing_and_leaves_no_transaction() {
-        let (_dir, mut tx) = database();
-        let told = Told::default();
-        let jobs = vec![
-            write(1, Outcome::Undone, "", &told),
-            write(2, Outcome::Undone, "", &told),
-        ];
-        assert!(run_batch(&mut tx, jobs.into_iter()));
-        assert_eq!(stored(&tx), Vec::<i64>::new());
-        assert!(tx.is_autocommit());
+        let run = run_writes(&[(1, Outcome::Undone, ""), (2, Outcome::Undone, "")]);
+        assert!(run.committed);
+        assert_eq!(run.stored, Vec::<i64>::new());
+        assert!(!run.left_open);
     }
 
     #[test]
     fn a_first_write_whose_transaction_sqlite_ended_fails_the_batch() {
         // The write "went through", but the transaction under it is gone: the writes after it must not be
         // committed on their own and acknowledged.
-        let (_dir, mut tx) = database();
-        let told = Told::default();
-        let jobs = vec![
-            write(1, Outcome::Done, "ROLLBACK", &told),
-            write(2, Outcome::Done, "", &told),
-        ];
-        assert!(!run_batch(&mut tx, jobs.into_iter()));
-        assert_eq!(stored(&tx), Vec::<i64>::new());
-        assert!(tx.is_autocommit());
-        assert_eq!(told.lock().unwrap().clone(), [(1, false)]);
+        let run = run_writes(&[(1, Outcome::Done, "ROLLBACK"), (2, Outcome::Done, "")]);
+        assert!(!run.committed);
+        assert_eq!(run.stored, Vec::<i64>::new());
+        assert!(!run.left_open);
+        assert_eq!(run.told, [(1, false)]);
     }
 
     #[test]
     fn a_first_write_undone_after_sqlite_ended_its_transaction_leaves_the_rest_to_commit() {
-        let (_dir, mut tx) = database();
-        let told = Told::default();
-        let jobs = vec![
-            write(1, Outcome::Undone, "ROLLBACK", &told),
-            write(2, Outcome::Done, "", &told),
-        ];
-        assert!(run_batch(&mut tx, jobs.into_iter()));
-        assert_eq!(stored(&tx), [2]);
-        assert!(tx.is_autocommit());
+        let run = run_writes(&[(1, Outcome::Undone, "ROLLBACK"), (2, Outcome::Done, "")]);
+        assert!(run.committed);
+        assert_eq!(run.stored, [2]);
+        assert!(!run.left_open);
     }
 }
