@@ -136,7 +136,7 @@ impl Measured {
 
 impl Latency {
     /// The histogram holds microseconds.
-    fn of(histogram: &Histogram<u64>) -> Self {
+    pub fn of(histogram: &Histogram<u64>) -> Self {
         Self {
             mean: histogram.mean() / 1_000.0,
             p50: ms(histogram.value_at_quantile(0.50)),
@@ -275,6 +275,18 @@ impl Summary {
                 raw.contacts_per_sec,
                 raw.contacts,
                 raw.elapsed_secs,
+            );
+            let commit = raw.commit_ms;
+            let ratio = raw
+                .commit_p999_over_p50
+                .map_or(String::new(), |ratio| format!("; p99.9 is {ratio:.1}× p50"));
+            let _ = writeln!(
+                out,
+                "  raw SQLite's transactions, BEGIN to durable COMMIT: p50 {}, p99 {}, p99.9 {}, max {}{ratio}",
+                millis(commit.p50),
+                millis(commit.p99),
+                millis(commit.p999),
+                millis(commit.max),
             );
         }
         let _ = writeln!(out, "\ninvariants:");

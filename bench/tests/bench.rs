@@ -389,6 +389,13 @@ fn raw_sqlite_runs_the_same_number_of_contacts_and_gives_the_ratio() {
     );
     let raw_rate = raw["contacts_per_sec"].as_f64().unwrap_or(0.0);
     assert!(raw_rate > 0.0, "{report:#}");
+    // Each transaction was timed, from BEGIN to its durable COMMIT.
+    let commit = &raw["commit_ms"];
+    let p50 = commit["p50"].as_f64().unwrap_or(0.0);
+    assert!(p50 > 0.0, "{report:#}");
+    assert!(commit["max"].as_f64().unwrap_or(0.0) >= p50, "{report:#}");
+    let tail = raw["commit_p999_over_p50"].as_f64().expect("a tail ratio");
+    assert!(tail >= 1.0, "{report:#}");
     let ratio = report["ratio_to_raw_sqlite"].as_f64().expect("a ratio");
     let rate = report["contacts_per_sec"]
         .as_f64()
