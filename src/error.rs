@@ -67,13 +67,23 @@ impl AppError {
 }
 
 fn is_unavailability(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
+    match error {
         sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-    )
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(error) => error
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|error| is_postgres_unavailability(error.code())),
+        _ => false,
+    }
+}
+
+/// PostgreSQL's SQLSTATEs for a statement it cut short or a connection it ended, none of them the request's
+/// doing: class 08 (the connection failed), 57014 (cancelled, as `statement_timeout` does), 57P01–57P03 (the
+/// server is shutting down, has crashed, or is not yet accepting connections).
+fn is_postgres_unavailability(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57014" | "57P01" | "57P02" | "57P03")
 }
 
 fn is_sqlite_busy(error: &rusqlite::Error) -> bool {

@@ -12,6 +12,7 @@ use common::{Backend, TestDatabase};
 use leadrouter::{Config, Server};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use sqlx::Connection as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -129,4 +130,94 @@ async fn requests_get_503_while_postgres_is_unreachable_and_succeed_once_it_is_b
     assert_eq!(status, StatusCode::CREATED);
 
     server.stop().await.unwrap();
+}
+
+/// Ends every connection the instance holds, as a restart of PostgreSQL or an administrator does; returns how
+/// many were ended.
+async fn end_connections_of(database: &TestDatabase) -> i64 {
+    let mut admin = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = current_setting('application_name') AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    ended.len() as i64
+}
+
+#[tokio::test]
+async fn connections_ended_by_postgres_cost_at_most_one_503_each_and_never_a_500() {
+    let pool_size: u32 = 3;
+    let Some(app) = common::TestApp::spawn_backend_with(Backend::Postgres, |config| {
+        config.db_max_connections = pool_size;
+    })
+    .await
+    else {
+        return common::postgres_not_configured();
+    };
+    let source = app.source("bot").await;
+    let operator = app.operator("Ann", 100).await;
+    app.link(source, operator, 1.0).await;
+    // Every pooled connection in use at once, so that all of them are open when they are ended.
+    futures::future::join_all(
+        (0..8).map(|_| app.post("/contacts/", json!({ "source_id": source }))),
+    )
+    .await;
+
+    let ended = end_connections_of(&app.database).await;
+    assert!(ended >= 1, "the instance held connections");
+    let mut unavailable: u32 = 0;
+    let mut created: u32 = 0;
+    for _ in 0..pool_size * 2 + 5 {
+        let (status, body) = app.post("/contacts/", json!({ "source_id": source })).await;
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(body["detail"].is_string(), "{body}");
+                unavailable += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+
+    assert!(
+        unavailable <= pool_size,
+        "{unavailable} answers 503 for {pool_size} connections"
+    );
+    assert_eq!(created + unavailable, pool_size * 2 + 5);
+    let stats = app.get_ok(&format!("/stats/sources/{source}")).await;
+    assert_eq!(
+        stats["total_contacts"],
+        u64::from(8 + created),
+        "every 201 stored, nothing of a 503: {stats}"
+    );
+}
+
+#[tokio::test]
+async fn a_statement_cut_off_by_the_statement_timeout_is_answered_503() {
+    let Some(app) = common::TestApp::spawn_backend_with(Backend::Postgres, |config| {
+        config.db_statement_timeout_secs = 1;
+    })
+    .await
+    else {
+        return common::postgres_not_configured();
+    };
+    app.operator("Ann", 10).await;
+    let mut admin = sqlx::PgConnection::connect(&app.database.url)
+        .await
+        .unwrap();
+    let mut locking = sqlx::Connection::begin(&mut admin).await.unwrap();
+    sqlx::query("LOCK TABLE operators IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locking)
+        .await
+        .unwrap();
+
+    let (status, body) = app.get("/operators/").await;
+
+    locking.rollback().await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["detail"].is_string(), "{body}");
+    let (status, _) = app.get("/operators/").await;
+    assert_eq!(status, StatusCode::OK);
 }
