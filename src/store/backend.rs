@@ -10,10 +10,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{ConnectOptions, Connection as _, Database, Postgres, Transaction};
+use sqlx::{ConnectOptions, Connection as _, Postgres, Transaction};
 
 use super::api_keys::KeyConnections;
 use super::executor::Dialect;
@@ -28,27 +27,6 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 /// How many times a PostgreSQL write is tried when it keeps colliding with concurrent writes.
 const POSTGRES_WRITE_ATTEMPTS: usize = 8;
-
-/// A pooled connection idle for longer than this is pinged before it is lent out ([`pinged_when_idle`]).
-const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
-
-/// Pings a connection before lending it out only when it has been idle for [`PING_WHEN_IDLE_FOR`]. sqlx pings
-/// every connection as it returns to the pool, and by default again before lending it out: a round trip per
-/// acquire, two per PostgreSQL contact (the key lookup's and the write's), and on SQLite a hand-over to the
-/// connection's worker thread. A connection back within the second was checked on its return; one idle
-/// longer may have been dropped by the server or the network, and is checked (replaced if it fails) as before.
-fn pinged_when_idle<DB: Database>(options: PoolOptions<DB>) -> PoolOptions<DB> {
-    options
-        .test_before_acquire(false)
-        .before_acquire(|connection, meta| {
-            Box::pin(async move {
-                if meta.idle_for >= PING_WHEN_IDLE_FOR {
-                    connection.ping().await?;
-                }
-                Ok(true)
-            })
-        })
-}
 
 #[derive(Clone)]
 pub enum Backend {
@@ -223,7 +201,7 @@ impl Backend {
                     },
                 )?;
                 let keys = KeyConnections::open(options.get_filename())?;
-                let readers = pinged_when_idle(SqlitePoolOptions::new())
+                let readers = SqlitePoolOptions::new()
                     .max_connections(config.db_max_connections.max(1))
                     .acquire_timeout(config.db_acquire_timeout())
                     .connect_with(options.read_only(true))
@@ -237,7 +215,7 @@ impl Backend {
             Target::Postgres(options) => {
                 let statement_timeout = format!("{}s", config.db_statement_timeout_secs);
                 let options = options.options([("statement_timeout", statement_timeout.as_str())]);
-                let pool = pinged_when_idle(PgPoolOptions::new())
+                let pool = PgPoolOptions::new()
                     .max_connections(config.db_max_connections.max(1))
                     .acquire_timeout(config.db_acquire_timeout())
                     .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
