@@ -80,10 +80,32 @@ fn is_unavailability(error: &sqlx::Error) -> bool {
 }
 
 /// PostgreSQL's SQLSTATEs for a statement it cut short or a connection it ended, none of them the request's
-/// doing: class 08 (the connection failed), 57014 (cancelled, as `statement_timeout` does), 57P01–57P03 (the
-/// server is shutting down, has crashed, or is not yet accepting connections).
+/// doing: class 08 (the connection failed; not 08P01, a protocol violation, which is a bug), 57014 (cancelled,
+/// as `statement_timeout` does), 57P01–57P03 (the server is shutting down, has crashed, or is not yet
+/// accepting connections), 57P05 and 25P03 (a session or transaction idle past the server's timeout).
 fn is_postgres_unavailability(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57014" | "57P01" | "57P02" | "57P03")
+    (code.starts_with("08") && code != "08P01")
+        || matches!(
+            code,
+            "57014" | "57P01" | "57P02" | "57P03" | "57P05" | "25P03"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_ending_a_statement_or_connection_is_unavailability_and_a_bug_or_conflict_is_not() {
+        for code in [
+            "08006", "08001", "57014", "57P01", "57P02", "57P03", "57P05", "25P03",
+        ] {
+            assert!(is_postgres_unavailability(code), "{code}");
+        }
+        for code in ["08P01", "23505", "40001", "42P01", "57P04", "22001"] {
+            assert!(!is_postgres_unavailability(code), "{code}");
+        }
+    }
 }
 
 fn is_sqlite_busy(error: &rusqlite::Error) -> bool {

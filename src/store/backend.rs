@@ -214,13 +214,21 @@ impl Backend {
             }
             Target::Postgres(options) => {
                 let statement_timeout = format!("{}s", config.db_statement_timeout_secs);
-                let options = options.options([("statement_timeout", statement_timeout.as_str())]);
                 let pool = PgPoolOptions::new()
                     .max_connections(config.db_max_connections.max(1))
                     .acquire_timeout(config.db_acquire_timeout())
-                    .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
+                    .connect_with(
+                        options
+                            .clone()
+                            .options([("statement_timeout", statement_timeout.as_str())])
+                            .log_statements(tracing::log::LevelFilter::Trace),
+                    )
                     .await?;
-                POSTGRES_MIGRATIONS.run(&pool).await?;
+                // Not on the pool: a migration may rewrite a large table, or wait for the migration lock
+                // while other instances upgrade, for longer than a request's statement may take.
+                let mut migrating = options.connect().await?;
+                POSTGRES_MIGRATIONS.run(&mut migrating).await?;
+                migrating.close().await?;
                 Backend::Postgres { pool }
             }
         })

@@ -132,66 +132,89 @@ async fn requests_get_503_while_postgres_is_unreachable_and_succeed_once_it_is_b
     server.stop().await.unwrap();
 }
 
-/// Ends every connection the instance holds, as a restart of PostgreSQL or an administrator does; returns how
-/// many were ended.
-async fn end_connections_of(database: &TestDatabase) -> i64 {
+/// Takes `table`'s strongest lock in a transaction of its own, as a migration or an administrator may: every
+/// statement of the server on it waits until the transaction ends.
+async fn lock_table(database: &TestDatabase, table: &str) -> sqlx::PgConnection {
     let mut admin = sqlx::PgConnection::connect(&database.url).await.unwrap();
-    let ended: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE application_name = current_setting('application_name') AND pid <> pg_backend_pid()",
-    )
-    .fetch_all(&mut admin)
-    .await
-    .unwrap();
-    ended.len() as i64
+    sqlx::query("BEGIN").execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin
 }
 
 #[tokio::test]
-async fn connections_ended_by_postgres_cost_at_most_one_503_each_and_never_a_500() {
-    let pool_size: u32 = 3;
-    let Some(app) = common::TestApp::spawn_backend_with(Backend::Postgres, |config| {
-        config.db_max_connections = pool_size;
-    })
-    .await
-    else {
+async fn a_request_whose_connection_postgres_ends_is_answered_503_and_the_next_succeeds() {
+    let Some(app) = common::TestApp::spawn_backend(Backend::Postgres).await else {
         return common::postgres_not_configured();
     };
     let source = app.source("bot").await;
-    let operator = app.operator("Ann", 100).await;
+    let operator = app.operator("Ann", 10).await;
     app.link(source, operator, 1.0).await;
-    // Every pooled connection in use at once, so that all of them are open when they are ended.
-    futures::future::join_all(
-        (0..8).map(|_| app.post("/contacts/", json!({ "source_id": source }))),
-    )
+    let mut locking = lock_table(&app.database, "operators").await;
+
+    // The request waits on the lock; its backend is then ended, as a restart or an administrator would.
+    let mut watching = sqlx::PgConnection::connect(&app.database.url)
+        .await
+        .unwrap();
+    let ending = async {
+        common::poll_until(
+            std::time::Duration::from_secs(30),
+            std::time::Duration::from_millis(20),
+            async || {
+                sqlx::query_scalar::<_, bool>(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = current_setting('application_name') \
+                     AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+                )
+                .fetch_all(&mut watching)
+                .await
+                .unwrap()
+                .len()
+            },
+            |ended| *ended > 0,
+        )
+        .await
+    };
+    let ((status, body), ended) = tokio::join!(app.get("/operators/"), ending);
+
+    assert_eq!(ended, 1, "the waiting backend was ended");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["detail"].is_string(), "{body}");
+    sqlx::query("ROLLBACK").execute(&mut locking).await.unwrap();
+    let (status, _) = app.get("/operators/").await;
+    assert_eq!(status, StatusCode::OK);
+    let contact = app.contact(json!({ "source_id": source })).await;
+    assert_eq!(contact["operator_id"], operator);
+}
+
+/// Migrations run outside the requests' statement timeout: one waiting longer than that for a lock (here an
+/// administrator's; in production the migration lock another instance holds while it upgrades, or a large
+/// table rewritten) still completes, and the server starts.
+#[tokio::test]
+async fn a_migration_may_take_longer_than_the_statement_timeout() {
+    let Some(database) = TestDatabase::new(Backend::Postgres).await else {
+        return common::postgres_not_configured();
+    };
+    database.migrate_before("0011").await;
+    let mut locking = lock_table(&database, "leads").await;
+    let unlocking = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        sqlx::query("ROLLBACK").execute(&mut locking).await.unwrap();
+    });
+
+    let app = common::TestApp::spawn_on_with(database, |config| {
+        config.db_statement_timeout_secs = 1;
+    })
     .await;
 
-    let ended = end_connections_of(&app.database).await;
-    assert!(ended >= 1, "the instance held connections");
-    let mut unavailable: u32 = 0;
-    let mut created: u32 = 0;
-    for _ in 0..pool_size * 2 + 5 {
-        let (status, body) = app.post("/contacts/", json!({ "source_id": source })).await;
-        match status {
-            StatusCode::CREATED => created += 1,
-            StatusCode::SERVICE_UNAVAILABLE => {
-                assert!(body["detail"].is_string(), "{body}");
-                unavailable += 1;
-            }
-            other => panic!("{other}: {body}"),
-        }
-    }
-
-    assert!(
-        unavailable <= pool_size,
-        "{unavailable} answers 503 for {pool_size} connections"
-    );
-    assert_eq!(created + unavailable, pool_size * 2 + 5);
-    let stats = app.get_ok(&format!("/stats/sources/{source}")).await;
-    assert_eq!(
-        stats["total_contacts"],
-        u64::from(8 + created),
-        "every 201 stored, nothing of a 503: {stats}"
-    );
+    unlocking.await.unwrap();
+    let source = app.source("bot").await;
+    let contact = app
+        .contact(json!({ "source_id": source, "lead_external_id": "after-upgrade" }))
+        .await;
+    assert!(contact["lead_id"].is_i64(), "{contact}");
 }
 
 #[tokio::test]
@@ -204,18 +227,11 @@ async fn a_statement_cut_off_by_the_statement_timeout_is_answered_503() {
         return common::postgres_not_configured();
     };
     app.operator("Ann", 10).await;
-    let mut admin = sqlx::PgConnection::connect(&app.database.url)
-        .await
-        .unwrap();
-    let mut locking = sqlx::Connection::begin(&mut admin).await.unwrap();
-    sqlx::query("LOCK TABLE operators IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *locking)
-        .await
-        .unwrap();
+    let mut locking = lock_table(&app.database, "operators").await;
 
     let (status, body) = app.get("/operators/").await;
 
-    locking.rollback().await.unwrap();
+    sqlx::query("ROLLBACK").execute(&mut locking).await.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body["detail"].is_string(), "{body}");
     let (status, _) = app.get("/operators/").await;
