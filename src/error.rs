@@ -60,6 +60,17 @@ impl AppError {
         }
     }
 
+    /// Whether PostgreSQL cancelled the statement for running past `statement_timeout` (57014): a request
+    /// that is heavy by nature meets it again on retry, so its answer says so.
+    fn is_statement_timeout(&self) -> bool {
+        let Self::Database(sqlx::Error::Database(error)) = self else {
+            return false;
+        };
+        error
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|error| error.code() == "57014")
+    }
+
     /// Whether the error is the client's doing; a batch of writes survives those, not the others.
     pub fn is_client_error(&self) -> bool {
         self.status().is_client_error()
@@ -121,7 +132,12 @@ impl IntoResponse for AppError {
         // A database's own error text is for the log, not for clients; every other message is written for them.
         let detail = match &self {
             Self::Database(_) | Self::Sqlite(_) | Self::Internal(_) if status.is_server_error() => {
-                if status == StatusCode::SERVICE_UNAVAILABLE {
+                if self.is_statement_timeout() {
+                    tracing::warn!(error = %self, "statement timed out");
+                    "The database took longer than the statement timeout; retry later, or ask for less \
+                     (a narrower filter, a smaller page)"
+                        .to_owned()
+                } else if status == StatusCode::SERVICE_UNAVAILABLE {
                     tracing::warn!(error = %self, "database unavailable");
                     "Database unavailable, retry later".to_owned()
                 } else {
