@@ -63,12 +63,7 @@ impl AppError {
     /// Whether PostgreSQL cancelled the statement for running past `statement_timeout` (57014): a request
     /// that is heavy by nature meets it again on retry, so its answer says so.
     fn is_statement_timeout(&self) -> bool {
-        let Self::Database(sqlx::Error::Database(error)) = self else {
-            return false;
-        };
-        error
-            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-            .is_some_and(|error| error.code() == "57014")
+        matches!(self, Self::Database(error) if postgres_code(error) == Some("57014"))
     }
 
     /// Whether the error is the client's doing; a batch of writes survives those, not the others.
@@ -83,11 +78,18 @@ fn is_unavailability(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(error) => error
-            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-            .is_some_and(|error| is_postgres_unavailability(error.code())),
-        _ => false,
+        _ => postgres_code(error).is_some_and(is_postgres_unavailability),
     }
+}
+
+/// The SQLSTATE of an error PostgreSQL answered with; `None` for any other error.
+fn postgres_code(error: &sqlx::Error) -> Option<&str> {
+    let sqlx::Error::Database(error) = error else {
+        return None;
+    };
+    error
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .map(|error| error.code())
 }
 
 /// PostgreSQL's SQLSTATEs for a statement it cut short or a connection it ended, none of them the request's

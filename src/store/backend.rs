@@ -184,14 +184,7 @@ impl Backend {
                 let options = options
                     .busy_timeout(Duration::from_secs(5))
                     .log_statements(tracing::log::LevelFilter::Trace);
-                let mut migrating = options
-                    .clone()
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .connect()
-                    .await?;
-                SQLITE_MIGRATIONS.run(&mut migrating).await?;
-                migrating.close().await?;
+                migrate_sqlite(&options).await?;
                 let writer = WriterHandle::start(
                     options.get_filename(),
                     WriterSettings {
@@ -224,11 +217,7 @@ impl Backend {
                             .log_statements(tracing::log::LevelFilter::Trace),
                     )
                     .await?;
-                // Not on the pool: a migration may rewrite a large table, or wait for the migration lock
-                // while other instances upgrade, for longer than a request's statement may take.
-                let mut migrating = options.connect().await?;
-                POSTGRES_MIGRATIONS.run(&mut migrating).await?;
-                migrating.close().await?;
+                migrate_postgres(&options).await?;
                 Backend::Postgres { pool }
             }
         })
@@ -237,22 +226,9 @@ impl Backend {
     /// Applies the migrations and returns, without starting anything.
     pub async fn migrate(config: &Config) -> anyhow::Result<()> {
         match target(&config.database_url)? {
-            Target::Sqlite(options) => {
-                let mut connection = options
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .connect()
-                    .await?;
-                SQLITE_MIGRATIONS.run(&mut connection).await?;
-                connection.close().await?;
-            }
-            Target::Postgres(options) => {
-                let mut connection = options.connect().await?;
-                POSTGRES_MIGRATIONS.run(&mut connection).await?;
-                connection.close().await?;
-            }
+            Target::Sqlite(options) => migrate_sqlite(&options).await,
+            Target::Postgres(options) => migrate_postgres(&options).await,
         }
-        Ok(())
     }
 
     /// Waits for the writes under way, then closes every connection.
@@ -274,6 +250,29 @@ impl Backend {
             Backend::Postgres { .. } => "postgres",
         }
     }
+}
+
+/// Applies the SQLite migrations on a connection of their own, creating the file (in WAL mode) if missing.
+async fn migrate_sqlite(options: &SqliteConnectOptions) -> anyhow::Result<()> {
+    let mut connection = options
+        .clone()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .connect()
+        .await?;
+    SQLITE_MIGRATIONS.run(&mut connection).await?;
+    connection.close().await?;
+    Ok(())
+}
+
+/// Applies the PostgreSQL migrations on a connection of their own, without the requests' statement timeout:
+/// a migration may rewrite a large table, or wait for the migration lock while another instance upgrades,
+/// for longer than a request's statement may take.
+async fn migrate_postgres(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let mut connection = options.connect().await?;
+    POSTGRES_MIGRATIONS.run(&mut connection).await?;
+    connection.close().await?;
+    Ok(())
 }
 
 /// Commits the transaction if its work succeeded. `None`: it collided with a concurrent transaction and
