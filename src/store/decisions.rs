@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::executor::{Executor, Record, Row, params};
+use super::executor::{Executor, Record, Row, params, returning};
 use super::{Page, Result, Store, contacts, operators};
 use crate::domain::fairness::{Assignment, Window};
 use crate::domain::{Candidate, Decision, Exclusion, Reach, Strategy, weighted_shares};
@@ -88,8 +88,12 @@ pub async fn record(
     decision: &Decision,
 ) -> Result<i64> {
     let text = record_column(decision, reason)?;
-    let sql = "INSERT INTO routing_decisions (contact_id, source_id, at, reason, strategy, \
-         chosen_operator_id, record) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id AS value";
+    let sql = returning!(
+        write: "INSERT INTO routing_decisions (contact_id, source_id, at, reason, strategy, \
+             chosen_operator_id, record) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        columns: "id AS value",
+        read_back: "FROM routing_decisions WHERE id = last_insert_rowid()",
+    );
     let params = params![
         contact_id,
         source_id,
@@ -99,7 +103,7 @@ pub async fn record(
         decision.chosen_operator_id,
         text.as_str()
     ];
-    db.one(sql, params).await
+    db.written_one(&sql, params).await
 }
 
 /// The decision's `record` column ([`Compact`]), for an attempt made for `reason`.

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::contacts::{self, Contact};
-use super::executor::{Executor, params};
+use super::executor::{Executor, params, returning};
 use super::{Page, Result, Store, webhooks};
 use crate::domain::{Reach, Status};
 use crate::error::AppError;
@@ -116,11 +116,14 @@ pub async fn record(
 
 /// Writes the history entry alone; its events are the caller's to queue.
 pub async fn insert(db: &mut impl Executor, change: &HistoryChange) -> Result<HistoryEntry> {
-    let sql = concat!(
-        "INSERT INTO contact_history (contact_id, at, event, from_operator_id, to_operator_id, ",
-        "from_status, to_status, reason, api_key_id, decision_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         RETURNING ",
-        history_columns!()
+    let sql = returning!(
+        write: concat!(
+            "INSERT INTO contact_history (contact_id, at, event, from_operator_id, to_operator_id, ",
+            "from_status, to_status, reason, api_key_id, decision_id) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ),
+        columns: history_columns!(),
+        read_back: "FROM contact_history WHERE id = last_insert_rowid()",
     );
     let params = params![
         change.contact_id,
@@ -134,7 +137,7 @@ pub async fn insert(db: &mut impl Executor, change: &HistoryChange) -> Result<Hi
         change.api_key_id,
         change.decision_id
     ];
-    db.one(sql, params).await
+    db.written_one(&sql, params).await
 }
 
 /// The page of the contact's history, if the contact is within reach as this very statement reads it: the

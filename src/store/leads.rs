@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::contacts::{self, Contact};
-use super::executor::{Executor, Filters, params};
+use super::executor::{Executor, Filters, params, returning};
 use super::{Page, Result, Store};
 use crate::domain::{KnownLead, LeadIdentity, LeadResolution, resolve_lead};
 use crate::error::AppError;
@@ -130,10 +130,10 @@ pub async fn resolve(db: &mut impl Executor, identity: &LeadIdentity) -> Result<
 }
 
 async fn insert(db: &mut impl Executor, identity: &LeadIdentity) -> Result<Lead> {
-    let sql = concat!(
-        "INSERT INTO leads (external_id, phone, email, name, created_at) VALUES ($1, $2, $3, $4, $5) ",
-        "RETURNING ",
-        lead_columns!()
+    let sql = returning!(
+        write: "INSERT INTO leads (external_id, phone, email, name, created_at) VALUES ($1, $2, $3, $4, $5)",
+        columns: lead_columns!(),
+        read_back: "FROM leads WHERE id = last_insert_rowid()",
     );
     let params = params![
         identity.external_id.as_deref(),
@@ -142,7 +142,7 @@ async fn insert(db: &mut impl Executor, identity: &LeadIdentity) -> Result<Lead>
         identity.name.as_deref(),
         super::now()
     ];
-    db.one(sql, params).await
+    db.written_one(&sql, params).await
 }
 
 impl Store {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::audit::{self, Actor, AuditChange, action};
-use super::executor::{Dialect, Executor, params};
+use super::executor::{Dialect, Executor, params, returning};
 use super::history::{self, HistoryChange, entry, reason};
 use super::queue::{self, Drained};
 use super::{Page, Result, Store, acceptance, contacts, sources, tallies, time_off};
@@ -215,12 +215,13 @@ pub async fn claim_capacity(
     operator_id: i64,
     at: DateTime<Utc>,
 ) -> Result<Option<Operator>> {
-    let sql = concat!(
-        "UPDATE operators SET active_load = active_load + 1, last_assigned_at = $2 ",
-        "WHERE id = $1 AND is_active AND active_load < max_load RETURNING ",
-        operator_columns!()
+    let sql = returning!(
+        write: "UPDATE operators SET active_load = active_load + 1, last_assigned_at = $2 \
+             WHERE id = $1 AND is_active AND active_load < max_load",
+        columns: operator_columns!(),
+        read_back: "FROM operators WHERE id = $1",
     );
-    db.optional(sql, params![operator_id, at]).await
+    db.written(&sql, params![operator_id, at]).await
 }
 
 /// Changes the active load by `delta`, without a capacity check (a contact closed, reopened or moved). No

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::executor::{Executor, params};
+use super::executor::{Executor, params, returning};
 use super::operators::{self, Operator};
 use super::sources::{self, SourceDetail};
 use super::{Result, Store, decisions};
@@ -69,10 +69,14 @@ pub async fn count(
     status: &str,
     delta: i64,
 ) -> Result<i64> {
-    let sql = "INSERT INTO contact_counts (source_id, operator_id, status, contacts) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (source_id, operator_id, status) \
-         DO UPDATE SET contacts = contact_counts.contacts + excluded.contacts RETURNING contacts AS value";
-    db.one(sql, params![source_id, operator_key, status, delta])
+    let sql = returning!(
+        write: "INSERT INTO contact_counts (source_id, operator_id, status, contacts) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (source_id, operator_id, status) \
+             DO UPDATE SET contacts = contact_counts.contacts + excluded.contacts",
+        columns: "contacts AS value",
+        read_back: "FROM contact_counts WHERE source_id = $1 AND operator_id = $2 AND status = $3",
+    );
+    db.written_one(&sql, params![source_id, operator_key, status, delta])
         .await
 }
 

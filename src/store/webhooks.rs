@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::audit::{self, Actor, AuditChange, action};
 use super::contacts::{self, Contact};
-use super::executor::{Executor, Record, Row, params};
+use super::executor::{Executor, Record, Row, params, returning};
 use super::history::{HistoryChange, HistoryEntry, entry};
 use super::{Result, Store};
 use crate::domain::{DeliveryState, Status, WebhookUrl};
@@ -146,10 +146,13 @@ pub async fn enqueue_for(
                 data.insert(event_data(&contact, entry))
             }
         };
-        let sql = "INSERT INTO webhook_events (type, data, created_at) VALUES ($1, $2, $3) \
-             RETURNING id AS value";
+        let sql = returning!(
+            write: "INSERT INTO webhook_events (type, data, created_at) VALUES ($1, $2, $3)",
+            columns: "id AS value",
+            read_back: "FROM webhook_events WHERE id = last_insert_rowid()",
+        );
         let event_id: i64 = db
-            .one(sql, params![event_type, data.as_str(), entry.at])
+            .written_one(&sql, params![event_type, data.as_str(), entry.at])
             .await?;
         let due_at_ms = entry.at.timestamp_millis();
         for webhook_id in receivers {
