@@ -300,7 +300,7 @@ fn run_batch(tx: &mut Connection, jobs: impl ExactSizeIterator<Item = Job>) -> b
     let mut holds_writes = false;
     for job in jobs {
         if !open {
-            if let Err(error) = tx.execute_batch("BEGIN IMMEDIATE") {
+            if let Err(error) = run_cached(tx, "BEGIN IMMEDIATE") {
                 tracing::error!(%error, batch_size, "could not begin a write transaction");
                 failed = true;
                 break; // dropping the jobs left answers their writers 503
@@ -376,7 +376,7 @@ fn run_cached(tx: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 fn commit(tx: &Connection) -> bool {
-    match tx.execute_batch("COMMIT") {
+    match run_cached(tx, "COMMIT") {
         Ok(()) => true,
         Err(error) => {
             tracing::error!(%error, "committing a write batch failed");
