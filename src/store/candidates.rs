@@ -21,11 +21,11 @@ impl Record for LinkedOperator {
             is_active: row.get("is_active")?,
             max_load: row.get("max_load")?,
             active_load: row.get("active_load")?,
-            last_assigned_at: row.get("last_assigned_at")?,
             availability: row.get("availability")?,
             away_until: row.get("away_until")?,
             timezone: row.get("timezone")?,
             schedule: row.get("schedule")?,
+            last_assigned_at: row.get("last_assigned_at")?,
             // Loaded apart, for the few who have any (see `candidates_of`).
             time_off: Vec::new(),
         })
@@ -44,13 +44,18 @@ impl Record for WithTimeOff {
     }
 }
 
-/// The linked operator columns that routing reads, with whether each has time off on record (on
-/// `source_operator_weights` as `w`, `operators` as `o`), but for `last_assigned_at`.
+/// The linked operator columns that routing reads, `last_assigned_at` as the caller reads it, and whether
+/// each has time off on record (on `source_operator_weights` as `w`, `operators` as `o`). In the order they
+/// are decoded: a row finds a column by name fastest when it is the one after the last it found.
 macro_rules! linked_columns {
-    () => {
-        "w.operator_id, w.weight, o.is_active, o.max_load, o.active_load, \
-         o.availability, o.away_until, o.timezone, o.schedule, \
-         EXISTS (SELECT 1 FROM operator_time_off t WHERE t.operator_id = o.id) AS has_time_off"
+    ($last_assigned_at:expr) => {
+        concat!(
+            "w.operator_id, w.weight, o.is_active, o.max_load, o.active_load, ",
+            "o.availability, o.away_until, o.timezone, o.schedule, ",
+            $last_assigned_at,
+            " AS last_assigned_at, ",
+            "EXISTS (SELECT 1 FROM operator_time_off t WHERE t.operator_id = o.id) AS has_time_off"
+        )
     };
 }
 
@@ -60,8 +65,8 @@ macro_rules! linked_columns {
 pub async fn field_of(db: &mut impl Executor, source_id: i64, now: DateTime<Utc>) -> Result<Field> {
     let sql = concat!(
         "SELECT ",
-        linked_columns!(),
-        ", o.last_assigned_at FROM source_operator_weights w JOIN operators o ON o.id = w.operator_id ",
+        linked_columns!("o.last_assigned_at"),
+        " FROM source_operator_weights w JOIN operators o ON o.id = w.operator_id ",
         "WHERE w.source_id = $1 ORDER BY w.operator_id"
     );
     let rows: Vec<WithTimeOff> = db.all(sql, params![source_id]).await?;
@@ -158,12 +163,11 @@ pub async fn routing_view(
         ") AS has_waiting, ",
         "NULL AS operator_id, NULL AS weight, NULL AS is_active, NULL AS max_load, NULL AS active_load, ",
         "NULL AS availability, NULL AS away_until, NULL AS timezone, NULL AS schedule, ",
-        "NULL AS has_time_off, NULL AS last_assigned_at ",
+        "NULL AS last_assigned_at, NULL AS has_time_off ",
         "FROM sources s WHERE s.id = $1 AND s.deleted_at IS NULL ",
         "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ",
-        linked_columns!(),
-        ", CASE WHEN s.strategy = 'least_loaded' THEN o.last_assigned_at END ",
-        "FROM sources s JOIN source_operator_weights w ON w.source_id = s.id ",
+        linked_columns!("CASE WHEN s.strategy = 'least_loaded' THEN o.last_assigned_at END"),
+        " FROM sources s JOIN source_operator_weights w ON w.source_id = s.id ",
         "JOIN operators o ON o.id = w.operator_id ",
         "WHERE s.id = $1 AND s.deleted_at IS NULL"
     );
@@ -237,8 +241,8 @@ pub async fn simulation_view(
     let sql = concat!(
         "SELECT s.id, s.name, s.description, s.created_at, s.on_operator_unavailable, s.sticky_hours, ",
         "s.accept_timeout_secs, s.strategy, s.strategy_round, ",
-        linked_columns!(),
-        ", o.last_assigned_at, o.name AS operator_name",
+        linked_columns!("o.last_assigned_at"),
+        ", o.name AS operator_name",
         " FROM sources s LEFT JOIN source_operator_weights w ON w.source_id = s.id ",
         "LEFT JOIN operators o ON o.id = w.operator_id ",
         "WHERE s.id = $1 AND s.deleted_at IS NULL ORDER BY w.operator_id"
