@@ -63,8 +63,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
         .expect("HMAC-SHA256 accepts keys of every length");
     mac.update(body);
     let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("sha256={hex}")
+    format!("sha256={}", hex::encode(digest))
 }
 
 /// Sends deliveries until cancelled: whatever is due, then again when this instance writes events, or every

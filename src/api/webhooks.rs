@@ -176,8 +176,7 @@ impl CreateWebhook {
 fn generated_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("whsec_{hex}")
+    format!("whsec_{}", hex::encode(bytes))
 }
 
 /// Create a webhook: from now on, every event of the chosen types is posted to its URL, signed with its secret

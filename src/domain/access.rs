@@ -204,16 +204,12 @@ impl Need {
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("lr_{}", hex(&bytes))
+    format!("lr_{}", hex::encode(bytes))
 }
 
 /// What is stored for a token. A plain SHA-256 suffices: the tokens are random, not passwords to guess.
 pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 #[cfg(test)]

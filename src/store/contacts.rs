@@ -209,10 +209,7 @@ impl NewContact {
             self.message.as_ref().map(Text::as_str),
         ])
         .to_string();
-        Sha256::digest(canonical.as_bytes())
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        hex::encode(Sha256::digest(canonical.as_bytes()))
     }
 }
 

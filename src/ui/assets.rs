@@ -41,10 +41,7 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
     for asset in ASSETS {
         digest.update(asset.body.as_bytes());
     }
-    digest.finalize()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&digest.finalize()[..6])
 });
 
 pub fn asset_url(name: &str) -> String {
