@@ -619,7 +619,8 @@ async fn record_arrival(db: &mut impl Executor, arrival: &Arrival<'_>) -> Result
         Dialect::Sqlite => {
             let sql = "INSERT INTO contacts (lead_id, source_id, operator_id, status, message, created_at, \
                  created_by_key_id, assigned_at, accept_deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-            // The id read apart from the insert, not by RETURNING: see `executor::Returning`.
+            // The id read apart from the insert, not by RETURNING: see `executor::Returning`. A plain INSERT
+            // inserts its row or fails, so `last_insert_rowid()` is this one's.
             db.execute(sql, contact).await?;
             let id: i64 = db.one("SELECT last_insert_rowid() AS value", &[]).await?;
             let decision_id = decisions::record(

@@ -358,7 +358,18 @@ pub trait Executor: Send {
                     if self.execute(statement.sqlite_write, params).await? == 0 {
                         return Ok(None);
                     }
-                    self.optional(statement.sqlite_read_back, params).await
+                    // A write that went through and a row not found again would pass for a write refused (a
+                    // claim's unit taken and never given back): a broken read back is an error.
+                    self.optional(statement.sqlite_read_back, params)
+                        .await?
+                        .map(Some)
+                        .ok_or_else(|| {
+                            AppError::Internal(anyhow::anyhow!(
+                                "the row written by {} is not found by {}",
+                                statement.sqlite_write,
+                                statement.sqlite_read_back
+                            ))
+                        })
                 }
             }
         }
@@ -371,8 +382,13 @@ pub trait Executor: Send {
         params: &[Value<'_>],
     ) -> impl Future<Output = Result<T>> + Send {
         async move {
+            let dialect = self.dialect();
             self.written(statement, params).await?.ok_or_else(|| {
-                AppError::Internal(anyhow::anyhow!("no row written by {}", statement.postgres))
+                let sql = match dialect {
+                    Dialect::Postgres => statement.postgres,
+                    Dialect::Sqlite => statement.sqlite_write,
+                };
+                AppError::Internal(anyhow::anyhow!("no row written by {sql}"))
             })
         }
     }
@@ -440,7 +456,11 @@ fn prepare<'c>(
             .and_then(|number| number.parse::<usize>().ok())
             .and_then(|number| params.get(number.checked_sub(1)?));
         let Some(value) = value else {
-            return Err(rusqlite::Error::InvalidParameterCount(index, params.len()));
+            let name = statement.parameter_name(index).unwrap_or("?");
+            return Err(rusqlite::Error::InvalidParameterName(format!(
+                "{name}: no such parameter among the {} given to {sql}",
+                params.len()
+            )));
         };
         statement.raw_bind_parameter(index, value)?;
     }
@@ -699,5 +719,20 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(refused.is_none());
+    }
+
+    #[test]
+    fn a_write_that_went_through_but_whose_row_is_not_read_back_is_an_error_not_none() {
+        const LOST: Returning = returning!(
+            write: "INSERT INTO t (a, b) VALUES ($1, $2)",
+            columns: "a, b",
+            read_back: "FROM t WHERE id = -1",
+        );
+        let mut db = connection();
+        let lost: Result<Option<Pair>> = ready_now(db.written(&LOST, params![1, "x"])).unwrap();
+        assert!(
+            lost.is_err(),
+            "a write counted as refused would lose what it changed"
+        );
     }
 }
