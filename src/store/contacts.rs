@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 
 use super::audit::Actor;
-use super::executor::{Dialect, Executor, Filters, Record, Row, params};
+use super::executor::{Dialect, Executor, Filters, Record, Row, params, returning};
 use super::history::{self, HistoryChange, entry, reason};
 use super::leads::{self, Lead};
 use super::operators::{self, Operator};
@@ -617,12 +617,14 @@ async fn record_arrival(db: &mut impl Executor, arrival: &Arrival<'_>) -> Result
     ];
     match db.dialect() {
         Dialect::Sqlite => {
-            let sql = "INSERT INTO contacts (lead_id, source_id, operator_id, status, message, created_at, \
-                 created_by_key_id, assigned_at, accept_deadline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-            // The id read apart from the insert, not by RETURNING: see `executor::Returning`. A plain INSERT
-            // inserts its row or fails, so `last_insert_rowid()` is this one's.
-            db.execute(sql, contact).await?;
-            let id: i64 = db.one("SELECT last_insert_rowid() AS value", &[]).await?;
+            let sql = returning!(
+                write: "INSERT INTO contacts (lead_id, source_id, operator_id, status, message, created_at, \
+                     created_by_key_id, assigned_at, accept_deadline) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                columns: "id AS value",
+                read_back: "FROM contacts WHERE id = last_insert_rowid()",
+            );
+            let id: i64 = db.written_one(&sql, contact).await?;
             let decision_id = decisions::record(
                 db,
                 id,
